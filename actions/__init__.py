@@ -1,0 +1,1 @@
+"""Mitigation actions: one module per action, each planning before it mutates anything."""

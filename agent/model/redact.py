@@ -1,0 +1,37 @@
+"""Masking and truncation applied before anything reaches logs, findings or the ledger."""
+
+from __future__ import annotations
+
+import re
+
+_DSN_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+_KV_SECRET = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|authorization|bearer)\b\s*[=:]\s*)"
+    r"(?P<val>\"[^\"]*\"|'[^']*'|[^\s&,;]+)",
+    re.I,
+)
+_BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<val>[A-Za-z0-9._~+/=-]+)", re.I)
+MASK = "***"
+
+
+def redact_dsn(dsn: str) -> str:
+    """`postgresql://u:pw@h/db` -> `postgresql://u:***@h/db`; key=value DSNs lose `password=`."""
+    out = _DSN_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", dsn)
+    return _KV_SECRET.sub(lambda m: f"{m['key']}{MASK}", out)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask DSN passwords, `password=...`-style pairs, bearer tokens and any known secret value."""
+    out = redact_dsn(text)
+    out = _BEARER.sub(lambda m: f"{m['key']}{MASK}", out)
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            out = out.replace(secret, MASK)
+    return out
+
+
+def truncate(text: str, limit: int = 300) -> str:
+    """Cut `text` to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more chars]"

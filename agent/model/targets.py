@@ -1,0 +1,206 @@
+"""What Hemostat guards: a target and the parts of it each probe and action looks at.
+
+These are user-facing config models (pydantic v2, unknown keys rejected) that live in the
+domain model because probes and actions read them. Secrets are only ever references
+(`{env: NAME}` or `{file: PATH}`), never inline values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from agent.model.errors import PermanentError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """A secret by reference: exactly one of an environment variable or a file (a mounted Secret)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_values(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("secrets are given by reference only: use {env: NAME} or {file: PATH}")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+    def resolve(self) -> str:
+        """Read the secret now. The error names the reference, never a value."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise PermanentError(f"secret {self.describe()} is not set", code="secret_missing")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text().strip()
+        except OSError as e:
+            raise PermanentError(
+                f"secret {self.describe()} cannot be read: {e.strerror}", code="secret_missing"
+            ) from e
+
+
+class Thresholds(_Strict):
+    """When an observation becomes a finding. Units are in the names."""
+
+    recent_deploy_minutes: float = Field(30, gt=0, description="a deploy this recent is a suspect")
+    error_rate: float = Field(0.05, ge=0, le=1, description="errors/requests that is a spike")
+    error_rate_sev1: float = Field(0.5, ge=0, le=1, description="errors/requests that is an outage")
+    errors_per_minute: float = Field(10, ge=0, description="error rate when no request counter")
+    dependency_slow_ms: float = Field(2000, gt=0)
+    log_errors: int = Field(10, ge=1, description="matching log lines that make an error spike")
+    long_query_seconds: float = Field(60, gt=0)
+    idle_in_transaction_seconds: float = Field(300, gt=0)
+    lock_wait_seconds: float = Field(10, gt=0)
+    connections_saturated_ratio: float = Field(0.9, gt=0, le=1)
+    restarts: int = Field(3, ge=1)
+    cpu_saturated_ratio: float = Field(0.9, gt=0)
+    memory_saturated_ratio: float = Field(0.9, gt=0)
+
+
+class DeployRepoSpec(_Strict):
+    """A git repository whose commits on `branch` are deploys (GitOps or deploy-on-merge)."""
+
+    path: Path
+    branch: str = "main"
+    window_minutes: float = Field(180, gt=0, description="how far back `git log` looks")
+    max_commits: int = Field(10, ge=1, le=1000)
+
+
+class BreakerSpec(_Strict):
+    """An app-side pybreaker breaker whose state lives in Redis (`CircuitRedisStorage`)."""
+
+    name: str
+    redis_url: SecretRef
+    namespace: str = Field("pybreaker", description="the storage namespace the app passes")
+
+
+class FallbackSpec(_Strict):
+    """Where a dependency's active endpoint is switched for a failover."""
+
+    backend: Literal["configmap", "http-flag", "file"]
+    key: str
+    primary: str
+    secondary: str
+    configmap: str | None = None
+    url: HttpUrl | None = None
+    path: Path | None = None
+    token: SecretRef | None = None
+
+
+class DependencySpec(_Strict):
+    """A dependency's health endpoint (`curl -I .../health`) and how to mitigate its outage."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    url: HttpUrl
+    method: Literal["HEAD", "GET"] = "HEAD"
+    expect_status: list[int] = Field(default_factory=lambda: [200, 204])
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    statuspage_url: HttpUrl | None = None
+    breaker: BreakerSpec | None = None
+    fallback: FallbackSpec | None = None
+    critical: bool = Field(True, description="the app cannot serve without it")
+
+
+class MetricsSpec(_Strict):
+    """An app's Prometheus endpoint and which counters are errors and which are requests."""
+
+    url: HttpUrl
+    error_counters: list[str] = Field(default_factory=lambda: ["http_requests_errors_total"])
+    request_counters: list[str] = Field(default_factory=lambda: ["http_requests_total"])
+    scrape_interval_s: float = Field(2.0, gt=0, le=120, description="gap between two scrapes")
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+
+class LogsSpec(_Strict):
+    """Which log lines are errors, and how much of each pod's log to read."""
+
+    patterns: list[str] = Field(default_factory=lambda: [r"\bERROR\b", r"\bFATAL\b", "Traceback"])
+    tail_lines: int = Field(100, ge=1, le=10000)
+    since_seconds: int = Field(900, ge=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        import re
+
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from e
+        return value
+
+
+class PostgresSpec(_Strict):
+    """The app's database, probed with a least-privilege role (`pg_monitor`)."""
+
+    dsn: SecretRef
+    connect_timeout_s: float = Field(5.0, gt=0, le=60)
+    statement_timeout_ms: int = Field(5000, gt=0)
+    exclude_roles: list[str] = Field(default_factory=list, description="never killed")
+    application_name: str = "hemostat"
+
+
+class FlagSpec(_Strict):
+    """A feature flag that can be turned off as a mitigation."""
+
+    name: str
+    backend: Literal["configmap", "unleash", "webhook"]
+    configmap: str | None = None
+    key: str | None = None
+    url: HttpUrl | None = None
+    project: str = "default"
+    environment: str = "production"
+    token: SecretRef | None = None
+
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", max_length=63)]
+
+
+class TargetSpec(_Strict):
+    """One app Hemostat guards, and everything the probes and actions need to know about it."""
+
+    name: Name
+    namespace: str = "default"
+    deployment: str | None = None
+    container: str | None = None
+    deploy_repo: DeployRepoSpec | None = None
+    dependencies: list[DependencySpec] = Field(default_factory=list)
+    metrics: MetricsSpec | None = None
+    logs: LogsSpec = Field(default_factory=LogsSpec)
+    postgres: PostgresSpec | None = None
+    flags: list[FlagSpec] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    probes: list[str] | None = Field(None, description="limit to these probes; default all that apply")
+    sweep_interval_s: float = Field(60, ge=1)
+
+    @field_validator("dependencies")
+    @classmethod
+    def _unique_dependency_names(cls, value: list[DependencySpec]) -> list[DependencySpec]:
+        names = [d.name for d in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"dependency names must be unique, repeated: {', '.join(dupes)}")
+        return value
+
+    def dependency(self, name: str) -> DependencySpec | None:
+        return next((d for d in self.dependencies if d.name == name), None)

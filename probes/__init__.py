@@ -1,0 +1,1 @@
+"""Diagnostic probes: one module per probe, each collecting (I/O) and analysing (pure)."""

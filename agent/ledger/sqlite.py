@@ -1,0 +1,124 @@
+"""The embedded ledger on SQLite: one file, WAL mode, write transactions taken IMMEDIATE.
+
+`BEGIN IMMEDIATE` takes the write lock at the start of the transaction, so two processes
+(the daemon and `hemostat approve`) serialize instead of failing with a busy upgrade.
+Triggers refuse UPDATE and DELETE on events: the timeline is append-only in the file itself.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from agent.ledger.base import LedgerError
+from agent.ledger.sql import SqlLedger, iter_migrations
+
+MIGRATIONS = (
+    """
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY, target TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL,
+        severity INTEGER NOT NULL, opened_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        group_key TEXT, resolved_at TEXT, data TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX incidents_group ON incidents (group_key, status);
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY, incident_id TEXT, target TEXT NOT NULL, action TEXT NOT NULL,
+        state TEXT NOT NULL, proposal TEXT NOT NULL, verdict TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL, expires_at TEXT,
+        plan TEXT, claimed_by TEXT
+    );
+    CREATE INDEX proposals_state ON proposals (state);
+    CREATE TABLE approvals (
+        proposal_id TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (proposal_id, actor)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, type TEXT NOT NULL,
+        actor TEXT NOT NULL, incident_id TEXT, proposal_id TEXT, data TEXT NOT NULL
+    );
+    CREATE INDEX events_incident ON events (incident_id, seq);
+    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    """,
+)
+
+
+class SqliteLedger(SqlLedger):
+    """Ledger in one SQLite file. Safe for several processes on one machine."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()  # one connection, shared by the daemon's worker threads
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.Error, OSError) as e:
+            raise LedgerError(f"cannot open ledger {self.path}: {e}", code="ledger_unavailable") from e
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            yield from self._locked_tx()
+
+    def _locked_tx(self) -> Iterator[sqlite3.Cursor]:
+        cur = self._conn.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise LedgerError(f"ledger {self.path} is unavailable: {e}",
+                              code="ledger_unavailable") from e
+        try:
+            yield cur
+        except BaseException:
+            self._conn.rollback()
+            raise
+        try:
+            cur.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._conn.rollback()
+            raise LedgerError(f"ledger {self.path} write failed: {e}",
+                              code="ledger_write_failed") from e
+        finally:
+            cur.close()
+
+    def _insert_event(self, cur: Any, values: tuple[Any, ...]) -> int:
+        cur.execute("INSERT INTO events (at, type, actor, incident_id, proposal_id, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", values)
+        return int(cur.lastrowid)
+
+    def _migrate(self) -> None:
+        with self._tx() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            cur.execute("SELECT MAX(version) FROM schema_version")
+            row = cur.fetchone()
+            current = int(row[0]) if row and row[0] is not None else 0
+            for version, sql in iter_migrations(MIGRATIONS):
+                if version > current:
+                    for statement in _statements(sql):
+                        cur.execute(statement)
+                    cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration on `;` outside trigger bodies (which end with `END;`)."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if buf.count("BEGIN") <= buf.count("END;"):
+            if buf.strip(" \n;"):
+                out.append(buf.strip())
+            buf = ""
+    return out

@@ -40,16 +40,6 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-class Cursor:
-    """The two calls the ledger needs from a DB-API cursor, with `?` placeholders."""
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-    def fetchone(self) -> Row | None: ...
-    def fetchall(self) -> list[Row]: ...
-    @property
-    def rowcount(self) -> int: ...
-
-
 class SqlLedger:
     """Backend-neutral ledger. Subclasses implement `_tx()` (a write/read transaction) and
     `_insert_event()` (which must return the new sequence number)."""
@@ -187,7 +177,8 @@ class SqlLedger:
 
     def proposals(self, *, states: tuple[str, ...] | None = None,
                   incident_id: str | None = None) -> list[ProposalRecord]:
-        sql, params = f"SELECT {PROPOSAL_COLS} FROM proposals WHERE 1 = 1", []
+        sql = f"SELECT {PROPOSAL_COLS} FROM proposals WHERE 1 = 1"
+        params: list[Any] = []
         if states:
             sql += f" AND state IN ({', '.join('?' for _ in states)})"
             params.extend(states)

@@ -1,0 +1,5 @@
+"""`python -m agent` runs the CLI (the demo uses it to call the real command)."""
+
+from agent.cli import main
+
+main()

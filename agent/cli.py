@@ -1,0 +1,279 @@
+"""The `hemostat` command. Each command imports only what it uses, so `proposals` and
+`approve` answer as fast as kubectl; every option is also an env var (HEMOSTAT_<OPTION>).
+
+Exit codes: 0 ok; 1 the thing asked for failed (or a drill failed); 2 bad input (usage,
+config, policy, scenario).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from agent import __version__
+
+if TYPE_CHECKING:
+    from agent.config import Config
+    from agent.ledger import Ledger
+    from agent.wiring import App
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(code)
+
+
+class Ctx:
+    """Lazily loaded config, app and ledger for one invocation."""
+
+    def __init__(self, config_path: Path, user: str | None) -> None:
+        self.config_path = config_path
+        self.user = user or os.environ.get("USER") or getpass.getuser()
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from agent.config import Config, load_config
+
+            self._config = load_config(self.config_path) if self.config_path.exists() else Config()
+        return self._config
+
+    def app(self, policy: Path | None = None) -> App:
+        from agent.wiring import build_app
+
+        return build_app(self.config, policy_override=policy)
+
+    def ledger(self) -> Ledger:
+        from agent.ledger import open_ledger
+
+        return open_ledger(self.config.store)
+
+
+class Group(click.Group):
+    """Turns Hemostat's own errors into one clear line and the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from agent.model import ConfigError, HemostatError
+
+        try:
+            return super().invoke(ctx)
+        except ConfigError as e:
+            fail(str(e), 2)
+        except HemostatError as e:
+            fail(str(e), 1)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(cls=Group, context_settings={"auto_envvar_prefix": "HEMOSTAT",
+                                          "help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+              default="hemostat.yaml", show_default=True, envvar="HEMOSTAT_CONFIG",
+              help="hemostat.yaml to use (env HEMOSTAT_CONFIG)")
+@click.option("--user", help="who you are in the ledger (default: $USER)")
+@click.version_option(__version__, prog_name="hemostat")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, user: str | None) -> None:
+    """Hemostat: diagnose an incident, propose a mitigation, execute it once approved."""
+    ctx.obj = Ctx(config_path, user)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
+              help="save the observations as a drill scenario")
+@click.option("--no-ledger", is_flag=True, help="do not record the incident and proposals")
+@click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="evaluate proposals against this policy instead")
+@pass_ctx
+def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledger: bool,
+             policy: Path | None) -> None:
+    """Run every probe of TARGET at once, triage, and propose gated mitigations."""
+    import asyncio
+
+    from agent import render, service
+
+    app = obj.app(policy)
+    spec = app.config.target(target)
+    ledger = None if no_ledger else obj.ledger()
+    history = service.history_from(ledger) if ledger else []
+    result = asyncio.run(service.diagnose(app, spec, history=history))
+    incident = service.record(app, ledger, result, app.config.identity) if ledger else None
+    if record is not None:
+        _write_scenario(record, result, spec)
+    doc = {**result.to_json(), "incident": incident.id if incident else None}
+    if incident is not None and ledger is not None:
+        doc["proposals"] = _bound(doc["proposals"], ledger, incident.id)
+    click.echo(json.dumps(doc, indent=2, default=str) if as_json else render.diagnosis(doc))
+
+
+def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:
+    """Show the ledger's ids (bound to the incident), which `approve` takes."""
+    records = {(r.proposal.action, r.proposal.subject): r for r in ledger.proposals(incident_id=incident_id)}
+    out = []
+    for p in proposals:
+        r = records.get((p["action"], p["subject"]))
+        out.append({**p, "id": r.id, "state": r.state} if r else p)
+    return out
+
+
+def _write_scenario(path: Path, result: Any, spec: Any) -> None:
+    import yaml
+
+    from agent.drill import scenario_from
+
+    doc = scenario_from(result, spec, f"{spec.name} at {result.started_at:%Y-%m-%d %H:%M}Z")
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    click.echo(f"recorded scenario to {path}", err=True)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="include decided and finished ones")
+@pass_ctx
+def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
+    """Proposals waiting for a decision (with --all: every proposal)."""
+    from agent import render
+
+    records = obj.ledger().proposals(states=None if show_all else ("proposed", "approved"))
+    if as_json:
+        emit_json([r.to_json() for r in records])
+    else:
+        click.echo(render.proposals(records))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(obj: Ctx, ref: str, as_json: bool) -> None:
+    """One proposal (p-...) or incident (inc-...), with its timeline."""
+    from agent import render
+
+    ledger = obj.ledger()
+    if ref.startswith("inc-"):
+        incident = ledger.incident(ref)
+        events = ledger.events(incident_id=incident.id)
+        if as_json:
+            emit_json({**incident.to_json(), "events": [e.to_json() for e in events]})
+        else:
+            click.echo(render.incidents([incident]) + "\n\n" + render.timeline(events))
+        return
+    record = ledger.proposal(ref)
+    events = ledger.events(proposal_id=record.id)
+    if as_json:
+        emit_json({**record.to_json(), "events": [e.to_json() for e in events]})
+    else:
+        click.echo(render.proposal_detail(record, events))
+
+
+@cli.command()
+@click.argument("ref")
+@pass_ctx
+def approve(obj: Ctx, ref: str) -> None:
+    """Approve proposal REF (as --user); the daemon's executor runs it once approved."""
+    from agent.model.context import utcnow
+
+    record = obj.ledger().approve(ref, obj.user, utcnow())
+    needed = max(1, record.verdict.approvals_required)
+    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: approved by "
+               f"{obj.user} ({len(record.approvers)}/{needed}); now {record.state}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--reason", required=True, help="why not; goes into the timeline")
+@pass_ctx
+def reject(obj: Ctx, ref: str, reason: str) -> None:
+    """Reject proposal REF, with a reason."""
+    from agent.model.context import utcnow
+
+    record = obj.ledger().transition(ref, "rejected", obj.user, utcnow(), {"reason": reason})
+    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: rejected by {obj.user}")
+
+
+@cli.group()
+def policy() -> None:
+    """Check and explain policy files."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def policy_check(file: Path) -> None:
+    """Validate FILE: schema, and every action it names is registered."""
+    from agent.registry import Registry
+    from policies.model import load_policy
+
+    loaded = load_policy(file, Registry.discover().actions)
+    click.echo(f"{file}: ok (mode {loaded.mode}, {len(loaded.actions)} actions)")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="policy to gate with (default: the bundled staging-drill, dry-run)")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool) -> None:
+    """Replay recorded incidents through triage, the tree and the gate, in dry-run."""
+    from agent.drill import run_drill
+    from policies.model import bundled_policy_path
+
+    app = obj.app(policy or bundled_policy_path("staging-drill"))
+    results = [run_drill(app, f) for f in files]
+    passed = sum(r.passed for r in results)
+    if as_json:
+        emit_json([{"file": str(r.path), "name": r.name, "passed": r.passed,
+                    "failures": list(r.failures)} for r in results])
+    else:
+        for r in results:
+            mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
+            click.echo(f"{mark} {r.path}: {r.name}")
+            for failure in r.failures:
+                click.echo(f"     {failure}")
+    click.echo(f"{passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """The registered probes and actions, and where each came from."""
+    from agent import render
+    from agent.registry import Registry
+
+    registry = Registry.discover()
+    rows = [("probe", r.name, r.plugin.summary, r.origin) for r in registry.probes.values()]
+    rows += [("action", r.name, r.plugin.summary, r.origin) for r in registry.actions.values()]
+    if as_json:
+        emit_json([{"kind": k, "name": n, "summary": s, "origin": o} for k, n, s, o in rows])
+    else:
+        click.echo(render.table(rows, ("KIND", "NAME", "WHAT", "FROM")))
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="build the demo here instead of a temp dir")
+def demo(workdir: Path | None) -> None:
+    """Build a real local incident (git deploys, a failing app, a dependency) and diagnose it."""
+    from agent.demo import run_demo
+
+    run_demo(workdir)
+
+
+def main() -> None:
+    cli(prog_name="hemostat")

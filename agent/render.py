@@ -1,0 +1,112 @@
+"""Human output: short, scannable text for a tired engineer. `--json` bypasses all of this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+
+from agent.ledger import Event, IncidentRecord, ProposalRecord
+
+VERDICT_COLOR = {"allow": "green", "needs_approval": "yellow", "deny": "red"}
+SEV_COLOR = {"SEV-1": "red", "SEV-2": "red", "SEV-3": "yellow", "SEV-4": "cyan"}
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join([click.style(lines[0], bold=True), *lines[1:]])
+
+
+def hhmm(value: datetime | str | None) -> str:
+    if value is None:
+        return "-"
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return f"{at:%Y-%m-%d %H:%M}Z"
+
+
+def diagnosis(doc: dict[str, Any]) -> str:
+    t = doc["triage"]
+    sev = t["severity"] or "OK"
+    out = [click.style(t["headline"], fg=SEV_COLOR.get(sev, "green"), bold=True)]
+    if t["severity"]:
+        out.append(f"  since    {hhmm(t['since'])}")
+    out += [f"  broken   {b}" for b in t["broken"][:5]]
+    out += [f"  changed  {c}" for c in t["changed"][:3]]
+    out += [f"  impact   {i}" for i in t["impact"][:3]]
+    if doc["findings"]:
+        out += ["", table([(f["severity"], f["kind"], f["subject"], f["summary"])
+                           for f in doc["findings"]], ("SEV", "KIND", "SUBJECT", "SUMMARY"))]
+    out += _proposals(doc)
+    probes = ", ".join(f"{p['probe']} {'ok' if p['ok'] else 'FAILED'} {p['duration_s']:.2f}s"
+                       for p in doc["probes"])
+    out += ["", f"probes: {probes}"]
+    open_breakers = [k for k, v in doc["breakers"].items() if v != "closed"]
+    if open_breakers:
+        out.append(f"breakers open: {', '.join(open_breakers)}")
+    return "\n".join(out)
+
+
+def _proposals(doc: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if doc["proposals"]:
+        out += ["", click.style("Proposed mitigations", bold=True)]
+    for p in doc["proposals"]:
+        out += proposal_lines(p, p["verdict"])
+    for s in doc["skipped"]:
+        out.append(f"  (skipped {s['action']} {s['subject']}: {s['reason']})")
+    return out
+
+
+def proposal_lines(p: dict[str, Any], verdict: dict[str, Any], state: str | None = None) -> list[str]:
+    decision = verdict["decision"] + (" (dry-run)" if verdict.get("dry_run") else "")
+    head = f"  {p['id']}  {p['action']} {p['subject']}  -> " + click.style(
+        decision, fg=VERDICT_COLOR[verdict["decision"]], bold=True)
+    out = [head + (f"  [{state}]" if state else "")]
+    for step in p["path"]:
+        out.append(f"      {step['branch']}: {step['because']}")
+    out.append(f"      policy: {'; '.join(verdict['reasons'])}")
+    return out
+
+
+def proposals(records: Sequence[ProposalRecord]) -> str:
+    if not records:
+        return "no proposals"
+    rows = [(r.id, r.state, r.proposal.action, r.proposal.subject, r.proposal.target,
+             r.verdict.decision, hhmm(r.expires_at) if r.state == "proposed" else "")
+            for r in records]
+    return table(rows, ("ID", "STATE", "ACTION", "SUBJECT", "TARGET", "VERDICT", "EXPIRES"))
+
+
+def proposal_detail(record: ProposalRecord, events: Sequence[Event]) -> str:
+    out = proposal_lines(record.proposal.to_json(), record.verdict.to_json(), record.state)
+    out.append(f"      approvers: {', '.join(record.approvers) or 'none yet'}"
+               f" (needs {max(1, record.verdict.approvals_required)})")
+    if record.plan:
+        out.append(f"      plan: {record.plan.get('summary', '')}")
+    out += ["", timeline(events)]
+    return "\n".join(out)
+
+
+def incidents(records: Sequence[IncidentRecord]) -> str:
+    if not records:
+        return "no incidents"
+    rows = [(r.id, f"SEV-{r.severity}", r.status, r.target, hhmm(r.opened_at), r.title[:60])
+            for r in records]
+    return table(rows, ("ID", "SEV", "STATUS", "TARGET", "OPENED", "TITLE"))
+
+
+def timeline(events: Sequence[Event]) -> str:
+    rows = [(hhmm(e.at), e.type, e.actor, _event_summary(e)) for e in events]
+    return table(rows, ("AT", "EVENT", "BY", "DETAIL"))
+
+
+def _event_summary(event: Event) -> str:
+    d = event.data
+    text = d.get("summary") or d.get("reason") or d.get("detail") or d.get("title") or d.get("to") or ""
+    if event.type == "proposal":
+        text = f"{d['proposal']['action']} {d['proposal']['subject']} ({d['verdict']['decision']})"
+    return str(text)[:100]

@@ -1,0 +1,69 @@
+"""Runs a target's probes concurrently, each bounded by a timeout and its breakers.
+
+One pass costs about the slowest probe, not the sum. A probe that fails or times out leaves
+an Observation with the gap named; it never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import datetime
+
+from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact
+from agent.model.context import ProbeContext
+from agent.registry import Registry
+
+
+def probes_for(target: TargetSpec, registry: Registry) -> list[str]:
+    """The probes that apply to the target (or the ones it names)."""
+    if target.probes is not None:
+        return [registry.probe(name).name for name in target.probes]
+    return [name for name, reg in sorted(registry.probes.items()) if reg.plugin.applies_to(target)]
+
+
+async def collect_all(target: TargetSpec, registry: Registry, ctx: ProbeContext,
+                      names: Iterable[str] | None = None) -> list[Observation]:
+    """Collect from every applicable probe at once; return their observations in name order."""
+    chosen = list(names) if names is not None else probes_for(target, registry)
+    tasks = [asyncio.create_task(_collect_one(name, target, registry, ctx), name=f"probe:{name}")
+             for name in chosen]
+    return list(await asyncio.gather(*tasks))
+
+
+async def _collect_one(name: str, target: TargetSpec, registry: Registry,
+                       ctx: ProbeContext) -> Observation:
+    probe = registry.probe(name)
+    started, at = time.perf_counter(), ctx.now()
+    try:
+        data = await asyncio.wait_for(probe.collect(target, ctx), timeout=ctx.timeout_s)
+        return Observation(name, target.name, at, data, duration_s=time.perf_counter() - started)
+    except TimeoutError:
+        error, code = f"timed out after {ctx.timeout_s:g}s", "timeout"
+    except HemostatError as e:
+        error, code = str(e), e.code
+    except Exception as e:  # a plugin bug must not take the diagnosis down with it
+        error, code = f"{type(e).__name__}: {e}", "probe_crashed"
+    return Observation(name, target.name, at, {}, error=redact(error), error_code=code,
+                       duration_s=time.perf_counter() - started)
+
+
+def analyze_all(observations: Iterable[Observation], target: TargetSpec, registry: Registry,
+                now: datetime) -> list[Finding]:
+    """Pure: findings from every observation; a gap becomes a `probe_failed` finding."""
+    findings: list[Finding] = []
+    for obs in observations:
+        if not obs.ok:
+            findings.append(_gap_finding(obs))
+            continue
+        findings.extend(registry.probe(obs.probe).analyze(obs, target, now))
+    return findings
+
+
+def _gap_finding(obs: Observation) -> Finding:
+    return Finding(
+        kind="probe_failed", subject=obs.probe, severity=Severity.SEV4, observed_at=obs.collected_at,
+        summary=f"{obs.probe} could not look: {obs.error}", probe=obs.probe,
+        facts={"error_code": obs.error_code},
+    )

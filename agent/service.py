@@ -1,0 +1,131 @@
+"""The diagnosis pipeline: collect (I/O) -> analyze -> triage -> decide -> gate (pure),
+then record it in the ledger. `diagnose` and the daemon's sweeps and alerts all go through here;
+drills call `evaluate` on recorded observations.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from agent.decide import Decision, bind_incident, decide
+from agent.ledger import IncidentRecord, Ledger
+from agent.model import Finding, Observation, TargetSpec, Verdict
+from agent.model.context import ProbeContext, utcnow
+from agent.runner import analyze_all, collect_all
+from agent.triage import Triage, triage
+from agent.wiring import App
+from policies.gate import PastExecution
+
+EXECUTED_STATES = ("executing", "succeeded", "failed", "reverted")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    target: str
+    started_at: datetime
+    observations: tuple[Observation, ...]
+    findings: tuple[Finding, ...]
+    triage: Triage
+    decision: Decision
+    verdicts: dict[str, Verdict]
+    breakers: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.triage.to_json()
+        return {
+            "target": self.target, "started_at": self.started_at.isoformat(),
+            "severity": t["severity"], "triage": t, "branches": list(self.decision.branches),
+            "findings": [f.to_json() for f in self.findings],
+            "proposals": [{**p.to_json(), "path": [s.to_json() for s in p.path],
+                           "verdict": self.verdicts[p.id].to_json()}
+                          for p in self.decision.proposals],
+            "skipped": [s.__dict__ for s in self.decision.skipped],
+            "probes": [{"probe": o.probe, "ok": o.ok, "error": o.error,
+                        "duration_s": round(o.duration_s, 3)} for o in self.observations],
+            "breakers": self.breakers,
+        }
+
+
+def probe_context(app: App) -> ProbeContext:
+    return ProbeContext(breakers=app.breakers, timeout_s=app.config.probe_timeout_s,
+                        kube=app.kube or _kube(app))
+
+
+def _kube(app: App) -> Any:
+    from agent.wiring import kube_factory
+
+    app.kube = kube_factory(app.config)
+    return app.kube
+
+
+async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,
+                   history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
+    ctx = probe_context(app)
+    observations = await collect_all(target, app.registry, ctx)
+    now = started_at or utcnow()
+    return evaluate(app, target, observations, now, history, incident_id)
+
+
+def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], now: datetime,
+             history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
+    """Pure: everything after the probes, from recorded observations."""
+    findings = analyze_all(observations, target, app.registry, now)
+    tri = triage(findings, target.name, now)
+    decision = decide(findings, target, app.tree, app.registry, now, incident_id)
+    severity = int(tri.severity) if tri.severity else 4
+    verdicts = {p.id: app.gate.evaluate(p, history, now, severity) for p in decision.proposals}
+    return Diagnosis(target.name, now, tuple(observations), tuple(findings), tri, decision,
+                     verdicts, app.breakers.states())
+
+
+def history_from(ledger: Ledger) -> list[PastExecution]:
+    """Executions the gate weighs for cooldowns and the rate limit."""
+    out = []
+    for record in ledger.proposals(states=EXECUTED_STATES):
+        p = record.proposal
+        started = [e.at for e in ledger.events(proposal_id=p.id) if e.type == "execution_started"]
+        out.append(PastExecution(p.action, p.target, p.subject, started[0] if started else record.updated_at))
+    return out
+
+
+def new_incident_id(now: datetime) -> str:
+    return f"inc-{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
+
+
+def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
+           incident: IncidentRecord | None = None) -> IncidentRecord | None:
+    """Write the diagnosis to the ledger: the incident (opened or reused), its findings, triage,
+    and each proposal with its verdict. Returns the incident, or None when nothing is wrong."""
+    tri = diagnosis.triage
+    if tri.severity is None and incident is None:
+        return None
+    incident = incident or ledger.find_open_incident(target=diagnosis.target) or ledger.open_incident(
+        IncidentRecord(new_incident_id(diagnosis.started_at), diagnosis.target, tri.headline,
+                       "opened", int(tri.severity or 4), diagnosis.started_at, diagnosis.started_at),
+        actor,
+    )
+    _record_findings(ledger, diagnosis, incident, actor)
+    _record_proposals(app, ledger, diagnosis, incident)
+    return incident
+
+
+def _record_findings(ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRecord, actor: str) -> None:
+    at = diagnosis.started_at
+    for finding in diagnosis.findings:
+        ledger.append("finding", actor, at, incident_id=incident.id, data=finding.to_json())
+    ledger.append("triaged", actor, at, incident_id=incident.id, data=diagnosis.triage.to_json())
+
+
+def _record_proposals(app: App, ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRecord) -> None:
+    ttl = timedelta(minutes=min(app.policy.proposal_ttl_minutes, app.config.executor.proposal_ttl_minutes))
+    existing = {r.id for r in ledger.proposals(incident_id=incident.id)}
+    for proposal in diagnosis.decision.proposals:
+        verdict = diagnosis.verdicts[proposal.id]
+        bound = bind_incident(proposal, incident.id)
+        if bound.id in existing:
+            continue  # the same mitigation for the same incident is proposed once
+        ledger.add_proposal(bound, verdict, diagnosis.started_at, diagnosis.started_at + ttl)

@@ -1,0 +1,79 @@
+"""Start-up wiring: config, plugins, decision tree and policy, loaded and cross-checked once.
+
+Everything that can be wrong with the setup is found here, before any probe runs: an unknown
+action in the policy or tree, a plugin that fails to import, a malformed file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config import Config
+from agent.model.context import BreakerBoard
+from agent.registry import Registry
+from policies.gate import Gate
+from policies.model import Policy, bundled_policy_path, load_policy
+from policies.tree import BUNDLED_TREE, Tree, load_tree
+
+
+@dataclass
+class App:
+    """What every command and the daemon work with, built once per process."""
+
+    config: Config
+    registry: Registry
+    tree: Tree
+    policy: Policy
+    policy_path: Path
+    breakers: BreakerBoard = field(default_factory=BreakerBoard)
+    kube: Callable[[], Any] | None = None
+
+    @property
+    def gate(self) -> Gate:
+        return Gate(self.policy)
+
+
+def build_app(config: Config, registry: Registry | None = None,
+              policy_override: Path | None = None) -> App:
+    registry = registry if registry is not None else Registry.discover()
+    policy_path = policy_override or config.policy or bundled_policy_path("default")
+    policy = load_policy(policy_path, registry.actions)
+    tree = load_tree(config.tree or BUNDLED_TREE, registry.actions)
+    for target in config.targets:
+        for name in target.probes or ():
+            registry.probe(name)  # an unknown probe name fails here, not mid-sweep
+    return App(config, registry, tree, policy, policy_path)
+
+
+def kube_factory(config: Config) -> Callable[[], Any]:
+    """A lazily built, cached Kubernetes ApiClient: in-cluster config, else kubeconfig."""
+    cache: dict[str, Any] = {}
+
+    def make() -> Any:
+        if "client" not in cache:
+            cache["client"] = _load_kube(config)
+        return cache["client"]
+
+    return make
+
+
+def _load_kube(config: Config) -> Any:
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    from agent.model import PermanentError
+
+    try:
+        kconfig.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kconfig.ConfigException:
+        try:
+            kconfig.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(config.kubernetes.kubeconfig) if config.kubernetes.kubeconfig else None,
+                context=config.kubernetes.context,
+            )
+        except (kconfig.ConfigException, OSError) as e:
+            raise PermanentError(f"no Kubernetes API configured: {e}", code="kube_unconfigured") from e
+    return client.ApiClient()

@@ -1,0 +1,114 @@
+"""The policy file: mode, per-action rules and limits, cooldowns, rate limit, change freezes.
+
+Validated at load; a malformed file or one naming an unknown action refuses to load with the
+file, the field and the reason (`hemostat policy check FILE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.model import ConfigError
+
+Mode = Literal["observe", "propose", "auto", "dry-run"]
+BUNDLED = Path(__file__).parent
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ActionRule(_Strict):
+    """What the policy allows one action to do."""
+
+    allowed: bool = True
+    approvals: int = Field(1, ge=1, le=5, description="distinct approvers needed")
+    auto: bool = Field(False, description="may run without approval when the mode is auto")
+    cooldown_minutes: float | None = Field(None, ge=0, description="per target; default: policy's")
+    limits: dict[str, int | float | bool | str] = Field(default_factory=dict)
+    max_severity_for_auto: int = Field(
+        4, ge=1, le=4, description="auto only for incidents at this SEV number or worse"
+    )
+
+
+class RateLimit(_Strict):
+    max_executions: int = Field(5, ge=1)
+    per_minutes: float = Field(60, gt=0)
+
+
+class Freeze(_Strict):
+    """A change freeze: automatic execution stops; approvals still can (unless `deny`)."""
+
+    start: datetime
+    end: datetime
+    reason: str = "change freeze"
+    deny: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freeze:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a timezone (e.g. 2026-12-24T00:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    mode: Mode = "propose"
+    cooldown_minutes: float = Field(15, ge=0)
+    proposal_ttl_minutes: float = Field(30, gt=0)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    freezes: list[Freeze] = Field(default_factory=list)
+    revert_on_failed_verify: bool = False
+    actions: dict[str, ActionRule] = Field(default_factory=dict)
+
+    def rule(self, action: str) -> ActionRule | None:
+        return self.actions.get(action)
+
+
+def load_policy(path: Path, known_actions: Iterable[str]) -> Policy:
+    """Read, validate and cross-check a policy file against the registered actions."""
+
+    data = _read(path)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(str(path), field, first["msg"].removeprefix("Value error, ")) from None
+    known = set(known_actions)
+    for name in policy.actions:
+        if name not in known:
+            raise ConfigError(str(path), f"actions.{name}",
+                              f"unknown action (known: {', '.join(sorted(known))})")
+    return policy
+
+
+def bundled_policy_path(name: str) -> Path:
+    """`default`, `staging-drill` or `production` -> the file shipped in this package."""
+    path = BUNDLED / f"{name}.yaml"
+    if not path.is_file():
+        choices = sorted(p.stem for p in BUNDLED.glob("*.yaml") if p.stem != "tree")
+        raise ConfigError("policy", name, f"no bundled policy of that name (choices: {choices})")
+    return path
+
+
+def _read(path: Path) -> Any:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(str(path), "", f"cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), where, f"not valid YAML: {getattr(e, 'problem', e)}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "must be a mapping at the top level")
+    return data

@@ -1,0 +1,121 @@
+"""Probe `app-metrics`: the playbook's `curl .../metrics | grep errors`, done as a rate.
+
+Scrapes the app's Prometheus endpoint twice, `scrape_interval_s` apart, and turns the error
+counters into an error rate (errors / requests between the scrapes): finding `error_spike`.
+A counter that went down (the app restarted) counts from zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from agent.model import Finding, MetricsSpec, Observation, PermanentError, Severity, TargetSpec
+from agent.model.context import ProbeContext
+from probes.http_health import safe_url
+
+
+class AppMetricsProbe:
+    name = "app-metrics"
+    summary = "the app's Prometheus error counters, as an error rate between two scrapes"
+
+    def applies_to(self, target: TargetSpec) -> bool:
+        return target.metrics is not None
+
+    async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
+        spec = target.metrics
+        if spec is None:
+            raise PermanentError("target has no metrics configured", code="unconfigured")
+        key = f"http:{safe_url(str(spec.url))}"
+        async with httpx.AsyncClient(trust_env=False) as client:
+            first = await _scrape(client, spec, ctx, key)
+            await asyncio.sleep(spec.scrape_interval_s)
+            second = await _scrape(client, spec, ctx, key)
+        return {"url": safe_url(str(spec.url)), "scrapes": [first, second]}
+
+    def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
+        scrapes = observation.data.get("scrapes", [])
+        if len(scrapes) < 2:
+            return []
+        rate = error_rate(scrapes[0], scrapes[1])
+        return _judge(rate, target, now, self.name, observation.data.get("url", ""))
+
+
+async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, ctx: ProbeContext,
+                  key: str) -> dict[str, Any]:
+    try:
+        with ctx.breakers.guard(key):
+            response = await client.get(str(spec.url), timeout=spec.timeout_s)
+            response.raise_for_status()
+    except httpx.TimeoutException as e:
+        raise PermanentError(f"metrics endpoint gave no answer within {spec.timeout_s:g}s",
+                             code="metrics_timeout") from e
+    except httpx.HTTPStatusError as e:
+        raise PermanentError(f"metrics endpoint answered HTTP {e.response.status_code}",
+                             code="metrics_http") from e
+    except httpx.HTTPError as e:
+        raise PermanentError(f"metrics endpoint unreachable ({type(e).__name__})",
+                             code="metrics_unreachable") from e
+    return {"at": ctx.now().isoformat(),
+            "errors": sum_counters(response.text, spec.error_counters),
+            "requests": sum_counters(response.text, spec.request_counters)}
+
+
+def sum_counters(text: str, names: list[str]) -> float | None:
+    """Sum every sample of the named counters (all label sets); None if none is exposed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {n.removesuffix("_total") for n in names}
+    total, seen = 0.0, False
+    try:
+        for family in text_string_to_metric_families(text):
+            if family.name.removesuffix("_total") not in wanted:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith(("_created", "_bucket", "_count", "_sum")):
+                    continue
+                total, seen = total + sample.value, True
+    except ValueError as e:
+        raise PermanentError(f"metrics endpoint is not Prometheus text format: {e}",
+                             code="metrics_garbage") from e
+    return total if seen else None
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    if before is None or after is None:
+        return None
+    return after - before if after >= before else after  # counter reset: app restarted
+
+
+def error_rate(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    errors = _delta(first["errors"], second["errors"])
+    requests = _delta(first["requests"], second["requests"])
+    seconds = max((datetime.fromisoformat(second["at"])
+                   - datetime.fromisoformat(first["at"])).total_seconds(), 1e-3)
+    ratio = errors / requests if errors is not None and requests else None
+    per_min = errors * 60 / seconds if errors is not None else None
+    return {"errors": errors, "requests": requests, "ratio": ratio, "per_minute": per_min,
+            "seconds": seconds}
+
+
+def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
+           url: str) -> list[Finding]:
+    t = target.thresholds
+    ratio, per_min = rate["ratio"], rate["per_minute"]
+    spiking = (ratio is not None and ratio >= t.error_rate) or (
+        ratio is None and per_min is not None and per_min >= t.errors_per_minute)
+    if not spiking:
+        return []
+    outage = ratio is not None and ratio >= t.error_rate_sev1
+    what = f"{ratio:.0%} of requests failing" if ratio is not None else f"{per_min:.0f} errors/min"
+    return [Finding(
+        kind="error_spike", subject=target.deployment or target.name, observed_at=now, probe=probe,
+        severity=Severity.SEV1 if outage else Severity.SEV2,
+        summary=f"{what} ({rate['errors']:.0f} errors / {rate['requests'] or 0:.0f} requests "
+                f"in {rate['seconds']:.0f}s)",
+        evidence=(f"GET {url}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",),
+        facts={k: (round(v, 4) if isinstance(v, float) else v) for k, v in rate.items()},
+    )]

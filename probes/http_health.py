@@ -1,0 +1,128 @@
+"""Probe `http-health`: the playbook's `curl -I https://api.example.com/health`, for every
+dependency of the target, concurrently.
+
+Status, latency, connection/TLS errors and timeouts; findings `dependency_down` and
+`dependency_slow`. Each endpoint has its own breaker, so a dead dependency costs one timeout
+per few sweeps, not one per sweep. URLs are shown without their query string (tokens live there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from agent.model import DependencySpec, Finding, Observation, Severity, TargetSpec
+from agent.model.context import CircuitOpenError, ProbeContext
+
+
+def safe_url(url: str) -> str:
+    """scheme://host[:port]/path, dropping credentials and the query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class HttpHealthProbe:
+    name = "http-health"
+    summary = "dependency health endpoints: status, latency, TLS and connection errors (curl -I)"
+
+    def applies_to(self, target: TargetSpec) -> bool:
+        return bool(target.dependencies)
+
+    async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+            checks = await asyncio.gather(*(_check(client, dep, ctx) for dep in target.dependencies))
+        return {"checks": list(checks),
+                "breakers": {k: v for k, v in ctx.breakers.states().items() if k.startswith("http:")}}
+
+    def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
+        findings = []
+        for check in observation.data.get("checks", []):
+            dep = target.dependency(check["name"])
+            critical = dep.critical if dep else True
+            finding = _judge(check, critical, target.thresholds.dependency_slow_ms, now, self.name)
+            if finding is not None:
+                findings.append(finding)
+        return findings
+
+
+async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
+    url = str(dep.url)
+    result: dict[str, Any] = {"name": dep.name, "url": safe_url(url), "method": dep.method,
+                              "expect": dep.expect_status}
+    started = time.perf_counter()
+    try:
+        with ctx.breakers.guard(f"http:{safe_url(url)}"):
+            response = await client.request(dep.method, url, timeout=dep.timeout_s)
+            if response.status_code >= 500:
+                raise _Unhealthy(response.status_code)
+        result["status"] = response.status_code
+    except _Unhealthy as e:
+        result["status"] = e.status
+    except CircuitOpenError as e:
+        result.update(error=str(e), error_kind="circuit_open")
+    except httpx.HTTPError as e:
+        result.update(error=_describe(e, dep), error_kind=_kind(e))
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return result
+
+
+class _Unhealthy(Exception):
+    """A 5xx answer: counts as a failure for the endpoint's breaker."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def _kind(e: httpx.HTTPError) -> str:
+    if isinstance(e, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(e, httpx.ConnectError) and "SSL" in str(e).upper():
+        return "tls"
+    if isinstance(e, httpx.ConnectError):
+        return "connect"
+    return "protocol"
+
+
+def _describe(e: httpx.HTTPError, dep: DependencySpec) -> str:
+    kind = _kind(e)
+    if kind == "timeout":
+        return f"no answer within {dep.timeout_s:g}s"
+    if kind == "tls":
+        return "TLS handshake failed"
+    if kind == "connect":
+        return "connection refused or reset"
+    return f"bad HTTP answer ({type(e).__name__})"
+
+
+def _judge(check: dict[str, Any], critical: bool, slow_ms: float, now: datetime,
+           probe: str) -> Finding | None:
+    name, status = check["name"], check.get("status")
+    down = check.get("error") or (status is not None and status not in check["expect"])
+    if down:
+        why = check.get("error") or f"HTTP {status}"
+        return Finding(
+            kind="dependency_down", subject=name, observed_at=now, probe=probe,
+            severity=Severity.SEV2 if critical else Severity.SEV3,
+            summary=f"{name} is down: {why} ({check['method']} {check['url']})",
+            evidence=(f"{check['method']} {check['url']} -> {why} in {check['latency_ms']:.0f} ms",),
+            facts={"status": status, "error_kind": check.get("error_kind"),
+                   "latency_ms": check["latency_ms"], "critical": critical},
+        )
+    if check["latency_ms"] > slow_ms:
+        return Finding(
+            kind="dependency_slow", subject=name, observed_at=now, probe=probe,
+            severity=Severity.SEV3,
+            summary=f"{name} is slow: {check['latency_ms']:.0f} ms (threshold {slow_ms:.0f} ms)",
+            evidence=(f"{check['method']} {check['url']} -> HTTP {status} "
+                      f"in {check['latency_ms']:.0f} ms",),
+            facts={"status": status, "latency_ms": check["latency_ms"], "critical": critical},
+        )
+    return None

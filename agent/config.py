@@ -147,9 +147,9 @@ def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for key in ("policy", "tree"):
         if isinstance(out.get(key), str):
             out[key] = str(base / out[key])
-    store = out.get("store")
-    if isinstance(store, dict) and isinstance(store.get("path"), str):
-        out["store"] = {**store, "path": str(base / store["path"])}
+    store = out.get("store") or {}
+    if isinstance(store, dict):  # the default ledger file too lives beside the config
+        out["store"] = {**store, "path": str(base / store.get("path", "hemostat-ledger.db"))}
     targets = out.get("targets")
     if isinstance(targets, list):
         out["targets"] = [_anchor_target(t, base) for t in targets]

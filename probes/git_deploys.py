@@ -65,7 +65,12 @@ def _recent_deploy(latest: dict[str, Any], deploys: list[dict[str, Any]], target
     )
 
 
+_SEP = "\x1f"
+_FORMAT = _SEP.join(("%H", "%an", "%ct", "%P", "%s"))
+
+
 def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
+    """`git log` on the branch, newest first, bounded by window and count (one git process)."""
     import git  # GitPython: imported only when the probe runs
 
     try:
@@ -74,28 +79,30 @@ def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
         raise PermanentError(f"{spec.path} is not a git repository", code="git_no_repo") from e
     with repo:
         try:
-            commits = list(repo.iter_commits(spec.branch, max_count=spec.max_commits))
+            out = repo.git.log(spec.branch, f"--max-count={spec.max_commits}",
+                               f"--since={int(since.timestamp())}", f"--format={_FORMAT}", "--")
+            tags = repo.git.for_each_ref("refs/tags", format="%(objectname) %(*objectname) %(refname:short)")
         except git.GitCommandError as e:
             raise PermanentError(f"branch {spec.branch!r} not found in {spec.path}",
                                  code="git_no_branch") from e
-        tags = _tags_by_sha(repo)
-        return [_commit_json(c, tags) for c in commits if _when(c) >= since]
+    by_sha = _tags_by_sha(tags)
+    return [_commit_json(line, by_sha) for line in out.splitlines() if line]
 
 
-def _tags_by_sha(repo: Any) -> dict[str, list[str]]:
+def _tags_by_sha(listing: str) -> dict[str, list[str]]:
+    """Lightweight tags name the commit; annotated ones name the tag object, then the commit."""
     out: dict[str, list[str]] = {}
-    for tag in repo.tags:
-        out.setdefault(tag.commit.hexsha, []).append(tag.name)
+    for line in listing.splitlines():
+        parts = line.split(" ")
+        sha = parts[1] if len(parts) == 3 and parts[1] else parts[0]
+        out.setdefault(sha, []).append(parts[-1])
     return out
 
 
-def _when(commit: Any) -> datetime:
-    return datetime.fromtimestamp(commit.committed_date, tz=UTC)
-
-
-def _commit_json(commit: Any, tags: dict[str, list[str]]) -> dict[str, Any]:
+def _commit_json(line: str, tags: dict[str, list[str]]) -> dict[str, Any]:
+    sha, author, ts, parents, subject = line.split(_SEP, 4)
     return {
-        "sha": commit.hexsha, "short": commit.hexsha[:7], "at": _when(commit).isoformat(),
-        "author": commit.author.name, "subject": truncate(commit.summary, 120),
-        "merge": len(commit.parents) > 1, "tags": tags.get(commit.hexsha, []),
+        "sha": sha, "short": sha[:7], "at": datetime.fromtimestamp(int(ts), tz=UTC).isoformat(),
+        "author": author, "subject": truncate(subject, 120),
+        "merge": len(parents.split()) > 1, "tags": tags.get(sha, []),
     }

@@ -25,7 +25,10 @@ from agent.model.errors import (
 from agent.model.redact import redact, redact_dsn, truncate
 from agent.model.targets import (
     DependencySpec,
+    BreakerSpec,
     DeployRepoSpec,
+    FallbackSpec,
+    FlagSpec,
     LogsSpec,
     MetricsSpec,
     PostgresSpec,
@@ -37,10 +40,13 @@ from agent.model.targets import (
 __all__ = [
     "Change",
     "ConfigError",
+    "BreakerSpec",
     "DecisionStep",
     "DependencySpec",
     "DeployRepoSpec",
+    "FallbackSpec",
     "Finding",
+    "FlagSpec",
     "HemostatError",
     "LogsSpec",
     "MetricsSpec",

@@ -1,0 +1,35 @@
+# Two commands: `make demo` (the main job on the embedded default) and `make test`.
+# Both bootstrap .venv; `make test` also installs PostgreSQL and Redis binaries when run as root.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint services bench helm clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hemostat demo
+
+services:
+	scripts/install-services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check agent probes actions policies tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) services
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Triage and the decision tree: pure functions over findings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.decide import decide
+from agent.model import Finding, FlagSpec, Severity, TargetSpec
+from agent.registry import Registry
+from agent.triage import triage
+from policies.tree import BUNDLED_TREE, load_tree
+
+NOW = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
+
+
+def _f(kind: str, subject: str = "checkout", sev: int = 2, summary: str = "", **facts: object) -> Finding:
+    return Finding(kind=kind, subject=subject, severity=Severity(sev), observed_at=NOW,
+                   summary=summary or kind, probe="test", facts=dict(facts))
+
+
+DEPLOY = _f("recent_deploy", sev=4, summary="deploy 3f2a9c4 (v1.8) at 02:51, 4 min before the incident")
+SPIKE = _f("error_spike", summary="37% of requests failing", ratio=0.37)
+
+
+def test_triage_answers_what_since_changed_impact() -> None:
+    result = triage([DEPLOY, SPIKE], "checkout", NOW)
+    assert result.severity == Severity.SEV2
+    assert result.headline == "SEV-2 checkout: 37% of requests failing"
+    assert result.changed == ("deploy 3f2a9c4 (v1.8) at 02:51, 4 min before the incident",)
+    assert result.impact == ("37% of checkout's requests failing",)
+    assert result.since == NOW
+
+
+def test_a_deploy_alone_is_not_an_incident() -> None:
+    assert triage([DEPLOY], "checkout").severity is None
+
+
+def test_three_kinds_of_damage_at_once_is_one_level_worse() -> None:
+    findings = [SPIKE, _f("crash_loop"), _f("dependency_down", "stripe")]
+    assert triage(findings, "checkout").severity == Severity.SEV1
+
+
+def _decide(findings: list[Finding], target: TargetSpec | None = None):  # type: ignore[no-untyped-def]
+    registry = Registry.discover()
+    tree = load_tree(BUNDLED_TREE, registry.actions)
+    return decide(findings, target or TargetSpec(name="checkout", deployment="checkout"), tree,
+                  registry, NOW)
+
+
+def test_recent_deploy_with_errors_proposes_rollback_with_the_evidence() -> None:
+    decision = _decide([DEPLOY, SPIKE])
+    assert decision.branches == ("recent-deploy",)
+    [proposal] = decision.proposals
+    assert proposal.action == "rollback" and proposal.subject == "checkout"
+    assert proposal.path[0].branch == "recent deployment"
+    assert proposal.path[0].because.startswith("deploy 3f2a9c4 (v1.8) at 02:51, 4 min before")
+    assert "37% of requests failing" in proposal.reason
+
+
+def test_errors_without_a_deploy_fall_through_to_flags_and_investigation() -> None:
+    target = TargetSpec(name="checkout", deployment="checkout",
+                        flags=[FlagSpec(name="new-payment-flow", backend="configmap",
+                                        configmap="flags", key="new-payment-flow")])
+    decision = _decide([SPIKE], target)
+    assert decision.branches == ("otherwise",)
+    assert [(p.action, p.subject) for p in decision.proposals] == [
+        ("feature-flag-off", "new-payment-flow"), ("investigate", "checkout")]
+
+
+def test_dependency_down_proposes_per_dependency_and_skips_what_cannot_apply() -> None:
+    decision = _decide([_f("dependency_down", "stripe")])
+    assert decision.branches == ("dependency",)
+    assert decision.proposals == ()  # stripe has no breaker and no fallback configured
+    assert {(s.action, s.subject) for s in decision.skipped} == {
+        ("circuit-break", "stripe"), ("failover", "stripe")}
+
+
+def test_database_branch_continues_into_the_deploy_branch() -> None:
+    decision = _decide([DEPLOY, SPIKE, _f("long_running_queries", "postgres:app")])
+    assert decision.branches == ("database", "recent-deploy")
+    kill = [p for p in decision.proposals if p.action == "kill-queries"]
+    assert kill and kill[0].params["reason"] == "long_running_queries"
+
+
+def test_resource_exhaustion_proposes_scale_up() -> None:
+    decision = _decide([_f("cpu_saturated")])
+    assert [(p.action, p.params) for p in decision.proposals] == [("scale-up", {"factor": 2})]
+
+
+def test_same_incident_gives_the_same_proposal_ids() -> None:
+    assert [p.id for p in _decide([DEPLOY, SPIKE]).proposals] == \
+        [p.id for p in _decide([DEPLOY, SPIKE]).proposals]
+    later = decide([DEPLOY, SPIKE], TargetSpec(name="checkout"), load_tree(
+        BUNDLED_TREE, Registry.discover().actions), Registry.discover(), NOW + timedelta(hours=1))
+    assert later.proposals[0].id != _decide([DEPLOY, SPIKE]).proposals[0].id

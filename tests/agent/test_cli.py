@@ -1,0 +1,169 @@
+"""The CLI, driven through click's runner and as a real subprocess, against a real local
+incident: a git deploy repo, a failing app's metrics, a healthy dependency."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from agent.cli import cli
+from tests.conftest import git_commit
+from tests.loopback import LoopbackServer
+
+HEAVY = ("kubernetes", "psycopg", "git", "httpx", "redis")
+
+
+def _metrics(loopback: LoopbackServer) -> str:
+    counts = iter([(1000, 10), (1200, 90)] + [(1200, 90)] * 100)
+
+    def body() -> str:
+        requests, errors = next(counts)
+        return f"http_requests_total {requests}\nhttp_requests_errors_total {errors}\n"
+
+    return loopback.route("/metrics", body=body)
+
+
+@pytest.fixture
+def incident(tmp_path: Path, deploy_repo: Path, loopback: LoopbackServer) -> Path:
+    now = datetime.now(UTC)
+    git_commit(deploy_repo, "checkout v1.7", now - timedelta(hours=3))
+    git_commit(deploy_repo, "checkout v1.8 new payment flow", now - timedelta(minutes=4))
+    config = {
+        "targets": [{
+            "name": "checkout", "deployment": "checkout", "namespace": "shop",
+            "deploy_repo": {"path": str(deploy_repo)},
+            "metrics": {"url": _metrics(loopback), "scrape_interval_s": 0.05},
+            "dependencies": [{"name": "payments", "url": loopback.route("/health")}],
+        }],
+    }
+    path = tmp_path / "hemostat.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run(config: Path, *args: str, user: str = "alice") -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--config", str(config), "--user", user, *args])
+    return result.exit_code, result.output
+
+
+def test_diagnose_json_has_severity_findings_and_gated_proposals(incident: Path) -> None:
+    code, out = run(incident, "diagnose", "checkout", "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["severity"] == "SEV-2"
+    assert {f["kind"] for f in doc["findings"]} == {"recent_deploy", "error_spike"}
+    [proposal] = doc["proposals"]
+    assert proposal["action"] == "rollback"
+    assert proposal["path"][0]["branch"] == "recent deployment"
+    assert proposal["verdict"]["decision"] == "needs_approval"
+    assert doc["incident"].startswith("inc-")
+
+
+def test_diagnose_for_people_shows_headline_path_and_verdict(incident: Path) -> None:
+    code, out = run(incident, "diagnose", "checkout")
+    assert code == 0, out
+    assert out.startswith("SEV-2 checkout: 40% of requests failing")
+    assert "rollback checkout  -> needs_approval" in out
+    assert "recent deployment: deploy" in out and "4 min before the incident" in out
+
+
+def test_approve_then_the_ledger_says_who_and_state(incident: Path) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json")
+    pid = json.loads(out)["proposals"][0]["id"]
+    code, out = run(incident, "approve", pid[:6], user="alice")
+    assert code == 0 and f"{pid} rollback checkout: approved by alice (1/1); now approved" in out
+    code, out = run(incident, "show", pid, "--json")
+    shown = json.loads(out)
+    assert shown["state"] == "approved" and shown["approvers"] == ["alice"]
+    assert [e["type"] for e in shown["events"]] == ["proposal", "approval", "proposal_approved"]
+
+
+def test_the_proposer_cannot_approve(incident: Path) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json")
+    pid = json.loads(out)["proposals"][0]["id"]
+    code, out = run(incident, "approve", pid, user="hemostat")
+    assert code == 1 and "separation of duties" in out
+
+
+def test_reject_needs_a_reason_and_records_it(incident: Path) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json")
+    pid = json.loads(out)["proposals"][0]["id"]
+    code, out = run(incident, "reject", pid)
+    assert code == 2 and "Missing option '--reason'" in out
+    code, _ = run(incident, "reject", pid, "--reason", "deploy is unrelated")
+    assert code == 0
+    _, out = run(incident, "proposals", "--all", "--json")
+    assert json.loads(out)[0]["state"] == "rejected"
+    _, out = run(incident, "proposals")
+    assert out.strip() == "no proposals"
+
+
+def test_unknown_proposal_and_unknown_target_are_clear(incident: Path) -> None:
+    code, out = run(incident, "approve", "p-nothere")
+    assert code == 1 and "no proposal matches 'p-nothere'" in out
+    code, out = run(incident, "diagnose", "cart")
+    assert code == 2 and "no target named 'cart' (known: checkout)" in out
+
+
+def test_record_then_drill_replays_the_same_incident(incident: Path, tmp_path: Path) -> None:
+    scenario = tmp_path / "incident.yaml"
+    code, _ = run(incident, "diagnose", "checkout", "--record", str(scenario), "--no-ledger")
+    assert code == 0
+    code, out = run(incident, "drill", str(scenario))
+    assert code == 0, out
+    assert out.strip().endswith("1 passed, 0 failed")
+    doc = yaml.safe_load(scenario.read_text())
+    doc["expect"]["actions"] = ["scale-up"]
+    scenario.write_text(yaml.safe_dump(doc))
+    code, out = run(incident, "drill", str(scenario))
+    assert code == 1
+    assert "actions: expected ['scale-up'], got ['rollback']" in out
+    assert out.strip().endswith("0 passed, 1 failed")
+
+
+def test_policy_check_exit_codes_and_message(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("mode: auto\nactions:\n  scale-up: {auto: true}\n")
+    result = CliRunner().invoke(cli, ["policy", "check", str(good)])
+    assert result.exit_code == 0 and "ok (mode auto, 1 actions)" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("actions:\n  nuke-prod: {}\n")
+    result = CliRunner().invoke(cli, ["policy", "check", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: actions.nuke-prod: unknown action" in result.output
+
+
+def test_plugins_lists_probes_and_actions_with_their_origin() -> None:
+    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    rows = {(r["kind"], r["name"]): r for r in json.loads(result.output)}
+    assert rows[("probe", "git-deploys")]["origin"].startswith("probes.git_deploys:GitDeploysProbe (hemostat ")
+    assert ("action", "rollback") in rows
+
+
+def test_proposals_and_approve_do_not_import_heavy_clients(incident: Path) -> None:
+    """`proposals`/`approve` must answer like kubectl: no kubernetes, psycopg, git or httpx."""
+    code = (
+        "import sys\nfrom agent.cli import cli\n"
+        "try:\n    cli(['--config', sys.argv[1], 'proposals'])\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(incident)], capture_output=True, text=True,
+                         check=True).stdout
+    assert "HEAVY []" in out
+
+
+def test_the_installed_command_runs_as_a_subprocess(incident: Path) -> None:
+    exe = Path(sys.executable).parent / "hemostat"
+    result = subprocess.run([str(exe), "--config", str(incident), "diagnose", "checkout", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["proposals"][0]["action"] == "rollback"
+    assert subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout.strip() \
+        == "hemostat, version 0.1.0"

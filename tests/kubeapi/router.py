@@ -1,0 +1,131 @@
+"""URL routing: discovery documents and ``/api/v1/...`` / ``/apis/GROUP/VERSION/...`` paths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.kubeapi import errors, scale, watch
+from tests.kubeapi.api import Api, Request
+from tests.kubeapi.resources import (
+    Registry,
+    api_versions_doc,
+    group_doc,
+    group_list_doc,
+    resource_list_doc,
+)
+
+VERSION_INFO = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-hemostat-fake",
+                "platform": "linux/amd64"}
+Handler = Callable[[Api, Request], tuple[int, Any]]
+
+
+@dataclass
+class Response:
+    """What the HTTP layer writes: a JSON document, plain text, or a stream of watch events."""
+
+    code: int
+    body: Any = None
+    stream: Iterator[dict[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _discovery(registry: Registry, parts: list[str], host: str) -> Any:
+    if parts == ["api"]:
+        return api_versions_doc(host)
+    if parts == ["apis"]:
+        return group_list_doc(registry)
+    if parts == ["version"]:
+        return VERSION_INFO
+    if parts == ["api", "v1"]:
+        return resource_list_doc(registry, "v1")
+    if len(parts) == 2 and parts[0] == "apis":
+        versions = registry.group_versions().get(parts[1])
+        if versions:
+            return {"kind": "APIGroup", "apiVersion": "v1", **group_doc(parts[1], versions)}
+    if len(parts) == 3 and parts[0] == "apis":
+        return resource_list_doc(registry, f"{parts[1]}/{parts[2]}")
+    return None
+
+
+def _split(parts: list[str]) -> tuple[str, list[str]] | None:
+    if parts[:2] == ["api", "v1"] and len(parts) > 2:
+        return "v1", parts[2:]
+    if len(parts) > 3 and parts[0] == "apis":
+        return f"{parts[1]}/{parts[2]}", parts[3:]
+    return None
+
+
+def resolve(registry: Registry, method: str, parts: list[str], query: dict[str, str]
+            ) -> Request:
+    """Turn path segments into a ``Request``; 404 for anything the server does not serve."""
+    split = _split(parts)
+    if split is None:
+        raise errors.not_found_path()
+    api_version, rest = split
+    namespace = None
+    nested = registry.by_path(api_version, rest[2]) if len(rest) >= 3 else None
+    if rest[0] == "namespaces" and nested is not None and nested.namespaced:
+        namespace, rest = rest[1], rest[2:]
+    rt = registry.by_path(api_version, rest[0])
+    if rt is None or len(rest) > 3 or (rt.namespaced and namespace is None and len(rest) > 1):
+        raise errors.not_found_path()
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    if sub and sub not in rt.subresources:
+        raise errors.not_found_path()
+    return Request(method, rt, namespace, name, sub, query)
+
+
+def _collection(req: Request) -> Handler:
+    if req.method == "GET":
+        return Api.list_collection
+    if req.method == "POST":
+        return Api.create
+    if req.method == "DELETE":
+        return Api.delete_collection
+    raise errors.method_not_allowed(req.method, req.rt)
+
+
+ITEM: dict[tuple[str, str], Handler] = {
+    ("", "GET"): Api.get, ("", "PUT"): Api.update, ("", "PATCH"): Api.patch,
+    ("", "DELETE"): Api.delete,
+    ("status", "GET"): Api.get,
+    ("status", "PUT"): lambda api, req: api.update(req, "status"),
+    ("status", "PATCH"): lambda api, req: api.patch(req, "status"),
+    ("scale", "GET"): scale.get_scale, ("scale", "PUT"): scale.put_scale,
+    ("scale", "PATCH"): scale.patch_scale,
+    ("log", "GET"): Api.pod_log,
+}
+
+
+def handle(api: Api, req: Request) -> Response:
+    if req.rt.read_only and req.method != "GET":
+        raise errors.method_not_allowed(req.method, req.rt)
+    if req.name is None:
+        if req.method == "GET" and req.query.get("watch") in ("true", "1"):
+            return Response(200, stream=watch.stream(api, req))
+        code, body = _collection(req)(api, req)
+        return Response(code, body)
+    handler = ITEM.get((req.subresource, req.method))
+    if handler is None:
+        raise errors.method_not_allowed(req.method, req.rt)
+    code, body = handler(api, req)
+    return Response(code, body)
+
+
+def route(api: Api, method: str, path: str, query: dict[str, str], body: bytes,
+          content_type: str, host: str) -> Response:
+    parts = [p for p in path.split("/") if p]
+    if parts in (["healthz"], ["livez"], ["readyz"]):
+        return Response(200, "ok")
+    if method == "GET":
+        doc = _discovery(api.registry, parts, host)
+        if doc is not None:
+            return Response(200, doc)
+    req = resolve(api.registry, method, parts, query)
+    req.body, req.content_type = body, content_type
+    return handle(api, req)
+
+

@@ -90,7 +90,11 @@ class BreakerSpec(_Strict):
 
     name: str
     redis_url: SecretRef
-    namespace: str = Field("pybreaker", description="the storage namespace the app passes")
+    namespace: str | None = Field(
+        None, description="the `namespace=` the app passes to CircuitRedisStorage (keys are "
+        "`<namespace>:pybreaker:state`, ...); None means the breaker's name, '' means none")
+    reset_timeout_s: float = Field(
+        60, gt=0, description="the app's `reset_timeout`: a forced open is shifted by it to last its TTL")
 
 
 class FallbackSpec(_Strict):
@@ -104,6 +108,7 @@ class FallbackSpec(_Strict):
     url: HttpUrl | None = None
     path: Path | None = None
     token: SecretRef | None = None
+    method: Literal["PUT", "POST"] = Field("PUT", description="how an http-flag value is written")
 
 
 class DependencySpec(_Strict):

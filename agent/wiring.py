@@ -35,6 +35,12 @@ class App:
     def gate(self) -> Gate:
         return Gate(self.policy)
 
+    def kube_provider(self) -> Callable[[], Any]:
+        """The lazily built Kubernetes client (tests set `kube` to a fake apiserver's)."""
+        if self.kube is None:
+            self.kube = kube_factory(self.config)
+        return self.kube
+
 
 def build_app(config: Config, registry: Registry | None = None,
               policy_override: Path | None = None) -> App:

@@ -7,6 +7,8 @@ Triggers refuse UPDATE and DELETE on events: the timeline is append-only in the 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -55,6 +57,7 @@ class SqliteLedger(SqlLedger):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()  # one connection, shared by the daemon's worker threads
+        self._lead_fd: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
@@ -66,7 +69,24 @@ class SqliteLedger(SqlLedger):
             raise LedgerError(f"cannot open ledger {self.path}: {e}", code="ledger_unavailable") from e
 
     def close(self) -> None:
+        if self._lead_fd is not None:
+            os.close(self._lead_fd)  # releases the leader lock
+            self._lead_fd = None
         self._conn.close()
+
+    def try_lead(self, name: str) -> bool:
+        """Leader = holder of an exclusive flock beside the ledger file; the kernel releases
+        it when the process dies, so a crashed leader never blocks its successor."""
+        if self._lead_fd is not None:
+            return True
+        fd = os.open(f"{self.path}.lead", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lead_fd = fd
+        return True
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Cursor]:

@@ -24,8 +24,8 @@ from agent.model.errors import (
 )
 from agent.model.redact import redact, redact_dsn, truncate
 from agent.model.targets import (
-    DependencySpec,
     BreakerSpec,
+    DependencySpec,
     DeployRepoSpec,
     FallbackSpec,
     FlagSpec,
@@ -38,9 +38,9 @@ from agent.model.targets import (
 )
 
 __all__ = [
+    "BreakerSpec",
     "Change",
     "ConfigError",
-    "BreakerSpec",
     "DecisionStep",
     "DependencySpec",
     "DeployRepoSpec",

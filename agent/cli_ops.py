@@ -1,0 +1,114 @@
+"""Incident-handling commands: the daemon (`run`), `incidents`, `ack`, `resolve`, `assign`,
+`revert`. Registered on the main `hemostat` group by agent.cli."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import click
+
+from agent.cli import Ctx, cli, emit_json, pass_ctx
+
+ROLES = ("incident_commander", "communications", "technical_lead")
+
+
+@cli.command()
+@click.option("--listen", help="host:port for the webhook and /metrics (default: intake.listen)")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@pass_ctx
+def run(obj: Ctx, listen: str | None, log_level: str) -> None:
+    """Run the daemon: Alertmanager intake, sweeps, executor, /healthz /readyz /metrics."""
+    import asyncio
+
+    from agent.daemon import Daemon
+    from agent.logs import configure
+
+    configure(log_level)
+    host, _, port = (listen or obj.config.intake.listen).rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not host:port", param_hint="--listen")
+    app = obj.app()
+    daemon = Daemon(app, obj.ledger())
+    asyncio.run(daemon.serve(host, int(port)))
+
+
+@cli.command()
+@click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def incidents(obj: Ctx, open_only: bool, as_json: bool) -> None:
+    """Incidents, newest first."""
+    from agent import render
+
+    records = obj.ledger().incidents(open_only=open_only)
+    if as_json:
+        emit_json([r.to_json() for r in records])
+    else:
+        click.echo(render.incidents(records))
+
+
+def _set_status(obj: Ctx, ref: str, status: str, note: str | None) -> None:
+    from agent.model.context import utcnow
+
+    record = obj.ledger().set_incident_status(ref if ref.startswith("inc-") else f"inc-{ref}", status,
+                                              obj.user, utcnow(), data={"note": note} if note else None)
+    click.echo(f"{record.id}: {status} by {obj.user}")
+
+
+@cli.command()
+@click.argument("incident")
+@click.option("--note", help="what you are doing about it")
+@pass_ctx
+def ack(obj: Ctx, incident: str, note: str | None) -> None:
+    """Acknowledge INCIDENT: a human is investigating."""
+    _set_status(obj, incident, "investigating", note or "acknowledged")
+
+
+@cli.command()
+@click.argument("incident")
+@click.option("--note", help="how it ended")
+@pass_ctx
+def resolve(obj: Ctx, incident: str, note: str | None) -> None:
+    """Mark INCIDENT resolved."""
+    _set_status(obj, incident, "resolved", note)
+
+
+@cli.command()
+@click.argument("incident")
+@click.argument("role", type=click.Choice(ROLES))
+@click.argument("name")
+@pass_ctx
+def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: str) -> None:
+    """Assign ROLE of INCIDENT to NAME (incident commander, communications, technical lead)."""
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    record = ledger.incident(incident)
+    roles = {**record.data.get("roles", {}), role: name}
+    ledger.append("role_assigned", obj.user, utcnow(), incident_id=record.id,
+                  data={"role": role, "name": name})
+    ledger.set_incident_status(record.id, record.status, obj.user, utcnow(), data={"roles": roles})
+    click.echo(f"{record.id}: {role.replace('_', ' ')} is {name}")
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--reason", required=True, help="why it is being reverted")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def revert(obj: Ctx, ref: str, reason: str, as_json: bool) -> None:
+    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on)."""
+    import asyncio
+
+    from agent.executor import Executor
+
+    executor = Executor(obj.app(), obj.ledger(), obj.user)
+    outcome = asyncio.run(executor.revert(ref, reason))
+    if as_json:
+        click.echo(json.dumps(outcome.to_json()))
+    else:
+        click.echo(f"{ref}: {'reverted' if outcome.ok else 'revert FAILED'}: {outcome.detail}")
+    if not outcome.ok:
+        raise SystemExit(1)

@@ -1,0 +1,221 @@
+"""`hemostat run`: the in-cluster daemon.
+
+One asyncio loop with named tasks: a sweep per target, the executor, and the alert workers.
+The HTTP endpoints (Alertmanager webhook, /healthz, /readyz, /metrics) are served by a small
+threaded stdlib server that records each alert durably in the ledger before answering, then
+hands the diagnosis to the loop. SIGTERM sets a stop flag; in-flight work drains within a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import random
+import signal
+import threading
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from agent import lifecycle, service
+from agent.daemon_http import serve_http
+from agent.daemon_metrics import Metrics
+from agent.executor import Executor
+from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
+from agent.ledger import IncidentRecord, Ledger
+from agent.model import HemostatError, TargetSpec
+from agent.model.context import utcnow
+from agent.wiring import App
+
+log = structlog.get_logger("hemostat.daemon")
+REPLAY_WINDOW = timedelta(seconds=60)  # identical bodies this close together are replays
+
+
+@dataclass
+class Daemon:
+    app: App
+    ledger: Ledger
+    executor_interval_s: float = 2.0
+    drain_deadline_s: float = 20.0
+    metrics: Metrics = field(default_factory=Metrics)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _inflight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
+    _sweeping: set[str] = field(default_factory=set)
+    _seen: dict[str, datetime] = field(default_factory=dict)
+    _seen_lock: threading.Lock = field(default_factory=threading.Lock)
+    leader: bool = False
+
+    @property
+    def actor(self) -> str:
+        return self.app.config.identity
+
+    # -- HTTP side (runs in the server's threads) ---------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        try:
+            self.ledger.events(limit=1)
+        except HemostatError as e:
+            return False, f"ledger unavailable: {e}"
+        return (False, "stopping") if self.stopping.is_set() else (True, "ready")
+
+    def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """Validate, record and schedule. Returns the HTTP status and JSON answer."""
+        try:
+            token = self.app.config.intake.token.resolve() if self.app.config.intake.token else None
+            authenticate(authorization, token)
+            webhook = parse(body, self.app.config.intake.max_body_bytes)
+            self._refuse_replay(body_digest(body))
+            if self.stopping.is_set():
+                raise IntakeError(503, "shutting down; Alertmanager will retry")
+            return 202, self._accept(webhook)
+        except IntakeError as e:
+            self.metrics.webhooks.labels(result=str(e.status)).inc()
+            log.warning("webhook refused", status=e.status, reason=str(e))
+            return e.status, {"error": str(e)}
+
+    def _refuse_replay(self, digest: str) -> None:
+        now = utcnow()
+        with self._seen_lock:
+            for key, at in list(self._seen.items()):
+                if now - at > REPLAY_WINDOW:
+                    del self._seen[key]
+            if digest in self._seen:
+                raise IntakeError(409, "duplicate delivery of an identical payload (replay)")
+            self._seen[digest] = now
+
+    def _accept(self, webhook: Webhook) -> dict[str, Any]:
+        now, incidents = utcnow(), []
+        for target, alerts in group(webhook, self.app.config):
+            if target is None:
+                lifecycle.on_unmatched(self.ledger, alerts, now)
+                continue
+            incident, diagnose = lifecycle.on_alerts(self.ledger, webhook, target, alerts, now)
+            if incident is None:
+                continue
+            incidents.append(incident.id)
+            if diagnose:
+                self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
+                self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
+        self.metrics.webhooks.labels(result="202").inc()
+        return {"accepted": len(webhook.alerts), "incidents": incidents}
+
+    def _schedule(self, coro: Awaitable[Any], name: str) -> None:
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(_named(coro, name), self._loop)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+
+    # -- loop side ------------------------------------------------------------------------------
+    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
+        history = await asyncio.to_thread(service.history_from, self.ledger)
+        result = await service.diagnose(self.app, target, incident.opened_at, history, incident.id)
+        self.metrics.observe(result)
+        await asyncio.to_thread(self._record, result, incident)
+
+    def _record(self, result: service.Diagnosis, incident: IncidentRecord) -> None:
+        service.record(self.app, self.ledger, result, self.actor, incident)
+        lifecycle.after_diagnosis(self.ledger, incident, result, self.actor, utcnow())
+
+    async def sweep(self, target: TargetSpec) -> None:
+        """One sweep of one target; skipped if the previous one is still running."""
+        if target.name in self._sweeping:
+            return
+        self._sweeping.add(target.name)
+        try:
+            history = await asyncio.to_thread(service.history_from, self.ledger)
+            result = await service.diagnose(self.app, target, utcnow(), history)
+            self.metrics.observe(result)
+            await asyncio.to_thread(self._after_sweep, target, result)
+        finally:
+            self._sweeping.discard(target.name)
+
+    def _after_sweep(self, target: TargetSpec, result: service.Diagnosis) -> None:
+        incident = self.ledger.find_open_incident(target=target.name)
+        if result.triage.severity is None:
+            if incident is not None and incident.status == "monitoring":
+                self.ledger.set_incident_status(incident.id, "resolved", self.actor, utcnow(),
+                                                data={"reason": "sweep found no problem while monitoring"})
+            return
+        if incident is None:
+            self.metrics.incidents.labels(severity=result.triage.severity.label()).inc()
+        recorded = service.record(self.app, self.ledger, result, self.actor, incident)
+        if recorded is not None:
+            lifecycle.after_diagnosis(self.ledger, recorded, result, self.actor, utcnow())
+
+    async def _sweep_loop(self, target: TargetSpec) -> None:
+        await self._pause(random.uniform(0, min(target.sweep_interval_s, 10)))  # spread the first sweeps
+        while not self.stopping.is_set():
+            try:
+                await self.sweep(target)
+            except HemostatError as e:
+                log.warning("sweep failed", target=target.name, error=str(e))
+            jitter = random.uniform(-0.1, 0.1) * target.sweep_interval_s
+            await self._pause(target.sweep_interval_s + jitter)
+
+    async def _executor_loop(self, executor: Executor) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self._execute_as_leader(executor)
+            except HemostatError as e:
+                log.warning("executor pass failed", error=str(e))
+            await self._pause(self.executor_interval_s)
+
+    async def _execute_as_leader(self, executor: Executor) -> None:
+        was_leader = self.leader
+        self.leader = await asyncio.to_thread(self.ledger.try_lead, self.actor)
+        self.metrics.leader.set(1 if self.leader else 0)
+        if not self.leader:
+            return
+        if not was_leader:
+            for pid in await executor.reconcile():
+                log.warning("reconciled interrupted execution", proposal=pid)
+        for pid in await executor.run_once():
+            record = self.ledger.proposal(pid)
+            self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
+            if record.proposal.incident_id:
+                lifecycle.after_execution(self.ledger, record.proposal.incident_id,
+                                          record.state == "succeeded", self.actor, utcnow())
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=max(seconds, 0))
+
+    async def serve(self, host: str, port: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.stopping.set)
+        server = serve_http(self, host, port)
+        log.info("hemostat running", listen=f"{host}:{server.server_port}",
+                 targets=len(self.app.config.targets), policy=str(self.app.policy_path),
+                 mode=self.app.policy.mode)
+        executor = Executor(self.app, self.ledger, self.actor)
+        tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}")
+                 for t in self.app.config.targets]
+        tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
+        await self.stopping.wait()
+        await self._drain(server, tasks)
+
+    async def _drain(self, server: Any, tasks: list[asyncio.Task[None]]) -> None:
+        log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
+        await asyncio.to_thread(server.shutdown)
+        pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks
+        done, late = await asyncio.wait(pending, timeout=self.drain_deadline_s) if pending else (set(), set())
+        for task in late:
+            task.cancel()
+        server.server_close()
+        log.info("stopped", finished=len(done), cancelled=len(late))
+
+
+async def _named(coro: Awaitable[Any], name: str) -> Any:
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(name)
+    try:
+        return await coro
+    except Exception as e:  # one bad alert must not take the daemon down
+        log.error("task failed", task=name, error=f"{type(e).__name__}: {e}")
+        return None

@@ -1,0 +1,49 @@
+"""The daemon's Prometheus metrics, in a registry of its own (never the global one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from agent.service import Diagnosis
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.probe_seconds = Histogram("hemostat_probe_duration_seconds", "probe collect time",
+                                       ["probe"], registry=r)
+        self.probe_failures = Counter("hemostat_probe_failures_total", "probes that could not look",
+                                      ["probe", "code"], registry=r)
+        self.incidents = Counter("hemostat_incidents_opened_total", "incidents opened", ["severity"],
+                                 registry=r)
+        self.proposals = Counter("hemostat_proposals_total", "proposals by verdict",
+                                 ["action", "verdict"], registry=r)
+        self.executions = Counter("hemostat_executions_total", "executions by result",
+                                  ["action", "result"], registry=r)
+        self.breakers = Gauge("hemostat_breaker_open", "1 when the breaker for an endpoint is open",
+                              ["endpoint"], registry=r)
+        self.webhooks = Counter("hemostat_webhooks_total", "webhook deliveries by HTTP status",
+                                ["result"], registry=r)
+        self.leader = Gauge("hemostat_leader", "1 when this daemon leads (executes)", registry=r)
+
+    def observe(self, diagnosis: Diagnosis) -> None:
+        for obs in diagnosis.observations:
+            self.probe_seconds.labels(probe=obs.probe).observe(obs.duration_s)
+            if not obs.ok:
+                self.probe_failures.labels(probe=obs.probe, code=obs.error_code or "error").inc()
+        for proposal in diagnosis.decision.proposals:
+            verdict = diagnosis.verdicts[proposal.id].decision
+            self.proposals.labels(action=proposal.action, verdict=verdict).inc()
+        for endpoint, state in diagnosis.breakers.items():
+            self.breakers.labels(endpoint=endpoint).set(0 if state == "closed" else 1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

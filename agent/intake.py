@@ -1,0 +1,111 @@
+"""Alertmanager webhook intake (payload version 4): validate, authenticate, map alerts to targets.
+
+Pure parsing and routing; the daemon's HTTP handler calls these and records the result.
+Every rejection is an `IntakeError` carrying the HTTP status to answer with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.config import Config
+from agent.model import HemostatError, TargetSpec
+
+
+class IntakeError(HemostatError):
+    code = "intake"
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime
+    endsAt: datetime | None = None
+    generatorURL: str = ""
+    fingerprint: str = ""
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    version: Literal["4"]
+    groupKey: str = Field(min_length=1, max_length=4096)
+    status: Literal["firing", "resolved"]
+    receiver: str = ""
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    truncatedAlerts: int = 0
+    alerts: list[Alert] = Field(min_length=1, max_length=1000)
+
+
+def authenticate(header: str | None, token: str | None) -> None:
+    """Bearer token check in constant time; no token configured means no check."""
+    if token is None:
+        return
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        raise IntakeError(401, "missing or wrong bearer token")
+
+
+def parse(body: bytes, limit: int) -> Webhook:
+    if len(body) > limit:
+        raise IntakeError(413, f"payload of {len(body)} bytes is over the {limit}-byte limit")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IntakeError(400, f"payload is not JSON: {e}") from None
+    try:
+        return Webhook.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        raise IntakeError(422, f"not an Alertmanager v4 payload: {where}: {first['msg']}") from None
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def target_for(alert: Alert, config: Config) -> TargetSpec | None:
+    """The configured target an alert is about: by name, else by deployment (and namespace)."""
+    labels = alert.labels
+    for key in config.intake.target_labels:
+        value = labels.get(key)
+        if value is None:
+            continue
+        for target in config.targets:
+            if value == target.name or (value == target.deployment and _same_ns(labels, target)):
+                return target
+    return None
+
+
+def _same_ns(labels: dict[str, str], target: TargetSpec) -> bool:
+    return labels.get("namespace", target.namespace) == target.namespace
+
+
+def group(webhook: Webhook, config: Config) -> list[tuple[TargetSpec | None, Sequence[Alert]]]:
+    """Alerts grouped by the target they map to; unmapped alerts under None (recorded, not dropped)."""
+    by_target: dict[str | None, list[Alert]] = {}
+    targets: dict[str | None, TargetSpec | None] = {None: None}
+    for alert in webhook.alerts:
+        target = target_for(alert, config)
+        key = target.name if target else None
+        targets[key] = target
+        by_target.setdefault(key, []).append(alert)
+    return [(targets[k], alerts) for k, alerts in by_target.items()]

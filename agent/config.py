@@ -85,6 +85,7 @@ class Config(_Strict):
     )
     identity: str = Field("hemostat", description="the daemon's name in the ledger")
     probe_timeout_s: float = Field(10.0, gt=0, le=300)
+    sweeps: bool = Field(True, description="probe every target on its interval, not only on alerts")
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Config:

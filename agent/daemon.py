@@ -193,8 +193,8 @@ class Daemon:
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
                  mode=self.app.policy.mode)
         executor = Executor(self.app, self.ledger, self.actor)
-        tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}")
-                 for t in self.app.config.targets]
+        sweeping = self.app.config.targets if self.app.config.sweeps else []
+        tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}") for t in sweeping]
         tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
         await self.stopping.wait()
         await self._drain(server, tasks)

@@ -32,7 +32,9 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
               now: datetime, actor: str = "alertmanager") -> tuple[IncidentRecord | None, bool]:
     """Record alerts for one target. Returns the incident and whether it needs a diagnosis."""
     group_key = f"{webhook.groupKey}|{target.name}"
-    incident = ledger.find_open_incident(group_key=group_key)
+    # One open incident per target: a second alert group, or a sweep's incident, joins it.
+    incident = ledger.find_open_incident(group_key=group_key) or ledger.find_open_incident(
+        target=target.name)
     firing = [a for a in alerts if a.status == "firing"]
     if incident is None:
         if not firing:

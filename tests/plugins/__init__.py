@@ -1,0 +1,1 @@
+"""Third-party-style plugins used by the tests, installed as real distributions (entry points)."""

@@ -62,7 +62,7 @@ def test_steady_low_error_rate_is_not_a_finding(loopback: LoopbackServer) -> Non
 
 def test_counter_reset_after_restart_counts_from_zero(loopback: LoopbackServer) -> None:
     url = loopback.route("/metrics", body=_counters((50000, 500), (100, 60)))
-    obs, [finding] = _run(url)
+    _, [finding] = _run(url)
     assert finding.facts["errors"] == 60 and finding.facts["requests"] == 100
 
 

@@ -76,6 +76,16 @@ class Daemon:
             self.metrics.webhooks.labels(result=str(e.status)).inc()
             log.warning("webhook refused", status=e.status, reason=str(e))
             return e.status, {"error": str(e)}
+        except HemostatError as e:  # ledger full or unreachable: make Alertmanager retry
+            self.metrics.webhooks.labels(result="503").inc()
+            log.error("webhook not recorded", error=str(e), code=e.code)
+            self._forget(body_digest(body))
+            return 503, {"error": f"could not record the alert ({e.code}); retry"}
+
+    def _forget(self, digest: str) -> None:
+        """A delivery we failed to record must not be refused as a replay when retried."""
+        with self._seen_lock:
+            self._seen.pop(digest, None)
 
     def _refuse_replay(self, digest: str) -> None:
         now = utcnow()

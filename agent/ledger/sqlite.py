@@ -102,6 +102,9 @@ class SqliteLedger(SqlLedger):
                               code="ledger_unavailable") from e
         try:
             yield cur
+        except sqlite3.Error as e:  # disk full, I/O error, locked past the timeout
+            self._conn.rollback()
+            raise LedgerError(f"ledger {self.path} write failed: {e}", code="ledger_write_failed") from e
         except BaseException:
             self._conn.rollback()
             raise

@@ -8,7 +8,7 @@ from typing import Literal
 
 import click
 
-from agent.cli import Ctx, cli, emit_json, pass_ctx
+from agent.cli import Ctx, cli, emit_json, pass_ctx, policy
 
 ROLES = ("incident_commander", "communications", "technical_lead")
 
@@ -112,3 +112,34 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool) -> None:
         click.echo(f"{ref}: {'reverted' if outcome.ok else 'revert FAILED'}: {outcome.detail}")
     if not outcome.ok:
         raise SystemExit(1)
+
+
+@policy.command("explain")
+@click.argument("ref")
+@click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False),
+              help="explain under this policy instead of the configured one")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -> None:
+    """How the policy decides proposal REF now: verdict, the rule that decided, the limits."""
+    from pathlib import Path
+
+    from agent.model.context import utcnow
+    from agent.service import history_from
+
+    app = obj.app(Path(policy_file) if policy_file else None)
+    ledger = obj.ledger()
+    record = ledger.proposal(ref)
+    severity = ledger.incident(record.proposal.incident_id).severity if record.proposal.incident_id else 4
+    verdict = app.gate.evaluate(record.proposal, history_from(ledger), utcnow(), severity)
+    if as_json:
+        emit_json({"proposal": record.id, "policy": str(app.policy_path), **verdict.to_json()})
+        return
+    rule = app.policy.rule(record.proposal.action)
+    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject} under {app.policy_path}")
+    click.echo(f"  mode      {app.policy.mode}")
+    click.echo(f"  rule      {rule.model_dump() if rule else 'none: the action is not in the policy'}")
+    click.echo(f"  verdict   {verdict.decision}{' (dry-run)' if verdict.dry_run else ''}")
+    click.echo(f"  because   {'; '.join(verdict.reasons)}")
+    if verdict.limits:
+        click.echo(f"  limits    {verdict.limits}")

@@ -72,6 +72,8 @@ def reset_status(obj: Obj, rt: ResourceType) -> None:
         obj["status"] = {"phase": "Active"}
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif rt.kind == "HorizontalPodAutoscaler":
+        obj["status"] = {"currentReplicas": 0, "desiredReplicas": 0}
     elif "status" in rt.subresources:
         obj["status"] = {} if not rt.custom else None
         if obj["status"] is None:

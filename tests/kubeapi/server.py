@@ -68,7 +68,8 @@ class FakeApiServer:
     def start(self) -> str:
         self._httpd = KubeHTTPServer(self)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-kube-apiserver", daemon=True)
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+            name="fake-kube-apiserver", daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         return self.url

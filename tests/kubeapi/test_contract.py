@@ -1,3 +1,6 @@
+# The generated client models type every field as Optional (and Watch is untyped); these tests
+# assert on the shapes the server returns, so those checks are relaxed for this file only.
+# mypy: disable-error-code="union-attr,index,arg-type,operator,attr-defined,no-untyped-call"
 """Contract tests for the fake kube-apiserver, through the official ``kubernetes`` client.
 
 Unmarked tests also run against a real cluster (``HEMOSTAT_E2E_KUBECONFIG``); ``fake_only``
@@ -55,7 +58,7 @@ def raw(api: client.ApiClient, method: str, path: str, body: Any = None,
         "Accept": "application/json", "Content-Type": content_type},
         body=body, auth_settings=["BearerToken"])
     response = api.call_api(*params)
-    response.read()  # type: ignore[no-untyped-call]
+    response.read()
     return response.status, json.loads(response.data or b"null")
 
 

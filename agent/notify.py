@@ -55,11 +55,18 @@ class StatusUpdate:
     next_update_at: datetime | None  # None once resolved
     at: datetime
 
-    def text(self) -> str:
+    def fields(self) -> list[tuple[str, str]]:
         nxt = utc(self.next_update_at) if self.next_update_at else "none: resolved"
-        return "\n".join((f"Status: {self.status}", f"Impact: {self.impact}",
-                          f"Started: {utc(self.started_at)}", f"Current status: {self.current}",
-                          f"Next update: {nxt}"))
+        return [("Status", self.status), ("Impact", self.impact), ("Started", utc(self.started_at)),
+                ("Current status", self.current), ("Next update", nxt)]
+
+    def text(self) -> str:
+        return "\n".join(f"{k}: {v}" for k, v in self.fields())
+
+    def headline(self) -> str:
+        """'SEV-2 checkout: ...' with the current severity (titles may carry the first one)."""
+        title = self.title.split(" ", 1)[-1] if self.title.startswith("SEV-") else self.title
+        return f"SEV-{self.severity} {title}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,15 +82,23 @@ def status_update(incident: IncidentRecord, events: Sequence[Event], now: dateti
                   cadence_minutes: float) -> StatusUpdate:
     """The update to post now for `incident`, from its ledger events. Pure."""
     resolved = incident.status == "resolved"
-    current = next((line for e in reversed(events) if (line := event_line(e, events))), incident.title)
     return StatusUpdate(
         incident.id, incident.target, incident.title, incident.severity,
-        STATUS_LABELS.get(incident.status, "Investigating"), _impact(events, incident),
-        incident.opened_at, current, None if resolved else now + timedelta(minutes=cadence_minutes), now,
+        STATUS_LABELS.get(incident.status, "Investigating"), _impact(events),
+        incident.opened_at, _current(incident, events),
+        None if resolved else now + timedelta(minutes=cadence_minutes), now,
     )
 
 
-def _impact(events: Sequence[Event], incident: IncidentRecord) -> str:
+def _current(incident: IncidentRecord, events: Sequence[Event]) -> str:
+    """The latest thing that happened; status changes only set the lead (they say less)."""
+    lines = [line for e in events if e.type != "status_changed" and (line := event_line(e, events))]
+    last = lines[-1] if lines else incident.title
+    lead = {"monitoring": "Mitigation in place; watching that it holds.", "resolved": "Resolved."}
+    return f"{lead[incident.status]} Last: {last}" if incident.status in lead else last
+
+
+def _impact(events: Sequence[Event]) -> str:
     triaged = [e.data for e in events if e.type == "triaged"]
     if not triaged:
         return "being assessed"
@@ -105,11 +120,12 @@ def event_line(event: Event, events: Sequence[Event]) -> str | None:
     d, who = event.data, event.actor
     what = proposal_label(event.proposal_id, events)
     detail = d.get("detail") or d.get("error") or d.get("reason") or ""
-    lines: dict[str, Callable[[], str]] = {
-        "incident_opened": lambda: f"Investigating: {d.get('title', '')}",
+    lines: dict[str, Callable[[], str | None]] = {
+        "incident_opened": lambda: f"Incident opened: {d.get('title', '')}",
         "alert_fired": lambda: f"Alert fired: {_alerts(d)}",
-        "triaged": lambda: f"Triaged {d.get('severity') or 'no problem'}: {d.get('headline', '')}",
-        "status_changed": lambda: f"Status {d.get('from')} -> {d.get('to')}" + _why(d.get("reason")),
+        "triaged": lambda: f"Triaged: {d.get('headline', '')}",
+        "status_changed": lambda: _status_changed(d),
+        "role_assigned": lambda: f"{d.get('name')} is {str(d.get('role', '')).replace('_', ' ')}",
         "proposal": lambda: _proposed(what, d),
         "approval": lambda: f"{who} approved {what} ({d.get('approvals')}/{d.get('needed')})",
         "proposal_approved": lambda: f"{what} approved; it will be applied",
@@ -123,8 +139,15 @@ def event_line(event: Event, events: Sequence[Event]) -> str | None:
         "proposal_reverted": lambda: f"{what} reverted" + _why(detail),
         "escalated": lambda: f"Escalated to a human: {detail}",
     }
-    line = lines.get(event.type)
-    return truncate(line(), 200) if line else None
+    line = lines[event.type]() if event.type in lines else None
+    return truncate(" ".join(line.split()), 200) if line else None
+
+
+def _status_changed(data: dict[str, Any]) -> str | None:
+    if data.get("from") == data.get("to"):
+        return None  # a record update (roles, notes) that did not change the status
+    why = data.get("reason") or data.get("note") or data.get("headline")
+    return f"Status {data.get('from')} -> {data.get('to')}" + _why(why)
 
 
 def _why(text: Any) -> str:
@@ -171,7 +194,7 @@ class Backoff:
 
     def delay(self, attempt: int, hint_s: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (from 1)."""
-        return min(self.max_s, max(hint_s or 0.0, self.base_s * 2 ** (attempt - 1)))
+        return float(min(self.max_s, max(hint_s or 0.0, self.base_s * 2 ** (attempt - 1))))
 
 
 class Channel(Protocol):
@@ -184,9 +207,8 @@ class Channel(Protocol):
 
 def slack_payload(update: StatusUpdate) -> dict[str, Any]:
     """Slack incoming-webhook JSON: a plain `text` fallback for notifications, plus blocks."""
-    head = f"{update.status}: SEV-{update.severity} {update.title}"
-    body = "\n".join(f"*{_esc(k)}:* {_esc(v)}" for k, v in
-                     (line.split(": ", 1) for line in update.text().splitlines()))
+    head = f"{update.status}: {update.headline()}"
+    body = "\n".join(f"*{k}:* {_esc(v)}" for k, v in update.fields())
     return {
         "text": truncate(head, 300),
         "blocks": [
@@ -226,9 +248,10 @@ async def _post(url: str, payload: dict[str, Any], timeout_s: float) -> httpx.Re
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             return await client.post(url, json=payload)
     except httpx.TimeoutException as e:
-        raise TemporaryError(f"no answer within {timeout_s:g}s", code="notify_timeout") from e
+        raise TemporaryError(f"no answer within {timeout_s:g}s", delay=0, code="notify_timeout") from e
     except httpx.HTTPError as e:  # str(e) may quote the URL: only the type is kept
-        raise TemporaryError(f"unreachable ({type(e).__name__})", code="notify_unreachable") from e
+        raise TemporaryError(f"unreachable ({type(e).__name__})", delay=0,
+                             code="notify_unreachable") from e
 
 
 def _raise_for(response: httpx.Response, url: str) -> None:
@@ -251,7 +274,7 @@ class StdoutChannel:
 
     async def send(self, update: StatusUpdate) -> None:
         stream = self.stream or sys.stdout
-        stream.write(f"[{update.incident_id} SEV-{update.severity}] {update.title}\n{update.text()}\n\n")
+        stream.write(f"[{update.incident_id}] {update.headline()}\n{update.text()}\n\n")
         stream.flush()
 
 

@@ -317,7 +317,7 @@ def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
 def status(obj: Ctx, incident: str, as_json: bool) -> None:
     """The status update for INCIDENT as it would be posted now."""
     from agent.model.context import utcnow
-    from agent.notify import status_update
+    from agent.status import status_update
 
     ledger = obj.ledger()
     found = ledger.incident(incident)

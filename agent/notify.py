@@ -1,7 +1,6 @@
-"""Status updates for the people following an incident, and the notifiers that carry them.
+"""The notifiers that carry status updates (rendered by `agent.status`) to people.
 
-`status_update(incident, events, now, cadence)` renders the playbook's template from the ledger
-(pure). The daemon hands the result to `Notifier.dispatch`, which returns at once: delivery to
+The daemon hands a `StatusUpdate` to `Notifier.dispatch`, which returns at once: delivery to
 every configured channel (Slack incoming webhook, generic JSON webhook, stdout) runs in a
 background task, retries temporary failures with exponential backoff, and reports each outcome
 through `on_result`, which the daemon turns into a `notification` ledger event. Webhook URLs are
@@ -14,13 +13,12 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import structlog
 
-from agent.ledger import Event, IncidentRecord
 from agent.model import HemostatError, PermanentError, SecretRef, TemporaryError, redact, truncate
+from agent.status import StatusUpdate
 
 if TYPE_CHECKING:
     import httpx
@@ -28,144 +26,6 @@ if TYPE_CHECKING:
     from agent.config import NotifierConfig
 
 log = structlog.get_logger(__name__)
-
-STATUS_LABELS = {
-    "opened": "Investigating", "triaged": "Investigating", "investigating": "Investigating",
-    "identified": "Identified", "mitigating": "Identified", "monitoring": "Monitoring",
-    "resolved": "Resolved",
-}
-
-
-def utc(at: datetime) -> str:
-    return f"{at:%Y-%m-%d %H:%M} UTC"
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One status update, as the playbook's template has it."""
-
-    incident_id: str
-    target: str
-    title: str
-    severity: int
-    status: str  # Investigating | Identified | Monitoring | Resolved
-    impact: str
-    started_at: datetime
-    current: str
-    next_update_at: datetime | None  # None once resolved
-    at: datetime
-
-    def fields(self) -> list[tuple[str, str]]:
-        nxt = utc(self.next_update_at) if self.next_update_at else "none: resolved"
-        return [("Status", self.status), ("Impact", self.impact), ("Started", utc(self.started_at)),
-                ("Current status", self.current), ("Next update", nxt)]
-
-    def text(self) -> str:
-        return "\n".join(f"{k}: {v}" for k, v in self.fields())
-
-    def headline(self) -> str:
-        """'SEV-2 checkout: ...' with the current severity (titles may carry the first one)."""
-        title = self.title.split(" ", 1)[-1] if self.title.startswith("SEV-") else self.title
-        return f"SEV-{self.severity} {title}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "incident": self.incident_id, "target": self.target, "title": self.title,
-            "severity": f"SEV-{self.severity}", "status": self.status, "impact": self.impact,
-            "started_at": self.started_at.isoformat(), "current": self.current,
-            "next_update_at": self.next_update_at.isoformat() if self.next_update_at else None,
-            "at": self.at.isoformat(),
-        }
-
-
-def status_update(incident: IncidentRecord, events: Sequence[Event], now: datetime,
-                  cadence_minutes: float) -> StatusUpdate:
-    """The update to post now for `incident`, from its ledger events. Pure."""
-    resolved = incident.status == "resolved"
-    return StatusUpdate(
-        incident.id, incident.target, incident.title, incident.severity,
-        STATUS_LABELS.get(incident.status, "Investigating"), _impact(events),
-        incident.opened_at, _current(incident, events),
-        None if resolved else now + timedelta(minutes=cadence_minutes), now,
-    )
-
-
-def _current(incident: IncidentRecord, events: Sequence[Event]) -> str:
-    """The latest thing that happened; status changes only set the lead (they say less)."""
-    lines = [line for e in events if e.type != "status_changed" and (line := event_line(e, events))]
-    last = lines[-1] if lines else incident.title
-    lead = {"monitoring": "Mitigation in place; watching that it holds.", "resolved": "Resolved."}
-    return f"{lead[incident.status]} Last: {last}" if incident.status in lead else last
-
-
-def _impact(events: Sequence[Event]) -> str:
-    triaged = [e.data for e in events if e.type == "triaged"]
-    if not triaged:
-        return "being assessed"
-    latest = triaged[-1]
-    parts = latest.get("impact") or latest.get("broken", [])[:2] or [latest.get("headline", "")]
-    return "; ".join(str(p) for p in parts if p) or "being assessed"
-
-
-def proposal_label(proposal_id: str | None, events: Sequence[Event]) -> str:
-    """'rollback checkout' for a proposal id, from its `proposal` event."""
-    for e in events:
-        if e.type == "proposal" and e.proposal_id == proposal_id:
-            return f"{e.data['proposal']['action']} {e.data['proposal']['subject']}"
-    return proposal_id or "a mitigation"
-
-
-def event_line(event: Event, events: Sequence[Event]) -> str | None:
-    """One plain sentence for a meaningful timeline event; None for bookkeeping ones."""
-    d, who = event.data, event.actor
-    what = proposal_label(event.proposal_id, events)
-    detail = d.get("detail") or d.get("error") or d.get("reason") or ""
-    lines: dict[str, Callable[[], str | None]] = {
-        "incident_opened": lambda: f"Incident opened: {d.get('title', '')}",
-        "alert_fired": lambda: f"Alert fired: {_alerts(d)}",
-        "triaged": lambda: f"Triaged: {d.get('headline', '')}",
-        "status_changed": lambda: _status_changed(d),
-        "role_assigned": lambda: f"{d.get('name')} is {str(d.get('role', '')).replace('_', ' ')}",
-        "proposal": lambda: _proposed(what, d),
-        "approval": lambda: f"{who} approved {what} ({d.get('approvals')}/{d.get('needed')})",
-        "proposal_approved": lambda: f"{what} approved; it will be applied",
-        "proposal_rejected": lambda: f"{what} rejected by {who}" + _why(detail),
-        "proposal_expired": lambda: f"{what} expired without a decision",
-        "execution_started": lambda: f"Applying {what}" + _why(d.get("plan", {}).get("summary")),
-        "execution_finished": lambda: f"{what} {'applied' if d.get('ok') else 'failed'}" + _why(detail),
-        "verification": lambda: f"{what} {'verified' if d.get('ok') else 'did not verify'}" + _why(detail),
-        "proposal_succeeded": lambda: f"{what} succeeded" + _why(detail),
-        "proposal_failed": lambda: f"{what} failed" + _why(detail),
-        "proposal_reverted": lambda: f"{what} reverted" + _why(detail),
-        "escalated": lambda: f"Escalated to a human: {detail}",
-    }
-    line = lines[event.type]() if event.type in lines else None
-    return truncate(" ".join(line.split()), 200) if line else None
-
-
-def _status_changed(data: dict[str, Any]) -> str | None:
-    if data.get("from") == data.get("to"):
-        return None  # a record update (roles, notes) that did not change the status
-    why = data.get("reason") or data.get("note") or data.get("headline")
-    return f"Status {data.get('from')} -> {data.get('to')}" + _why(why)
-
-
-def _why(text: Any) -> str:
-    return f": {text}" if text else ""
-
-
-def _alerts(data: dict[str, Any]) -> str:
-    alerts = data.get("alerts") or [{}]
-    return ", ".join(a.get("summary") or a.get("labels", {}).get("alertname", "alert") for a in alerts)
-
-
-def _proposed(what: str, data: dict[str, Any]) -> str:
-    decision = data.get("verdict", {}).get("decision", "")
-    then = {"allow": "policy allows it", "needs_approval": "awaiting approval",
-            "deny": "denied by policy"}.get(decision, decision)
-    path = data.get("proposal", {}).get("path") or [{}]
-    return f"Proposed {what} ({then})" + _why(path[0].get("because"))
-
 
 # -- delivery ---------------------------------------------------------------------------------
 
@@ -259,7 +119,7 @@ def _raise_for(response: httpx.Response, url: str) -> None:
     if status < 300:
         return
     body = redact(truncate(response.text.strip(), 200), secrets=(url, *url.split("/")[3:]))
-    message = f"HTTP {status}" + _why(body)
+    message = f"HTTP {status}" + (f": {body}" if body else "")
     if status == 429 or status >= 500:
         retry_after = response.headers.get("retry-after", "")
         delay = float(retry_after) if retry_after.isdigit() else 0.0

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.ledger import Event, IncidentRecord
 from agent.model import Finding, HemostatError
-from agent.notify import event_line, proposal_label
+from agent.status import event_line, proposal_label
 
 if TYPE_CHECKING:
     from policies.tree import Tree
@@ -241,7 +241,7 @@ def scenario_from_incident(incident: IncidentRecord, events: Sequence[Event],
     proposals = [e.data["proposal"] for e in segment if e.type == "proposal"]
     expect: dict[str, Any] = {"severity": triaged.get("severity") or "none",
                               "actions": sorted({p["action"] for p in proposals})}
-    branches = _branch_names(proposals, tree)
+    branches = triaged.get("branches") or _branch_names(proposals, tree)  # recorded since v0.1
     if branches is not None:
         expect["branches"] = branches
     return {"name": f"{incident.target}: {incident.title} ({incident.id})", "target": target_spec_json,

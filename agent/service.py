@@ -113,7 +113,8 @@ def _record_findings(ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRec
                   data={"observations": [o.to_json() for o in diagnosis.observations]})
     for finding in diagnosis.findings:
         ledger.append("finding", actor, at, incident_id=incident.id, data=finding.to_json())
-    ledger.append("triaged", actor, at, incident_id=incident.id, data=diagnosis.triage.to_json())
+    ledger.append("triaged", actor, at, incident_id=incident.id,
+                  data={**diagnosis.triage.to_json(), "branches": list(diagnosis.decision.branches)})
 
 
 def _record_proposals(app: App, ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRecord) -> None:

@@ -27,12 +27,11 @@ from agent.notify import (
     Delivery,
     HttpChannel,
     Notifier,
-    StatusUpdate,
     StdoutChannel,
     channels_from,
     slack_payload,
-    status_update,
 )
+from agent.status import StatusUpdate, status_update
 
 T0 = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
 TOKEN_PATH = "/services/T0001/B0002/s3cr3t-t0ken-xyz"

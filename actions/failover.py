@@ -249,12 +249,12 @@ def _backend(spec: FallbackSpec, ctx: ActionContext) -> Backend:
     raise PermanentError(f"{spec.backend} fallback needs `{field}`", code="fallback_unconfigured")
 
 
-def _fallback_of(target: TargetSpec, subject: str) -> FallbackSpec:
-    dep = target.dependency(subject)
+def _resolve(ctx: ActionContext, subject: str) -> tuple[FallbackSpec, Backend]:
+    dep = ctx.target.dependency(subject)
     if dep is None or dep.fallback is None:
-        raise PermanentError(f"{subject} has no fallback configured in target {target.name}",
+        raise PermanentError(f"{subject} has no fallback configured in target {ctx.target.name}",
                              code="fallback_unconfigured")
-    return dep.fallback
+    return dep.fallback, _backend(dep.fallback, ctx)
 
 
 async def _current(backend: Backend, spec: FallbackSpec) -> str:
@@ -279,8 +279,7 @@ class FailoverAction:
         return None if dep.fallback is not None else f"{subject} has no fallback configured"
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
-        spec = _fallback_of(ctx.target, proposal.subject)
-        backend = _backend(spec, ctx)
+        spec, backend = _resolve(ctx, proposal.subject)
         now = await _current(backend, spec)
         done = " (already on secondary)" if now == spec.secondary else ""
         return Plan(
@@ -301,8 +300,7 @@ class FailoverAction:
         return await self._switch(plan, ctx, to_secondary=False)
 
     async def _switch(self, plan: Plan, ctx: ActionContext, to_secondary: bool) -> Outcome:
-        spec = _fallback_of(ctx.target, plan.subject)
-        backend = _backend(spec, ctx)
+        spec, backend = _resolve(ctx, plan.subject)
         wanted = spec.secondary if to_secondary else spec.primary
         if await _current(backend, spec) == wanted:
             return Outcome(True, f"{backend.where} already {wanted}: nothing changed", {"changed": False})
@@ -310,16 +308,14 @@ class FailoverAction:
         return Outcome(True, f"{backend.where} switched to {wanted}", {"changed": True, "value": wanted})
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        spec = _fallback_of(ctx.target, plan.subject)
-        backend = _backend(spec, ctx)
+        spec, backend = _resolve(ctx, plan.subject)
         value = await backend.read()
         ok = value == spec.secondary
         return Outcome(ok, f"{backend.where} is {value!r}" + ("" if ok else f", not {spec.secondary!r}"),
                        {"value": value})
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        spec = _fallback_of(ctx.target, plan.subject)
-        backend = _backend(spec, ctx)
+        spec, backend = _resolve(ctx, plan.subject)
         now = await _current(backend, spec)
         if now != spec.secondary:
             await backend.write(spec.secondary, dry_run=True)

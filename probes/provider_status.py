@@ -1,0 +1,199 @@
+"""Probe `provider-status`: what a dependency's provider says about itself on its status page.
+
+For every dependency with a `statuspage_url`, reads the Atlassian Statuspage API
+(`/api/v2/status.json` for the page-wide indicator, `/api/v2/incidents/unresolved.json` for what
+is going on) concurrently, each request bounded by a timeout and guarded by a breaker per page.
+Finding `provider_incident` ("Stripe reports a major outage since 02:41: ..."), with a severity
+from the indicator or the worst incident impact. An HTML page, a captive portal or garbage JSON is
+a gap, never a crash: `PermanentError` with code `statuspage_garbage`. When some pages answer and
+others do not, the failures are recorded per dependency and the rest still counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from agent.model import (
+    DependencySpec,
+    Finding,
+    HemostatError,
+    Observation,
+    PermanentError,
+    Severity,
+    TargetSpec,
+    TemporaryError,
+)
+from agent.model.context import ProbeContext
+from agent.model.redact import truncate
+
+# Statuspage's indicator (page) and impact (incident) scales, and how bad each is for us.
+SEVERITY = {"critical": Severity.SEV1, "major": Severity.SEV2, "minor": Severity.SEV3,
+            "maintenance": Severity.SEV4}
+WORDS = {"critical": "critical outage", "major": "major outage", "minor": "minor outage",
+         "maintenance": "maintenance"}
+LEVELS = ("none", *WORDS)
+
+
+def api_base(url: str) -> str:
+    """`https://status.stripe.com` or any of its `/api/v2/...` URLs -> `https://status.stripe.com`."""
+    return url.split("/api/v2/")[0].rstrip("/")
+
+
+class ProviderStatusProbe:
+    name = "provider-status"
+    summary = "dependencies' Atlassian Statuspage: page indicator and unresolved incidents"
+
+    def applies_to(self, target: TargetSpec) -> bool:
+        return any(dep.statuspage_url for dep in target.dependencies)
+
+    async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
+        deps = [dep for dep in target.dependencies if dep.statuspage_url]
+        async with httpx.AsyncClient(follow_redirects=True, trust_env=False,
+                                     headers={"Accept": "application/json"}) as client:
+            pages = await asyncio.gather(*(_page(client, dep, ctx) for dep in deps))
+        failed = [page for page in pages if "error" in page]
+        if failed and len(failed) == len(pages):
+            raise failed[0].pop("exception")
+        for page in failed:
+            page.pop("exception")
+        return {"pages": list(pages)}
+
+    def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
+        findings = []
+        for page in observation.data.get("pages", []):
+            dep = target.dependency(page["name"])
+            finding = _judge(page, dep.critical if dep else True, now, self.name)
+            if finding is not None:
+                findings.append(finding)
+        return findings
+
+
+async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
+    base = api_base(str(dep.statuspage_url))
+    result: dict[str, Any] = {"name": dep.name, "url": base}
+    try:
+        status, unresolved = await asyncio.gather(
+            _fetch(client, f"{base}/api/v2/status.json", ctx),
+            _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx))
+        result.update(_status(status, base), incidents=_incidents(unresolved, base))
+    except HemostatError as e:
+        result.update(error=str(e), error_code=e.code, exception=e)
+    return result
+
+
+async def _fetch(client: httpx.AsyncClient, url: str, ctx: ProbeContext) -> Any:
+    timeout = ctx.timeout_s * 0.8  # answer before the runner's own deadline cuts the whole probe
+    try:
+        with ctx.breakers.guard(f"statuspage:{urlsplit(url).netloc}"):
+            response = await client.get(url, timeout=timeout)
+            if response.status_code >= 500 or response.status_code == 429:
+                raise TemporaryError(f"{url} answered HTTP {response.status_code}",
+                                     code="statuspage_unavailable", delay=60)
+    except httpx.TimeoutException as e:
+        raise TemporaryError(f"{url}: no answer within {timeout:g}s", code="statuspage_timeout") from e
+    except httpx.HTTPError as e:
+        raise TemporaryError(f"{url}: {type(e).__name__}", code="statuspage_unreachable") from e
+    if response.status_code >= 400:
+        raise PermanentError(f"{url} answered HTTP {response.status_code}: is this a Statuspage page?",
+                             code="statuspage_http")
+    return _json(response, url)
+
+
+def _json(response: httpx.Response, url: str) -> Any:
+    kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
+    try:
+        return response.json()
+    except ValueError as e:
+        looks = "an HTML page" if response.text.lstrip()[:1] == "<" else "garbage"
+        raise PermanentError(
+            f"{url} is not a Statuspage API: answered {looks} ({kind}): "
+            f"{truncate(response.text.strip(), 60)!r}", code="statuspage_garbage") from e
+
+
+def _garbage(url: str, why: str) -> PermanentError:
+    return PermanentError(f"{url} is not a Statuspage API: {why}", code="statuspage_garbage")
+
+
+def _status(body: Any, base: str) -> dict[str, Any]:
+    status = body.get("status") if isinstance(body, dict) else None
+    indicator = status.get("indicator") if isinstance(status, dict) else None
+    if indicator not in LEVELS:
+        raise _garbage(f"{base}/api/v2/status.json", f"no known status.indicator (got {indicator!r})")
+    assert isinstance(status, dict) and isinstance(body, dict)
+    page = body.get("page")
+    page = page if isinstance(page, dict) else {}
+    return {"page": str(page.get("name") or ""), "indicator": indicator,
+            "description": str(status.get("description") or "")}
+
+
+def _incidents(body: Any, base: str) -> list[dict[str, Any]]:
+    items = body.get("incidents") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise _garbage(f"{base}/api/v2/incidents/unresolved.json", "no list of incidents")
+    return [_incident(item) for item in items]
+
+
+def _incident(item: dict[str, Any]) -> dict[str, Any]:
+    updates = [u for u in item.get("incident_updates") or [] if isinstance(u, dict)]
+    return {
+        "name": truncate(str(item.get("name") or "unnamed incident"), 120),
+        "status": str(item.get("status") or "unknown"),
+        "impact": str(item.get("impact") or "none"),
+        "started_at": item.get("started_at") or item.get("created_at"),
+        "components": [str(c.get("name")) for c in item.get("components") or [] if isinstance(c, dict)],
+        "update": truncate(str(updates[0].get("body") or ""), 200) if updates else "",
+        "link": item.get("shortlink"),
+    }
+
+
+def _worst(page: dict[str, Any]) -> str:
+    levels = [page["indicator"], *(i["impact"] for i in page["incidents"])]
+    known = [level for level in levels if level in SEVERITY]
+    return min(known, key=lambda level: SEVERITY[level]) if known else "none"
+
+
+def _since(started_at: str | None, now: datetime) -> str:
+    if not started_at:
+        return ""
+    try:
+        when = datetime.fromisoformat(started_at.replace("Z", "+00:00")).astimezone(now.tzinfo)
+    except ValueError:
+        return ""
+    return f" since {when:%H:%M}" if when.date() == now.date() else f" since {when:%b %d %H:%M}"
+
+
+def _judge(page: dict[str, Any], critical: bool, now: datetime, probe: str) -> Finding | None:
+    if "error" in page:
+        return None
+    level, incidents = _worst(page), page["incidents"]
+    if level == "none" and not incidents:
+        return None
+    who = page["page"] or page["name"]
+    severity = SEVERITY.get(level, Severity.SEV4)
+    if not critical:
+        severity = Severity(min(severity + 1, Severity.SEV4))
+    first = min(incidents, key=lambda i: i["started_at"] or "~") if incidents else None
+    what = f"{first['name']} ({first['status']})" if first else page["description"]
+    since = _since(first["started_at"], now) if first else ""
+    return Finding(
+        kind="provider_incident", subject=page["name"], severity=severity, observed_at=now,
+        probe=probe, summary=f"{who} reports a {WORDS.get(level, 'incident')}{since}: {what}",
+        evidence=tuple(_evidence(i) for i in incidents) or (f"{page['url']}: {page['description']}",),
+        facts={"indicator": page["indicator"], "level": level, "page": who, "critical": critical,
+               "incidents": [i["name"] for i in incidents],
+               "started_at": first["started_at"] if first else None},
+    )
+
+
+def _evidence(incident: dict[str, Any]) -> str:
+    parts = [f"{incident['name']}: {incident['status']}, impact {incident['impact']}"]
+    if incident["components"]:
+        parts.append("components " + ", ".join(incident["components"][:5]))
+    if incident["update"]:
+        parts.append(f"latest update: {incident['update']}")
+    return truncate("; ".join(parts), 300)

@@ -29,6 +29,8 @@ from agent.intake import IntakeError, Webhook, authenticate, body_digest, group,
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
+from agent.notify import Delivery, Notifier, channels_from
+from agent.status import StatusUpdate, status_update
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
@@ -49,6 +51,7 @@ class Daemon:
     _seen: dict[str, datetime] = field(default_factory=dict)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     leader: bool = False
+    notifier: Notifier | None = None
 
     @property
     def actor(self) -> str:
@@ -107,6 +110,7 @@ class Daemon:
             if incident is None:
                 continue
             incidents.append(incident.id)
+            self._announce_threadsafe(incident.id)
             if diagnose:
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
                 self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
@@ -128,7 +132,37 @@ class Daemon:
 
     def _record(self, result: service.Diagnosis, incident: IncidentRecord) -> None:
         service.record(self.app, self.ledger, result, self.actor, incident)
-        lifecycle.after_diagnosis(self.ledger, incident, result, self.actor, utcnow())
+        after = lifecycle.after_diagnosis(self.ledger, incident, result, self.actor, utcnow())
+        if after.status != incident.status:
+            self._announce_threadsafe(incident.id)
+
+    # -- status updates -------------------------------------------------------------------------
+    def _announce_threadsafe(self, incident_id: str) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.announce, incident_id)
+
+    def announce(self, incident_id: str) -> None:
+        """Post the incident's status update to every notifier; never blocks the incident."""
+        if self.notifier is None:
+            return
+        incident = self.ledger.incident(incident_id)
+        update = status_update(incident, self.ledger.events(incident_id=incident_id), utcnow(),
+                               self.app.config.executor.status_update_minutes)
+        self.notifier.dispatch(update)
+
+    def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
+        self.ledger.append("notification", self.actor, utcnow(), incident_id=update.incident_id,
+                           data=delivery.to_json())
+
+    async def _cadence_loop(self) -> None:
+        """While an incident is open, a status update every `status_update_minutes`."""
+        minutes = self.app.config.executor.status_update_minutes
+        while not self.stopping.is_set():
+            await self._pause(minutes * 60)
+            if self.stopping.is_set():
+                return
+            for incident in await asyncio.to_thread(self.ledger.incidents, open_only=True):
+                self.announce(incident.id)
 
     async def sweep(self, target: TargetSpec) -> None:
         """One sweep of one target; skipped if the previous one is still running."""
@@ -149,12 +183,14 @@ class Daemon:
             if incident is not None and incident.status == "monitoring":
                 self.ledger.set_incident_status(incident.id, "resolved", self.actor, utcnow(),
                                                 data={"reason": "sweep found no problem while monitoring"})
+                self._announce_threadsafe(incident.id)
             return
         if incident is None:
             self.metrics.incidents.labels(severity=result.triage.severity.label()).inc()
         recorded = service.record(self.app, self.ledger, result, self.actor, incident)
         if recorded is not None:
             lifecycle.after_diagnosis(self.ledger, recorded, result, self.actor, utcnow())
+            self._announce_threadsafe(recorded.id)
 
     async def _sweep_loop(self, target: TargetSpec) -> None:
         await self._pause(random.uniform(0, min(target.sweep_interval_s, 10)))  # spread the first sweeps
@@ -189,6 +225,7 @@ class Daemon:
             if record.proposal.incident_id:
                 lifecycle.after_execution(self.ledger, record.proposal.incident_id,
                                           record.state == "succeeded", self.actor, utcnow())
+                self.announce(record.proposal.incident_id)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -198,6 +235,7 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stopping.set)
+        self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
         server = serve_http(self, host, port)
         log.info("hemostat running", listen=f"{host}:{server.server_port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
@@ -206,6 +244,7 @@ class Daemon:
         sweeping = self.app.config.targets if self.app.config.sweeps else []
         tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}") for t in sweeping]
         tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
+        tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
         await self.stopping.wait()
         await self._drain(server, tasks)
 
@@ -216,6 +255,8 @@ class Daemon:
         done, late = await asyncio.wait(pending, timeout=self.drain_deadline_s) if pending else (set(), set())
         for task in late:
             task.cancel()
+        if self.notifier is not None:
+            await self.notifier.drain(timeout_s=5)
         server.server_close()
         log.info("stopped", finished=len(done), cancelled=len(late))
 

@@ -24,6 +24,7 @@ class Route:
 class LoopbackServer:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
+    posts: dict[str, list[bytes]] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
     _release: threading.Event = field(default_factory=threading.Event)
 
@@ -45,6 +46,14 @@ class LoopbackServer:
 
             def do_HEAD(self) -> None:
                 owner._answer(self, body=False)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                owner.posts.setdefault(self.path.split("?")[0], []).append(self.rfile.read(length))
+                owner._answer(self, body=True)
+
+            def do_PUT(self) -> None:
+                self.do_POST()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -212,3 +212,23 @@ def test_a_plugin_that_fails_to_import_stops_start_up(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert ("plugin 'broken' (no_such_module:Probe) in group hemostat.probes: failed to load: "
             "ModuleNotFoundError: No module named 'no_such_module'") in result.stderr
+
+
+def test_status_updates_reach_a_slack_webhook_and_are_recorded(tmp_path: Path, loopback: LoopbackServer,
+                                                               deploy_repo: Path) -> None:
+    hook = loopback.route("/services/T1/B2/sekrit", status=200, body="ok")
+    config = _config(tmp_path, loopback, deploy_repo,
+                     notifiers=[{"type": "slack", "url": {"env": "HEMOSTAT_TEST_SLACK_URL"}}])
+    daemon = start_daemon(config, {"HEMOSTAT_TEST_SLACK_URL": hook})
+    try:
+        daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+        incident = _incident(daemon, "identified")
+        wait_until(lambda: len(loopback.posts.get("/services/T1/B2/sekrit", [])) >= 2)
+    finally:
+        daemon.stop(signal.SIGKILL)
+    messages = [json.loads(b)["text"] for b in loopback.posts["/services/T1/B2/sekrit"]]
+    assert any("Status: Investigating" in m for m in messages)
+    assert any("Status: Identified" in m for m in messages)
+    notes = [e for e in daemon.ledger().events(incident_id=incident.id) if e.type == "notification"]
+    assert notes and all(n.data["ok"] for n in notes)
+    assert "sekrit" not in json.dumps([n.data for n in notes])

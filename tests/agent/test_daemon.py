@@ -227,8 +227,8 @@ def test_status_updates_reach_a_slack_webhook_and_are_recorded(tmp_path: Path, l
     finally:
         daemon.stop(signal.SIGKILL)
     messages = [json.loads(b)["text"] for b in loopback.posts["/services/T1/B2/sekrit"]]
-    assert any("Status: Investigating" in m for m in messages)
-    assert any("Status: Identified" in m for m in messages)
+    assert any(m.startswith("Investigating: SEV-1") for m in messages)
+    assert any(m.startswith("Identified: SEV-1") for m in messages)
     notes = [e for e in daemon.ledger().events(incident_id=incident.id) if e.type == "notification"]
     assert notes and all(n.data["ok"] for n in notes)
     assert "sekrit" not in json.dumps([n.data for n in notes])

@@ -126,7 +126,7 @@ def test_revert_rolls_forward_to_the_recorded_template(
     outcome = run(action.revert(plan, ctx))
     assert outcome.ok and outcome.facts["changed"]
     assert image(kube_api) == "shop/app:2.0"
-    assert [e.reason for e in events(kube_client)] == ["HemostatRollback", "HemostatRollbackReverted"]
+    assert sorted(e.reason for e in events(kube_client)) == ["HemostatRollback", "HemostatRollbackReverted"]
     assert run(action.revert(plan, ctx)).facts == {"changed": False}
 
 

@@ -66,7 +66,7 @@ def hpa_bounds(api: FakeApiServer) -> tuple[int, int]:
 
 def event_reasons(client: kubernetes.client.ApiClient) -> list[tuple[str, str]]:
     items = kubernetes.client.CoreV1Api(client).list_namespaced_event(NS).items
-    return [(e.reason, e.involved_object.kind) for e in items]
+    return sorted((e.reason, e.involved_object.kind) for e in items)  # listed in name order
 
 
 @pytest.fixture
@@ -131,7 +131,8 @@ def test_hpa_min_replicas_raised_instead_of_fighting_it(
     assert run(action.execute(plan, ctx)).facts == {"changed": False}
     assert run(action.revert(plan, ctx)).facts == {"changed": True}
     assert hpa_bounds(kube_api) == (2, 4)
-    assert event_reasons(kube_client)[0] == ("HemostatScaleUp", "HorizontalPodAutoscaler")
+    assert event_reasons(kube_client) == [("HemostatScaleUp", "HorizontalPodAutoscaler"),
+                                          ("HemostatScaleUpReverted", "HorizontalPodAutoscaler")]
 
 
 def test_dry_run_changes_nothing_in_both_modes(

@@ -101,7 +101,8 @@ async def call(ctx: ActionContext, op: Op, fn: Callable[..., T], *args: Any, **k
     except ApiException as e:
         raise to_error(e, op) from e
     except urllib3.exceptions.HTTPError as e:
-        raise TemporaryError(f"apiserver {host} unreachable on {op}: {type(e).__name__}",
+        cause = getattr(e, "reason", None) or e  # MaxRetryError wraps what the last attempt hit
+        raise TemporaryError(f"apiserver {host} unreachable on {op}: {type(cause).__name__}",
                              code="kube_unreachable", delay=DEFAULT_RETRY_AFTER_S) from e
     if refused is not None:
         raise to_error(refused, op) from refused

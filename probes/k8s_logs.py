@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,10 +54,50 @@ def signature(line: str) -> str:
     return _TOKENS.sub(_placeholder, line.strip())
 
 
+_LITERAL = re.compile(r"[\w :=,-]{3,}", re.ASCII)
+
+
+def _literal(pattern: str) -> str | None:
+    """The text a simple pattern (`\\bERROR\\b`, `^FATAL`, `Traceback`) cannot match without."""
+    core = pattern.removeprefix("^").removesuffix("$").replace(r"\b", "")
+    return core if _LITERAL.fullmatch(core) else None
+
+
+_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+
+
+def _scoped(pattern: str) -> str:
+    """`(?i)error` -> `(?i:error)`: global flags are only allowed at the start of the alternation."""
+    flags = _GLOBAL_FLAGS.match(pattern)
+    if flags is None:
+        return f"(?:{pattern})"
+    return f"(?{flags[1]}:{pattern[flags.end():]})"
+
+
 @functools.lru_cache(maxsize=32)
-def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
-    """One compiled alternation of all patterns: one regex run per line, not one per pattern."""
-    return re.compile("|".join(f"(?:{p})" for p in patterns)).search
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a line matches any pattern. One compiled alternation; when every pattern is a
+    plain word, a literal-only prefilter runs first (a `\\b` in front turns off the regex engine's
+    fast literal scan, and most lines match nothing), so a typical line costs one fast search."""
+    search = re.compile("|".join(_scoped(p) for p in patterns)).search
+    literals = [_literal(p) for p in patterns]
+    if not all(literals):
+        return lambda line: search(line) is not None
+    quick = re.compile("|".join(re.escape(lit) for lit in literals if lit)).search
+    return lambda line: quick(line) is not None and search(line) is not None
+
+
+def _matched(lines: Iterable[str], patterns: Sequence[str],
+             timestamped: bool) -> Iterator[tuple[str | None, str]]:
+    """(kubelet timestamp or None, text) of the matching lines; the stamp is not searched."""
+    matches = _matcher(tuple(patterns))
+    if not timestamped:
+        yield from ((None, line) for line in lines if matches(line))
+        return
+    for line in lines:
+        stamp, _, text = line.partition(" ")
+        if matches(text):
+            yield stamp, text
 
 
 def group_errors(lines: Iterable[str], patterns: Sequence[str],
@@ -66,14 +106,11 @@ def group_errors(lines: Iterable[str], patterns: Sequence[str],
 
     Each group: signature, count, first_seen, last_seen (the kubelet timestamps when
     `timestamped`, i.e. each line starts with an RFC 3339 stamp and a space; else None) and one
-    example line. Built for large inputs: patterns compile once, non-matching lines cost one search.
+    example line. Built for large inputs: patterns compile once (see `_matcher`), and only
+    matching lines are normalised.
     """
-    search = _matcher(tuple(patterns))
     groups: dict[str, list[Any]] = {}
-    for line in lines:
-        stamp, text = line.partition(" ")[::2] if timestamped else (None, line)
-        if search(text) is None:
-            continue
+    for stamp, text in _matched(lines, patterns, timestamped):
         key = signature(text)
         group = groups.get(key)
         if group is None:

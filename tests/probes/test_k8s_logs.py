@@ -192,3 +192,20 @@ def test_secrets_in_error_lines_are_redacted_in_the_observation(
     kube_api.set_pod_log(NS, "web-1", "app", "ERROR connect postgresql://app:hunter2@db/shop failed")
     [group] = collect(kube_client, target())["groups"]
     assert "hunter2" not in group["example"] and "hunter2" not in group["signature"]
+
+
+PATTERN_SETS = [[r"\bERROR\b", r"\bFATAL\b", "Traceback"], [r"^ERROR", r"timeout$"], [r"(?i)error", r"\d{3} ms"]]
+
+
+@given(st.lists(st.text(alphabet="ERORFATLerotime 0123456789ms:", max_size=30), max_size=40),
+       st.sampled_from(PATTERN_SETS))
+def test_grouping_counts_exactly_the_lines_a_naive_search_matches(lines: list[str], patterns: list[str]) -> None:
+    """The prefilter and the joined alternation change speed, never the answer."""
+    naive = [line for line in lines if any(re.search(p, line) for p in patterns)]
+    groups = group_errors(lines, patterns)
+    assert sum(g["count"] for g in groups) == len(naive)
+    assert {g["signature"] for g in groups} == {signature(line) for line in naive}
+
+
+def test_patterns_with_global_flags_still_combine() -> None:
+    assert [g["count"] for g in group_errors(["an Error", "FATAL x", "ok"], [r"(?i)error", "FATAL"])] == [1, 1]

@@ -25,7 +25,7 @@ def _postgres(request: pytest.FixtureRequest) -> LedgerFactory:
     return lambda: PostgresLedger(dsn)
 
 
-BACKENDS = ["sqlite"]  # "postgres" joins when its backend lands
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)

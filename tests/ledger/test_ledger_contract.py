@@ -141,3 +141,33 @@ def test_ledger_survives_reopening(ledger_factory) -> None:  # type: ignore[no-u
     second = ledger_factory()
     assert second.proposal("p-aaaa01").proposal.reason == "rollback checkout"
     second.close()
+
+
+def test_two_leaders_never_execute_the_same_proposal(ledger_factory) -> None:  # type: ignore[no-untyped-def]
+    first, second = ledger_factory(), ledger_factory()
+    assert first.try_lead("daemon-a") and not second.try_lead("daemon-b")
+    assert first.try_lead("daemon-a") and not second.try_lead("daemon-b")  # kept, not re-won
+    ids = [f"p-lead{i:02d}" for i in range(12)]
+    for pid in ids:
+        first.add_proposal(_proposal(pid), _verdict("allow"), T0, None)
+    claimed: dict[str, list[str]] = {"daemon-a": [], "daemon-b": []}
+    barrier = threading.Barrier(2)
+
+    def executor_pass(ledger: Ledger, name: str) -> None:  # b believes it leads: a stale leader
+        barrier.wait()
+        for record in ledger.proposals(states=("approved",)):
+            if ledger.claim_execution(record.id, name, T0, {"summary": "x"}) is not None:
+                claimed[name].append(record.id)
+
+    threads = [threading.Thread(target=executor_pass, args=(ledger, name))
+               for ledger, name in ((first, "daemon-a"), (second, "daemon-b"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not set(claimed["daemon-a"]) & set(claimed["daemon-b"])
+    assert sorted(claimed["daemon-a"] + claimed["daemon-b"]) == ids
+    assert len([e for e in first.events() if e.type == "execution_started"]) == len(ids)
+    first.close()  # a leader that stops (or crashes) hands over
+    assert second.try_lead("daemon-b")
+    second.close()

@@ -71,17 +71,18 @@ def test_leader_whose_connection_dies_loses_the_lead(pg_db: str) -> None:
 
 def test_ledger_reconnects_after_the_server_comes_back(pg_server: PgServer, pg_db: str) -> None:
     ledger = PostgresLedger(pg_db)
-    ledger.append("note", "alice", T0)
-    pg_server.stop()
     try:
+        ledger.append("note", "alice", T0)
+        pg_server.stop()
         with pytest.raises(LedgerError) as caught:
             ledger.append("note", "bob", T0)
         assert caught.value.code == "ledger_unavailable"
+        pg_server.start()
+        ledger.append("note", "carol", T0)
+        assert [e.actor for e in ledger.events()] == ["alice", "carol"]
     finally:
         pg_server.start()
-    ledger.append("note", "carol", T0)
-    assert [e.actor for e in ledger.events()] == ["alice", "carol"]
-    ledger.close()
+        ledger.close()
 
 
 @pytest.mark.parametrize("why", ["wrong password", "nobody listening"])

@@ -1,0 +1,171 @@
+"""Figure 1, diagnosis vs the checklist by hand: the playbook's investigation checklist as shell
+commands run one after another, against `hemostat diagnose` of the same target.
+
+    kubectl logs deployment/app --tail=100        (the fake kube-apiserver)
+    curl -s URL/metrics | grep errors              (loopback app, 150 ms per answer)
+    git log --oneline -10                          (a real deploy repo)
+    psql DSN -c "SELECT count(*) FROM pg_stat_activity"   (the real PostgreSQL)
+    curl -I URL/health                             (loopback dependency, 150 ms per answer)
+
+`hemostat --config ... diagnose app --json --no-ledger` is timed as a process, start-up
+included, as an engineer would type it. A part missing on this machine (no PostgreSQL, no
+kubectl, no Kubernetes logs probe yet) is dropped from both sides and named in `absent`.
+The machine time is the lower bound of the checklist: a human also reads and types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import services
+from bench.incident import deploy_repo, registry, write_config
+from bench.servers import DelayedHttp, app_server
+from bench.timing import median, ms
+
+DELAY_S = 0.15
+SCRAPE_GAP_S = 0.5  # app-metrics scrapes twice to get a rate; the checklist's curl only once
+KUBECTL = Path(__file__).resolve().parents[1] / ".cache" / "bin" / "kubectl"
+HEMOSTAT = Path(sys.executable).parent / "hemostat"
+STEP_TIMEOUT_S = 60
+PROBE_MODULES = {"probes.git_deploys": "git", "probes.app_metrics": "metrics",
+                 "probes.http_health": "health", "probes.pg_activity": "postgres",
+                 "probes.k8s_logs": "kubernetes"}
+
+
+@dataclass
+class Scene:
+    """What both sides look at: the parts present, and each part's checklist command."""
+
+    workdir: Path
+    app: DelayedHttp
+    repo: Path
+    dsn: str | None = None
+    kubeconfig: Path | None = None
+    absent: list[str] = field(default_factory=list)
+
+    def commands(self) -> dict[str, str]:
+        q = shlex.quote
+        steps = {}
+        if self.kubeconfig is not None:
+            steps["kubernetes"] = (f"{q(str(KUBECTL))} --kubeconfig {q(str(self.kubeconfig))} "
+                                   "logs deployment/app --tail=100")
+        steps["metrics"] = f"curl -s {self.app.url}/metrics | grep errors"
+        steps["git"] = f"git -C {q(str(self.repo))} log --oneline -10"
+        if self.dsn is not None:
+            steps["postgres"] = f'psql {q(self.dsn)} -c "SELECT count(*) FROM pg_stat_activity"'
+        steps["health"] = f"curl -sI {self.app.url}/health"
+        return steps
+
+
+def _probes_for(parts: set[str]) -> list[str]:
+    """The installed probes that do what the checklist's steps do."""
+    chosen = []
+    for name, reg in registry().probes.items():
+        module = type(reg.plugin).__module__
+        if PROBE_MODULES.get(module) in parts:
+            chosen.append(name)
+    return sorted(chosen)
+
+
+def _config(scene: Scene, parts: set[str]) -> Path:
+    target: dict[str, Any] = {
+        "name": "app", "namespace": "default", "deployment": "app", "container": "app",
+        "probes": _probes_for(parts), "deploy_repo": {"path": str(scene.repo)},
+        "metrics": {"url": f"{scene.app.url}/metrics", "scrape_interval_s": SCRAPE_GAP_S},
+        "dependencies": [{"name": "payments-api", "url": f"{scene.app.url}/health"}]}
+    if scene.dsn is not None:
+        target["postgres"] = {"dsn": {"env": "BENCH_PG_DSN"}}
+    extra: dict[str, Any] = {}
+    if scene.kubeconfig is not None:
+        extra["kubernetes"] = {"kubeconfig": str(scene.kubeconfig)}
+    return write_config(scene.workdir, [target], **extra)
+
+
+def _checklist(commands: dict[str, str]) -> dict[str, float]:
+    steps = {}
+    for part, command in commands.items():
+        started = time.perf_counter()
+        done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=STEP_TIMEOUT_S)
+        steps[part] = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"checklist step {part!r} failed: {done.stderr[-500:]}")
+    return steps
+
+
+def _hemostat(config: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    done = subprocess.run([str(HEMOSTAT), "--config", str(config), "diagnose", "app", "--json", "--no-ledger"],
+                          capture_output=True, text=True, timeout=STEP_TIMEOUT_S, env={**os.environ, **env})
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"hemostat diagnose failed: {done.stderr[-1000:]}")
+    return elapsed, json.loads(done.stdout)
+
+
+@contextlib.contextmanager
+def _scene(workdir: Path) -> Iterator[Scene]:
+    app = app_server(DELAY_S)
+    try:
+        scene = Scene(workdir, app, deploy_repo(workdir / "deploys", [4]))
+        with contextlib.ExitStack() as stack:
+            scene.dsn = stack.enter_context(services.postgres())
+            if scene.dsn is None:
+                scene.absent.append("postgres: no HEMOSTAT_TEST_PG_DSN and no local PostgreSQL binaries")
+            has_probe = bool(_probes_for({"kubernetes"}))
+            if KUBECTL.exists() and has_probe:
+                scene.kubeconfig = stack.enter_context(services.kube_api(workdir))
+            else:
+                why = "no Kubernetes logs probe (probes/k8s_logs.py) registered yet" if not has_probe else \
+                      f"no kubectl at {KUBECTL} (scripts/fetch-helm.sh fetches it)"
+                scene.absent.append(f"kubernetes: {why}")
+            yield scene
+    finally:
+        app.stop()
+
+
+def run(quick: bool) -> dict[str, Any]:
+    runs = 1 if quick else 5
+    with tempfile.TemporaryDirectory(prefix="bench-checklist-") as tmp, _scene(Path(tmp)) as scene:
+        commands = scene.commands()
+        config = _config(scene, set(commands))
+        env = {"BENCH_PG_DSN": scene.dsn} if scene.dsn else {}
+        _checklist(commands), _hemostat(config, env)  # warm-up: page cache, first connections
+        by_hand: list[dict[str, float]] = []
+        hemostat: list[float] = []
+        report: dict[str, Any] = {}
+        for _ in range(runs):
+            by_hand.append(_checklist(commands))
+            elapsed, report = _hemostat(config, env)
+            hemostat.append(elapsed)
+    return _summary(by_hand, hemostat, report, commands, scene.absent)
+
+
+def _summary(by_hand: list[dict[str, float]], hemostat: list[float], report: dict[str, Any],
+             commands: dict[str, str], absent: list[str]) -> dict[str, Any]:
+    checklist_s = median([sum(run.values()) for run in by_hand])
+    hemostat_s = median(hemostat)
+    probes = {p["probe"]: {"ms": ms(p["duration_s"]), "ok": p["ok"]} for p in report.get("probes", [])}
+    slowest = max((p["duration_s"] for p in report.get("probes", [])), default=0.0)
+    return {
+        "runs": len(by_hand), "delay_ms": ms(DELAY_S), "scrape_gap_ms": ms(SCRAPE_GAP_S),
+        "parts": sorted(commands), "absent": absent,
+        "checklist_ms": ms(checklist_s),
+        "checklist_steps_ms": {part: ms(median([run[part] for run in by_hand])) for part in commands},
+        "hemostat_ms": ms(hemostat_s),
+        "hemostat_probes": probes, "hemostat_slowest_probe_ms": ms(slowest),
+        "hemostat_outside_probes_ms": ms(hemostat_s - slowest),
+        "findings": sorted({f["kind"] for f in report.get("findings", [])}),
+        "ratio": round(checklist_s / hemostat_s, 3),
+        "ratio_means": "checklist time / hemostat diagnose time (above 1: hemostat is faster)",
+    }

@@ -82,4 +82,8 @@ def _load_kube(config: Config) -> Any:
             )
         except (kconfig.ConfigException, OSError) as e:
             raise PermanentError(f"no Kubernetes API configured: {e}", code="kube_unconfigured") from e
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # urllib3 would silently retry 429/503 and read timeouts 3 times; our breakers and the
+    # executor's bounded retries decide that instead, so a hung apiserver costs one timeout.
+    configuration.retries = False
+    return client.ApiClient(configuration)

@@ -137,11 +137,65 @@ def third_party_outage(workdir: Path) -> None:
         server.stop()
 
 
+def _kubeconfig(workdir: Path, url: str) -> Path:
+    path = workdir / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": url}}],
+        "users": [{"name": "hemostat", "user": {"token": "not-checked-by-the-test-apiserver"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "hemostat"}}]}))
+    return path
+
+
+def _seed_busy_deployment(api: Any, replicas: int = 4) -> None:
+    labels = {"app": "checkout"}
+    api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    container = {"name": "app", "image": "shop/checkout:v1.8.0",
+                 "resources": {"limits": {"cpu": "500m", "memory": "512Mi"},
+                               "requests": {"cpu": "250m", "memory": "256Mi"}}}
+    api.seed({"apiVersion": "apps/v1", "kind": "Deployment",
+              "metadata": {"name": "checkout", "namespace": "shop", "labels": labels},
+              "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                       "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}}})
+    for i in range(replicas):
+        name = f"checkout-7d9f8-{i}"
+        api.seed({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": labels},
+                  "spec": {"containers": [container]},
+                  "status": {"phase": "Running", "containerStatuses": [
+                      {"name": "app", "ready": True, "restartCount": 0, "image": container["image"],
+                       "imageID": "", "state": {"running": {"startedAt": "2026-11-27T01:00:00Z"}}}]}})
+        api.seed({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                  "metadata": {"name": name, "namespace": "shop", "labels": labels},
+                  "timestamp": datetime.now(UTC).isoformat(), "window": "30s",
+                  "containers": [{"name": "app", "usage": {"cpu": "492m", "memory": "301Mi"}}]})
+    api.seed({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+              "metadata": {"name": "checkout", "namespace": "shop"},
+              "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"},
+                       "minReplicas": 2, "maxReplicas": replicas},
+              "status": {"currentReplicas": replicas, "desiredReplicas": replicas * 2}})
+
+
+def traffic_spike(workdir: Path) -> None:
+    from tests.kubeapi.server import FakeApiServer
+
+    api = FakeApiServer()
+    url = api.start()
+    try:
+        _seed_busy_deployment(api)
+        diagnose(workdir, {
+            "kubernetes": {"kubeconfig": str(_kubeconfig(workdir, url))},
+            "targets": [{"name": "checkout", "namespace": "shop", "deployment": "checkout",
+                         "probes": ["k8s-workload"]}]},
+            "checkout", "traffic-spike.yaml")
+    finally:
+        api.stop()
+
+
 def main() -> None:
     DRILLS.mkdir(exist_ok=True)
     only = set(sys.argv[1:])
     for name, record in (("deployment", deployment_gone_wrong), ("database", database_issues),
-                         ("third-party", third_party_outage)):
+                         ("third-party", third_party_outage), ("traffic", traffic_spike)):
         if not only or name in only:
             with tempfile.TemporaryDirectory(prefix=f"hemostat-drill-{name}-") as tmp:
                 record(Path(tmp))

@@ -172,7 +172,8 @@ class HttpFlagBackend:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             with self.ctx.breakers.guard(f"http:{_safe_url(self.url)}"):
-                async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S) as client:
+                async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S,
+                                             verify=self.ctx.tls()) as client:
                     response = await client.request(method, self.url, json=body, headers=headers)
                     _raise_for(response, self.where, method, self.token)
                     return response.json() if response.content else None

@@ -112,7 +112,8 @@ class _Http:
         url = self.base + path
         try:
             with self.ctx.breakers.guard(f"http:{self.base.split('?')[0]}"):
-                async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S) as client:
+                async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S,
+                                             verify=self.ctx.tls()) as client:
                     response = await client.request(method, url, json=body, headers=self.headers)
                     _raise_for(response, self.where, method, self.token)
         except httpx.HTTPError as e:

@@ -86,7 +86,7 @@ def history_from(ledger: Ledger) -> list[PastExecution]:
 
 
 def new_incident_id(now: datetime) -> str:
-    return f"inc-{now:%Y%m%d-%H%M}-{secrets.token_hex(2)}"
+    return f"inc-{now:%Y%m%d-%H%M}-{secrets.token_hex(4)}"  # 1,000 a minute must not collide
 
 
 def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,

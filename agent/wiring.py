@@ -6,6 +6,7 @@ action in the policy or tree, a plugin that fails to import, a malformed file.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,11 +58,13 @@ def build_app(config: Config, registry: Registry | None = None,
 def kube_factory(config: Config) -> Callable[[], Any]:
     """A lazily built, cached Kubernetes ApiClient: in-cluster config, else kubeconfig."""
     cache: dict[str, Any] = {}
+    lock = threading.Lock()  # probes warm it from worker threads, possibly at once
 
     def make() -> Any:
-        if "client" not in cache:
-            cache["client"] = _load_kube(config)
-        return cache["client"]
+        with lock:
+            if "client" not in cache:
+                cache["client"] = _load_kube(config)
+            return cache["client"]
 
     return make
 

@@ -22,6 +22,18 @@ JSON = dict[str, Any]
 MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventory
 
 
+async def connect(ctx: ProbeContext) -> None:
+    """Import the client and build the ApiClient off the event loop: the first use costs about
+    half a second, which on the loop would stall every other probe of the pass."""
+    await asyncio.to_thread(_warm, ctx)
+
+
+def _warm(ctx: ProbeContext) -> None:
+    import kubernetes.client  # noqa: F401
+
+    ctx.kube()
+
+
 def api(ctx: ProbeContext, kind: str) -> Any:
     """`api(ctx, "CoreV1Api")` over the context's ApiClient."""
     import kubernetes.client
@@ -120,6 +132,7 @@ def label_selector(selector: JSON) -> str:
 
 async def read_deployment(ctx: ProbeContext, target: TargetSpec) -> JSON:
     ns, name = deployment_of(target)
+    await connect(ctx)  # every Kubernetes probe starts here
     apps = api(ctx, "AppsV1Api")
     return await read_json(ctx, ("get", "deployments", ns, name), apps.read_namespaced_deployment, name, ns)
 

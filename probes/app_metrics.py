@@ -30,7 +30,7 @@ class AppMetricsProbe:
         if spec is None:
             raise PermanentError("target has no metrics configured", code="unconfigured")
         key = f"http:{safe_url(str(spec.url))}"
-        async with httpx.AsyncClient(trust_env=False) as client:
+        async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
             first = await _scrape(client, spec, ctx, key)
             await asyncio.sleep(spec.scrape_interval_s)
             second = await _scrape(client, spec, ctx, key)

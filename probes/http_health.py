@@ -36,7 +36,7 @@ class HttpHealthProbe:
         return bool(target.dependencies)
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=ctx.tls()) as client:
             checks = await asyncio.gather(*(_check(client, dep, ctx) for dep in target.dependencies))
         return {"checks": list(checks),
                 "breakers": {k: v for k, v in ctx.breakers.states().items() if k.startswith("http:")}}

@@ -53,7 +53,7 @@ class ProviderStatusProbe:
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         deps = [dep for dep in target.dependencies if dep.statuspage_url]
-        async with httpx.AsyncClient(follow_redirects=True, trust_env=False,
+        async with httpx.AsyncClient(follow_redirects=True, trust_env=False, verify=ctx.tls(),
                                      headers={"Accept": "application/json"}) as client:
             pages = await asyncio.gather(*(_page(client, dep, ctx) for dep in deps))
         failed = [page for page in pages if "error" in page]

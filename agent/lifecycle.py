@@ -41,7 +41,9 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
             ledger.append("alert_resolved_unknown", actor, now,
                           data={"target": target.name, "alerts": [_alert_json(a) for a in alerts]})
             return None, False
-        return _open(ledger, webhook, target, firing, group_key, now, actor), True
+        incident, opened = _open(ledger, webhook, target, firing, group_key, now, actor)
+        if opened:
+            return incident, True
     kind = "alert_repeated" if firing else "alert_resolved"
     ledger.append(kind, actor, now, incident_id=incident.id,
                   data={"alerts": [_alert_json(a) for a in alerts]})
@@ -52,15 +54,17 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
 
 
 def _open(ledger: Ledger, webhook: Webhook, target: TargetSpec, firing: Sequence[Alert],
-          group_key: str, now: datetime, actor: str) -> IncidentRecord:
+          group_key: str, now: datetime, actor: str) -> tuple[IncidentRecord, bool]:
+    """Open the incident, unless another replica opened one for the target a moment ago."""
     started = min(a.startsAt for a in firing)
     title = firing[0].annotations.get("summary") or firing[0].labels.get("alertname", "alert firing")
-    incident = ledger.open_incident(IncidentRecord(
+    incident, opened = ledger.open_or_join(IncidentRecord(
         new_incident_id(now), target.name, title, "opened", alert_severity(firing), min(started, now),
         now, group_key, data={"alertname": firing[0].labels.get("alertname", "")}), actor)
-    ledger.append("alert_fired", actor, now, incident_id=incident.id,
-                  data={"alerts": [_alert_json(a) for a in firing], "receiver": webhook.receiver})
-    return incident
+    if opened:
+        ledger.append("alert_fired", actor, now, incident_id=incident.id,
+                      data={"alerts": [_alert_json(a) for a in firing], "receiver": webhook.receiver})
+    return incident, opened
 
 
 def on_unmatched(ledger: Ledger, alerts: Sequence[Alert], now: datetime) -> None:

@@ -96,11 +96,11 @@ def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     tri = diagnosis.triage
     if tri.severity is None and incident is None:
         return None
-    incident = incident or ledger.find_open_incident(target=diagnosis.target) or ledger.open_incident(
+    incident = incident or ledger.find_open_incident(target=diagnosis.target) or ledger.open_or_join(
         IncidentRecord(new_incident_id(diagnosis.started_at), diagnosis.target, tri.headline,
                        "opened", int(tri.severity or 4), diagnosis.started_at, diagnosis.started_at),
         actor,
-    )
+    )[0]
     _record_findings(ledger, diagnosis, incident, actor)
     _record_proposals(app, ledger, diagnosis, incident)
     return incident

@@ -19,7 +19,7 @@ import pytest
 from agent.registry import Registry
 from tests.loopback import LoopbackServer, serve
 
-pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres"]
+pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.kubeapi.fixtures"]
 
 
 @pytest.fixture

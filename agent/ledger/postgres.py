@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
 from agent.ledger.base import LedgerError
@@ -64,6 +65,9 @@ MIGRATIONS = (
     CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
         FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
     """,
+    # v2: one open incident per target, so two replicas receiving the same alert cannot
+    # open two incidents (the loser joins the winner's).
+    "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
 )
 CONNECT_TIMEOUT_S = 10
 
@@ -223,6 +227,8 @@ def _describe(dsn: str) -> tuple[str, str]:
 
 
 def _code(e: psycopg.Error) -> str:
+    if isinstance(e, psycopg.errors.UniqueViolation):
+        return "conflict"
     if isinstance(e, psycopg.OperationalError):
         return "ledger_unavailable"
     return "ledger_write_failed"

@@ -100,6 +100,16 @@ class SqlLedger:
                           "severity": incident.severity, "group_key": incident.group_key})
         return incident
 
+    def open_or_join(self, incident: IncidentRecord, actor: str) -> tuple[IncidentRecord, bool]:
+        """Open `incident`, or return the target's open one if another writer won the race."""
+        try:
+            return self.open_incident(incident, actor), True
+        except LedgerError as e:
+            existing = self.find_open_incident(target=incident.target) if e.code == "conflict" else None
+            if existing is None:
+                raise
+            return existing, False
+
     def find_open_incident(self, *, group_key: str | None = None,
                            target: str | None = None) -> IncidentRecord | None:
         column, value = ("group_key", group_key) if group_key is not None else ("target", target)

@@ -48,6 +48,8 @@ MIGRATIONS = (
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     """,
+    # v2: one open incident per target (see the PostgreSQL backend).
+    "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
 )
 
 
@@ -102,6 +104,9 @@ class SqliteLedger(SqlLedger):
                               code="ledger_unavailable") from e
         try:
             yield cur
+        except sqlite3.IntegrityError as e:  # a unique rule: someone else wrote it first
+            self._conn.rollback()
+            raise LedgerError(f"ledger {self.path}: {e}", code="conflict") from e
         except sqlite3.Error as e:  # disk full, I/O error, locked past the timeout
             self._conn.rollback()
             raise LedgerError(f"ledger {self.path} write failed: {e}", code="ledger_write_failed") from e

@@ -171,3 +171,17 @@ def test_two_leaders_never_execute_the_same_proposal(ledger_factory) -> None:  #
     first.close()  # a leader that stops (or crashes) hands over
     assert second.try_lead("daemon-b")
     second.close()
+
+
+def test_one_open_incident_per_target_even_when_two_writers_race(ledger_factory) -> None:  # type: ignore[no-untyped-def]
+    first, second = ledger_factory(), ledger_factory()
+    a = IncidentRecord("inc-a", "checkout", "errors", "opened", 2, T0, T0, "group-1")
+    b = IncidentRecord("inc-b", "checkout", "errors", "opened", 2, T0, T0, "group-2")
+    assert first.open_or_join(a, "replica-1") == (a, True)
+    joined, opened = second.open_or_join(b, "replica-2")
+    assert (joined.id, opened) == ("inc-a", False)
+    first.set_incident_status("inc-a", "resolved", "x", T0)
+    assert second.open_or_join(b, "replica-2")[1] is True  # resolved ones do not count
+    assert [i.id for i in first.incidents(open_only=True)] == ["inc-b"]
+    first.close()
+    second.close()

@@ -288,17 +288,11 @@ def test_no_rule_touches_secrets_or_uses_wildcards(render: Render, values: str) 
         assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
 
 
-def test_lease_rights_only_with_more_than_one_replica(render: Render) -> None:
-    lease = Grant("coordination.k8s.io", "leases", "update")
-    single = render("defaults-values.yaml")
-    assert not any(g.resource == "leases" for g in _grants(_all_rules(single)))
-    ha = render("ha-values.yaml")
-    leader = _one(ha, "Role", "hemostat-leader")
-    assert leader["metadata"]["namespace"] == NAMESPACE
-    assert _grants(leader["rules"]) == _each("coordination.k8s.io", "leases", "get", "create", "update")
-    assert lease not in _role_grants(ha)
-    binding = _one(ha, "RoleBinding", "hemostat-leader")
-    assert binding["roleRef"]["name"] == "hemostat-leader"
+def test_no_lease_rights_even_with_replicas_because_the_ledger_elects_the_leader(render: Render) -> None:
+    """Replicas elect their leader through the PostgreSQL ledger's advisory lock, so a Lease
+    would be an unused permission."""
+    for values in ("defaults-values.yaml", "ha-values.yaml"):
+        assert not any(g.resource == "leases" for g in _grants(_all_rules(render(values))))
 
 
 def test_each_watched_namespace_gets_a_role_bound_to_the_release_service_account(

@@ -21,15 +21,18 @@ services:
 	scripts/install-services.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent probes actions policies tests bench
+	$(BIN)/ruff check agent probes actions policies tests bench scripts
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) services
+test: $(STAMP) services lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench
+
+helm:
+	scripts/fetch-helm.sh
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache

@@ -44,7 +44,6 @@ def _config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, **extra
         "intake": {"token": {"file": str(tmp_path / "token")}, "max_body_bytes": 65536},
         "targets": [{"name": "checkout", "deployment": "checkout",
                      "probes": ["git-deploys", "app-metrics"],  # no cluster in these tests
-            "probes": ["git-deploys", "app-metrics", "http-health"],  # no cluster in these tests
                      "deploy_repo": {"path": str(deploy_repo)},
                      "metrics": {"url": _failing_metrics(loopback), "scrape_interval_s": 0.05}}],
         **extra,

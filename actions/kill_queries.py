@@ -19,7 +19,6 @@ makes a second `execute` a no-op. Killed queries cannot be restored, so plans ar
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Any
 
@@ -39,9 +38,9 @@ from agent.model import (
     TemporaryError,
     Thresholds,
     redact,
-    truncate,
 )
 from agent.model.context import ActionContext
+from agent.model.redact import mask_query
 
 PINNED = "-c TimeZone=UTC -c search_path=pg_catalog"  # stable timestamps; no catalog shadowing
 REASONS = ("long_running_queries", "idle_in_transaction", "lock_contention")
@@ -73,18 +72,7 @@ SELECT u AS user, r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', '
        OR pg_has_role(current_user, u, 'member') AS allowed
 FROM unnest(%s::text[]) AS u, pg_catalog.pg_roles r WHERE r.rolname = current_user
 """
-_LITERALS = re.compile(r"""("(?:[^"]|"")*")|--[^\n]*|/\*.*?(?:\*/|$)|\$([A-Za-z_]\w*|)\$.*?(?:\$\2\$|$)"""
-                       r"""|(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*(?:'|$)"""
-                       r"""|(?:(?<!\w)(?:[BbXxNn]|[Uu]&))?'(?:[^']|'')*(?:'|$)"""
-                       r"""|(?<![\w$.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?""", re.S)
 Row = dict[str, Any]
-
-
-def mask_query(query: str | None, limit: int = 200) -> str:
-    """Literals -> `?`, comments dropped, quoted identifiers kept, then truncated."""
-    def swap(m: re.Match[str]) -> str:
-        return m.group(1) or ("" if m.group().startswith(("--", "/*")) else "?")
-    return truncate(" ".join(_LITERALS.sub(swap, query or "").split()), limit)
 
 
 def _spec(target: TargetSpec) -> PostgresSpec:

@@ -17,7 +17,6 @@ sessions, of which roles, could not be seen. The password never appears in a mes
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
@@ -37,9 +36,9 @@ from agent.model import (
     TargetSpec,
     TemporaryError,
     redact,
-    truncate,
 )
 from agent.model.context import ProbeContext
+from agent.model.redact import mask_query
 
 QUERY_CHARS = 200  # masked query text kept per session
 MAX_SESSIONS = 200  # detailed sessions kept per observation, the longest-running first
@@ -75,29 +74,6 @@ LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
 LEFT JOIN waits w ON w.pid = a.pid
 WHERE a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.datname IS NOT NULL)
 """
-
-_SQL_TOKENS = re.compile(r"""
-    (?P<ident>"(?:[^"]|"")*")
-  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|$))
-  | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|$))
-  | (?P<escaped>(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*(?:'|$))
-  | (?P<string>(?:(?<!\w)(?:[BbXxNn]|[Uu]&))?'(?:[^']|'')*(?:'|$))
-  | (?P<number>(?<![\w$.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-""", re.X | re.S)
-
-
-def mask_query(query: str | None, limit: int = QUERY_CHARS) -> str:
-    """Literals (strings, numbers, dollar-quoted bodies) -> `?`, comments dropped, then truncated."""
-    if not query:
-        return ""
-    if query == HIDDEN:
-        return query
-
-    def swap(m: re.Match[str]) -> str:
-        return m.group() if m["ident"] else ("" if m["comment"] else "?")
-
-    return truncate(" ".join(_SQL_TOKENS.sub(swap, query).split()), limit)
-
 
 # -- connecting ----------------------------------------------------------------------------------
 def dsn_parts(spec: PostgresSpec) -> tuple[str, dict[str, Any]]:
@@ -171,7 +147,7 @@ def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: Postg
     hidden = [row for row in rows if row["hidden"]]
     detail = sorted((r for r in rows if _interesting(r, blockers)), key=lambda r: -(r["xact_s"] or 0))
     for row in detail:
-        row["query"] = mask_query(row["query"])
+        row["query"] = mask_query(row["query"], QUERY_CHARS)
         row["ours"] = row["app"] == spec.application_name
         row["blocked_by"] = list(row["blocked_by"])
     return {

@@ -35,3 +35,27 @@ def truncate(text: str, limit: int = 300) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit} more chars]"
+
+
+# SQL text: what a session ran, with every literal it carried replaced by `?`.
+_SQL_TOKENS = re.compile(r"""
+    (?P<ident>"(?:[^"]|"")*")
+  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|$))
+  | (?P<dollar>\$(?P<tag>[A-Za-z_]\w*|)\$.*?(?:\$(?P=tag)\$|$))
+  | (?P<escaped>(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*(?:'|$))
+  | (?P<string>(?:(?<!\w)(?:[BbXxNn]|[Uu]&))?'(?:[^']|'')*(?:'|$))
+  | (?P<number>(?<![\w$.])(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+""", re.X | re.S)
+
+
+def mask_query(query: str | None, limit: int = 200) -> str:
+    """Literals (strings, numbers, dollar-quoted bodies) -> `?`, comments dropped, then truncated."""
+    if not query:
+        return ""
+    if query == "<insufficient privilege>":  # what pg_stat_activity shows without pg_read_all_stats
+        return query
+
+    def swap(m: re.Match[str]) -> str:
+        return m.group() if m["ident"] else ("" if m["comment"] else "?")
+
+    return truncate(" ".join(_SQL_TOKENS.sub(swap, query).split()), limit)

@@ -31,7 +31,8 @@ from agent.model import (
     Thresholds,
 )
 from agent.model.context import BreakerBoard, CircuitOpenError, ProbeContext
-from probes.pg_activity import PgActivityProbe, mask_query
+from agent.model.redact import mask_query
+from probes.pg_activity import PgActivityProbe
 from tests.services.postgres import PgServer, Sessions
 
 ENV = "HEMOSTAT_TEST_PG_ACTIVITY_DSN"

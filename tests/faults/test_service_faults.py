@@ -157,3 +157,77 @@ def test_two_daemons_on_one_ledger_execute_an_approved_proposal_once(tmp_path: P
     assert marker.read_text().split() == ["start", "done"]
     assert len(ledger.incidents()) == 1 and len(ledger.proposals()) == 1
     assert [e.type for e in ledger.events()].count("execution_started") == 1
+
+
+def _pg_store(config: Path, dsn_env: str) -> None:
+    import yaml
+
+    doc = yaml.safe_load(config.read_text())
+    doc["store"] = {"backend": "postgres", "dsn": {"env": dsn_env}}
+    config.write_text(yaml.safe_dump(doc))
+
+
+def test_two_daemons_on_one_postgres_ledger_execute_once(tmp_path: Path, loopback: Any, deploy_repo: Path,
+                                                          pg_db: str) -> None:
+    import signal
+
+    import yaml
+
+    from agent.ledger.postgres import PostgresLedger
+    from tests.agent.daemon_harness import start_daemon, wait_until
+    from tests.agent.test_daemon import TOKEN, _now_iso, _plugin_config
+    from tests.plugins.install import install_plugin
+
+    marker = tmp_path / "marker"
+    site = install_plugin(tmp_path / "site", "slow_marker.py",
+                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
+    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}", "HEMOSTAT_LEDGER_DSN": pg_db}
+    config = _plugin_config(tmp_path, loopback, deploy_repo, marker)
+    _pg_store(config, "HEMOSTAT_LEDGER_DSN")
+    doc = yaml.safe_load(config.read_text())
+    Path(doc["tree"]).write_text(Path(doc["tree"]).read_text().replace("sleep_s: 3", "sleep_s: 0.5"))
+    daemons = [start_daemon(config, env), start_daemon(config, env)]
+    ledger = PostgresLedger(pg_db)
+    try:
+        for daemon in daemons:
+            daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+        wait_until(lambda: [p for p in ledger.proposals() if p.state == "succeeded"])
+    finally:
+        for daemon in daemons:
+            daemon.stop(signal.SIGKILL)
+    assert marker.read_text().split() == ["start", "done"]
+    assert len(ledger.incidents()) == 1 and len(ledger.proposals()) == 1
+    assert [e.type for e in ledger.events()].count("execution_started") == 1
+    ledger.close()
+
+
+def test_ledger_briefly_unreachable_answers_503_and_the_retry_is_recorded(
+        tmp_path: Path, loopback: Any, deploy_repo: Path, pg_server: Any, pg_db: str) -> None:
+    """Alertmanager retries a 5xx: the alert is not lost, and the retry is not taken for a replay."""
+    import signal
+
+    from agent.ledger.postgres import PostgresLedger
+    from tests.agent.daemon_harness import start_daemon, wait_until
+    from tests.agent.test_daemon import TOKEN, _config, _now_iso
+
+    config = _config(tmp_path, loopback, deploy_repo)
+    _pg_store(config, "HEMOSTAT_LEDGER_DSN")
+    daemon = start_daemon(config, {"HEMOSTAT_LEDGER_DSN": pg_db})
+    payload = alert_payload(starts_at=_now_iso())
+    try:
+        pg_server.stop()
+        try:
+            status, answer = daemon.post(payload, TOKEN)
+            assert status == 503 and "retry" in answer["error"]
+            assert daemon.get("/healthz")[0] == 200 and daemon.get("/readyz")[0] == 503
+        finally:
+            pg_server.start()
+        wait_until(lambda: daemon.get("/readyz")[0] == 200)
+        assert daemon.post(payload, TOKEN)[0] == 202
+    finally:
+        daemon.stop(signal.SIGKILL)
+    ledger = PostgresLedger(pg_db)
+    [incident] = ledger.incidents()
+    assert [e.type for e in ledger.events(incident_id=incident.id)][:2] == ["incident_opened", "alert_fired"]
+    assert pg_db.split("password=")[-1].split()[0] not in daemon.log.read_text()
+    ledger.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,23 +142,33 @@ def test_sigterm_drains_and_exits_cleanly(daemon: DaemonProcess) -> None:
     assert "stopped" in daemon.log.read_text()
 
 
-def _plugin_config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, marker: Path) -> Path:
+@dataclass
+class MarkerSetup:
+    """A daemon config whose tree proposes the test plugin `slow-marker`, auto-allowed."""
+
+    config: Path
+    env: dict[str, str]
+    marker: Path
+
+
+def marker_setup(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, sleep_s: float) -> MarkerSetup:
+    marker = tmp_path / "marker"
+    site = install_plugin(tmp_path / "site", "slow_marker.py",
+                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
     tree = tmp_path / "tree.yaml"
     tree.write_text(yaml.safe_dump({"version": 1, "branches": [{
         "name": "errors", "title": "errors", "any": ["error_spike"],
-        "propose": [{"action": "slow-marker", "params": {"file": str(marker), "sleep_s": 3}}]}]}))
+        "propose": [{"action": "slow-marker", "params": {"file": str(marker), "sleep_s": sleep_s}}]}]}))
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"mode": "auto", "actions": {"slow-marker": {"auto": True}}}))
-    return _config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy))
+    config = _config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy))
+    return MarkerSetup(config, {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}, marker)
 
 
 def test_kill_9_mid_execution_then_restart_never_runs_it_twice(tmp_path: Path, loopback: LoopbackServer,
                                                                deploy_repo: Path) -> None:
-    marker = tmp_path / "marker"
-    site = install_plugin(tmp_path / "site", "slow_marker.py",
-                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
-    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}
-    config = _plugin_config(tmp_path, loopback, deploy_repo, marker)
+    setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=3)
+    config, env, marker = setup.config, setup.env, setup.marker
     first = start_daemon(config, env)
     first.post(alert_payload(starts_at=_now_iso()), TOKEN)
     wait_until(lambda: marker.exists() and "start" in marker.read_text())
@@ -181,14 +192,9 @@ def test_kill_9_mid_execution_then_restart_never_runs_it_twice(tmp_path: Path, l
 
 def test_auto_policy_executes_once_and_verifies(tmp_path: Path, loopback: LoopbackServer,
                                                 deploy_repo: Path) -> None:
-    marker = tmp_path / "marker"
-    site = install_plugin(tmp_path / "site", "slow_marker.py",
-                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
-    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}
-    tree_config = _plugin_config(tmp_path, loopback, deploy_repo, marker)
-    doc = yaml.safe_load(tree_config.read_text())
-    Path(doc["tree"]).write_text(Path(doc["tree"]).read_text().replace("sleep_s: 3", "sleep_s: 0"))
-    daemon = start_daemon(tree_config, env)
+    setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=0)
+    marker = setup.marker
+    daemon = start_daemon(setup.config, setup.env)
     try:
         daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
         incident = _incident(daemon, "monitoring")

@@ -131,19 +131,11 @@ def test_two_daemons_on_one_ledger_execute_an_approved_proposal_once(tmp_path: P
     """Two daemons race for the same SQLite ledger; only the leader executes, once."""
     import signal
 
-    import yaml
-
     from tests.agent.daemon_harness import start_daemon, wait_until
-    from tests.agent.test_daemon import TOKEN, _now_iso, _plugin_config
-    from tests.plugins.install import install_plugin
+    from tests.agent.test_daemon import TOKEN, _now_iso, marker_setup
 
-    marker = tmp_path / "marker"
-    site = install_plugin(tmp_path / "site", "slow_marker.py",
-                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
-    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}
-    config = _plugin_config(tmp_path, loopback, deploy_repo, marker)
-    doc = yaml.safe_load(config.read_text())
-    Path(doc["tree"]).write_text(Path(doc["tree"]).read_text().replace("sleep_s: 3", "sleep_s: 0.5"))
+    setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=0.5)
+    config, env, marker = setup.config, setup.env, setup.marker
     daemons = [start_daemon(config, env), start_daemon(config, env)]
     try:
         for daemon in daemons:  # the same alert reaches both (two receivers)
@@ -171,21 +163,14 @@ def test_two_daemons_on_one_postgres_ledger_execute_once(tmp_path: Path, loopbac
                                                           pg_db: str) -> None:
     import signal
 
-    import yaml
-
     from agent.ledger.postgres import PostgresLedger
     from tests.agent.daemon_harness import start_daemon, wait_until
-    from tests.agent.test_daemon import TOKEN, _now_iso, _plugin_config
-    from tests.plugins.install import install_plugin
+    from tests.agent.test_daemon import TOKEN, _now_iso, marker_setup
 
-    marker = tmp_path / "marker"
-    site = install_plugin(tmp_path / "site", "slow_marker.py",
-                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
-    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}", "HEMOSTAT_LEDGER_DSN": pg_db}
-    config = _plugin_config(tmp_path, loopback, deploy_repo, marker)
+    setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=0.5)
+    config, marker = setup.config, setup.marker
+    env = {**setup.env, "HEMOSTAT_LEDGER_DSN": pg_db}
     _pg_store(config, "HEMOSTAT_LEDGER_DSN")
-    doc = yaml.safe_load(config.read_text())
-    Path(doc["tree"]).write_text(Path(doc["tree"]).read_text().replace("sleep_s: 3", "sleep_s: 0.5"))
     daemons = [start_daemon(config, env), start_daemon(config, env)]
     ledger = PostgresLedger(pg_db)
     try:

@@ -26,7 +26,8 @@ class SlowMarker:
         path = str(proposal.params["file"])
         return Plan(action=self.name, target=proposal.target, subject=proposal.subject,
                     summary=f"mark {path}", changes=(Change(path, "lines", None, "start, done"),),
-                    touches=(path,), state={"file": path, "sleep_s": proposal.params.get("sleep_s", 0)})
+                    touches=(path,), state={"file": path, "sleep_s": proposal.params.get("sleep_s", 0),
+                                            "verify_ok": proposal.params.get("verify_ok", True)})
 
     async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
         path = Path(plan.state["file"])
@@ -39,7 +40,7 @@ class SlowMarker:
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
         path = Path(plan.state["file"])
-        done = path.exists() and "done" in path.read_text().split()
+        done = path.exists() and "done" in path.read_text().split() and plan.state.get("verify_ok", True)
         return Outcome(done, "marker complete" if done else "marker incomplete")
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:

@@ -1,0 +1,83 @@
+"""The executor in-process: expiry, verification, escalation and revert by policy."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from agent.config import Config
+from agent.executor import Executor
+from agent.ledger.sqlite import SqliteLedger
+from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
+from agent.registry import Registry
+from agent.wiring import build_app
+from tests.plugins.slow_marker import SlowMarker
+
+T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def _setup(tmp_path: Path, revert: bool) -> tuple[Executor, SqliteLedger]:
+    tree, policy = tmp_path / "tree.yaml", tmp_path / "policy.yaml"
+    tree.write_text(yaml.safe_dump({"branches": [{"name": "e", "title": "e", "any": ["error_spike"],
+                                                  "propose": [{"action": "slow-marker"}]}]}))
+    policy.write_text(yaml.safe_dump({"mode": "auto", "revert_on_failed_verify": revert,
+                                      "actions": {"slow-marker": {"auto": True}}}))
+    registry = Registry()
+    registry.add_action(SlowMarker())
+    app = build_app(Config(targets=[TargetSpec(name="checkout")], tree=tree, policy=policy), registry)
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    clock = iter(T0 + timedelta(seconds=i) for i in range(1000))
+    return Executor(app, ledger, "hemostat", now=lambda: next(clock)), ledger
+
+
+def _propose(ledger: SqliteLedger, marker: Path, decision: str = "allow", **params: object) -> str:
+    proposal = Proposal(id="p-ex0001", target="checkout", action="slow-marker", subject="checkout",
+                        params={"file": str(marker), **params}, path=(DecisionStep("e", "errors"),),
+                        reason="mark", created_at=T0)
+    ledger.add_proposal(proposal, Verdict(decision, "auto", ("test",), 1), T0,  # type: ignore[arg-type]
+                        T0 + timedelta(minutes=30))
+    return proposal.id
+
+
+def test_unapproved_proposal_expires_and_never_runs(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    pid = _propose(ledger, tmp_path / "marker", decision="needs_approval")
+    executor.now = lambda: T0 + timedelta(minutes=31)
+    assert asyncio.run(executor.run_once()) == []
+    assert ledger.proposal(pid).state == "expired"
+    assert not (tmp_path / "marker").exists()
+
+
+def test_verified_execution_succeeds_once(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    pid = _propose(ledger, tmp_path / "marker")
+    assert asyncio.run(executor.run_once()) == [pid]
+    assert asyncio.run(executor.run_once()) == []
+    assert ledger.proposal(pid).state == "succeeded"
+    assert (tmp_path / "marker").read_text().split() == ["start", "done"]
+
+
+def test_failed_verification_escalates_and_the_policy_reverts(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=True)
+    pid = _propose(ledger, tmp_path / "marker", verify_ok=False)
+    asyncio.run(executor.run_once())
+    record = ledger.proposal(pid)
+    assert record.state == "reverted"
+    assert not (tmp_path / "marker").exists()  # the revert removed what execute wrote
+    types = [e.type for e in ledger.events(proposal_id=pid)]
+    assert types == ["proposal", "execution_started", "execution_finished", "verification",
+                     "proposal_failed", "escalated", "proposal_reverted"]
+    escalated = next(e for e in ledger.events(proposal_id=pid) if e.type == "escalated")
+    assert "findings persist after slow-marker" in escalated.data["reason"]
+
+
+def test_failed_verification_without_revert_policy_only_escalates(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    pid = _propose(ledger, tmp_path / "marker", verify_ok=False)
+    asyncio.run(executor.run_once())
+    assert ledger.proposal(pid).state == "failed"
+    assert (tmp_path / "marker").exists()
+    assert "escalated" in [e.type for e in ledger.events(proposal_id=pid)]

@@ -22,8 +22,8 @@ def redact_dsn(dsn: str) -> str:
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Mask DSN passwords, `password=...`-style pairs, bearer tokens and any known secret value."""
-    out = redact_dsn(text)
-    out = _BEARER.sub(lambda m: f"{m['key']}{MASK}", out)
+    out = _BEARER.sub(lambda m: f"{m['key']}{MASK}", text)  # before `authorization: <value>`
+    out = redact_dsn(out)
     for secret in secrets:
         if secret and len(secret) >= 4:
             out = out.replace(secret, MASK)

@@ -112,6 +112,10 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     history = service.history_from(ledger) if ledger else []
     result = asyncio.run(service.diagnose(app, spec, history=history))
     incident = service.record(app, ledger, result, app.config.identity) if ledger else None
+    if incident is not None and ledger is not None:
+        from agent.lifecycle import after_diagnosis
+
+        incident = after_diagnosis(ledger, incident, result, app.config.identity, result.started_at)
     if record is not None:
         _write_scenario(record, result, spec)
     doc = {**result.to_json(), "incident": incident.id if incident else None}

@@ -122,5 +122,21 @@ def run_demo(keep: Path | None = None) -> None:
                    "errors climbing, payments-api healthy")
         _hemostat(config, "diagnose", "checkout")
         _hemostat(config, "proposals")
+        pid = _first_proposal(config)
+        _hemostat(config, "show", pid)
+        exe = Path(sys.executable).parent / "hemostat"
+        click.echo(f"\nNext (cd {workdir}):\n"
+                   f"  {exe} --user you approve {pid}   # hemostat proposed it, so it may not approve it\n"
+                   f"  {exe} policy explain {pid}\n"
+                   f"  {exe} drill {Path(__file__).resolve().parents[1] / 'drills'}/*.yaml")
     finally:
         server.shutdown()
+
+
+def _first_proposal(config: Path) -> str:
+    env = {**os.environ, "HEMOSTAT_CONFIG": str(config)}
+    out = subprocess.run([sys.executable, "-m", "agent", "proposals", "--json"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    import json
+
+    return str(json.loads(out)[0]["id"])

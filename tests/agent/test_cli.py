@@ -66,6 +66,9 @@ def test_diagnose_json_has_severity_findings_and_gated_proposals(incident: Path)
     assert proposal["path"][0]["branch"] == "recent deployment"
     assert proposal["verdict"]["decision"] == "needs_approval"
     assert doc["incident"].startswith("inc-")
+    _, out = run(incident, "incidents", "--json")
+    [recorded] = json.loads(out)
+    assert (recorded["id"], recorded["status"], recorded["severity"]) == (doc["incident"], "identified", "SEV-2")
 
 
 def test_diagnose_for_people_shows_headline_path_and_verdict(incident: Path) -> None:

@@ -47,6 +47,10 @@ class Executor:
 
     async def execute(self, record: ProposalRecord) -> bool:
         """Plan, claim, run, verify. False when another executor claimed it first."""
+        refused = self._refused_now(record)
+        if refused is not None:
+            self.ledger.transition(record.id, "rejected", "policy", self.now(), {"reason": refused})
+            return False
         action = self.app.registry.action(record.proposal.action)
         ctx = self.context(record)
         try:
@@ -58,6 +62,16 @@ class Executor:
         outcome = await self._run(action, plan, ctx, record.verdict.dry_run)
         await self._finish(record, action, plan, ctx, outcome)
         return True
+
+    def _refused_now(self, record: ProposalRecord) -> str | None:
+        """The gate again, at run time: a cooldown or freeze that began after the approval
+        (for example a twin proposal executed meanwhile) still stops it."""
+        from agent.service import history_from
+
+        incident = record.proposal.incident_id
+        severity = self.ledger.incident(incident).severity if incident else 4
+        verdict = self.app.gate.evaluate(record.proposal, history_from(self.ledger), self.now(), severity)
+        return "; ".join(verdict.reasons) if verdict.decision == "deny" else None
 
     def _plan_failed(self, record: ProposalRecord, error: HemostatError) -> bool:
         """A plan that cannot be made (deployment gone, no previous revision): fail it, with why."""

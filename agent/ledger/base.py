@@ -20,7 +20,7 @@ STATES = (
 TERMINAL_STATES = frozenset({"rejected", "expired", "denied", "succeeded", "failed", "reverted"})
 ALLOWED: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "rejected", "expired"}),
-    "approved": frozenset({"executing", "expired"}),
+    "approved": frozenset({"executing", "expired", "rejected"}),  # rejected: policy at run time
     "executing": frozenset({"succeeded", "failed"}),
     "succeeded": frozenset({"reverted"}),
     "failed": frozenset({"reverted"}),

@@ -81,3 +81,19 @@ def test_failed_verification_without_revert_policy_only_escalates(tmp_path: Path
     assert ledger.proposal(pid).state == "failed"
     assert (tmp_path / "marker").exists()
     assert "escalated" in [e.type for e in ledger.events(proposal_id=pid)]
+
+
+def test_a_twin_approved_during_the_cooldown_is_rejected_at_run_time(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    first = _propose(ledger, tmp_path / "marker")
+    twin = Proposal(id="p-ex0002", target="checkout", action="slow-marker", subject="checkout",
+                    params={"file": str(tmp_path / "marker")}, path=(DecisionStep("e", "errors"),),
+                    reason="mark again", created_at=T0)
+    ledger.add_proposal(twin, Verdict("allow", "auto", ("test",)), T0, None)
+    assert asyncio.run(executor.run_once()) == [first]
+    assert ledger.proposal(first).state == "succeeded"
+    rejected = ledger.proposal("p-ex0002")
+    assert rejected.state == "rejected"
+    reason = next(e for e in ledger.events(proposal_id="p-ex0002") if e.type == "proposal_rejected")
+    assert reason.actor == "policy" and reason.data["reason"].startswith("cooldown: slow-marker on checkout")
+    assert (tmp_path / "marker").read_text().split() == ["start", "done"]  # ran once

@@ -109,7 +109,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     app = obj.app(policy)
     spec = app.config.target(target)
     ledger = None if no_ledger else obj.ledger()
-    history = service.history_from(ledger) if ledger else []
+    history = service.history_from(ledger, app) if ledger else []
     result = asyncio.run(service.diagnose(app, spec, history=history))
     incident = service.record(app, ledger, result, app.config.identity) if ledger else None
     if incident is not None and ledger is not None:

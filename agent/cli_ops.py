@@ -131,7 +131,7 @@ def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -
     ledger = obj.ledger()
     record = ledger.proposal(ref)
     severity = ledger.incident(record.proposal.incident_id).severity if record.proposal.incident_id else 4
-    verdict = app.gate.evaluate(record.proposal, history_from(ledger), utcnow(), severity)
+    verdict = app.gate.evaluate(record.proposal, history_from(ledger, app), utcnow(), severity)
     if as_json:
         emit_json({"proposal": record.id, "policy": str(app.policy_path), **verdict.to_json()})
         return

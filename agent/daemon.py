@@ -125,7 +125,7 @@ class Daemon:
 
     # -- loop side ------------------------------------------------------------------------------
     async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
-        history = await asyncio.to_thread(service.history_from, self.ledger)
+        history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
         result = await service.diagnose(self.app, target, incident.opened_at, history, incident.id)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
@@ -170,7 +170,7 @@ class Daemon:
             return
         self._sweeping.add(target.name)
         try:
-            history = await asyncio.to_thread(service.history_from, self.ledger)
+            history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
             result = await service.diagnose(self.app, target, utcnow(), history)
             self.metrics.observe(result)
             await asyncio.to_thread(self._after_sweep, target, result)

@@ -70,7 +70,9 @@ class Executor:
 
         incident = record.proposal.incident_id
         severity = self.ledger.incident(incident).severity if incident else 4
-        verdict = self.app.gate.evaluate(record.proposal, history_from(self.ledger), self.now(), severity)
+        now = self.now()
+        verdict = self.app.gate.evaluate(record.proposal, history_from(self.ledger, self.app, now), now,
+                                         severity)
         return "; ".join(verdict.reasons) if verdict.decision == "deny" else None
 
     def _plan_failed(self, record: ProposalRecord, error: HemostatError) -> bool:

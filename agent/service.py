@@ -75,14 +75,24 @@ def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], 
                      verdicts, app.breakers.states())
 
 
-def history_from(ledger: Ledger) -> list[PastExecution]:
-    """Executions the gate weighs for cooldowns and the rate limit."""
+def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[PastExecution]:
+    """Executions the gate weighs for cooldowns and the rate limit: only those inside the
+    longest window the policy looks at, so a long ledger does not slow every sweep down."""
+    since = (now or utcnow()) - _lookback(app)
     out = []
     for record in ledger.proposals(states=EXECUTED_STATES):
+        if record.updated_at < since:  # updated_at is never earlier than the execution
+            continue
         p = record.proposal
         started = [e.at for e in ledger.events(proposal_id=p.id) if e.type == "execution_started"]
         out.append(PastExecution(p.action, p.target, p.subject, started[0] if started else record.updated_at))
     return out
+
+
+def _lookback(app: App) -> timedelta:
+    policy = app.policy
+    cooldowns = [r.cooldown_minutes or 0 for r in policy.actions.values()]
+    return timedelta(minutes=max([policy.cooldown_minutes, policy.rate_limit.per_minutes, *cooldowns]))
 
 
 def new_incident_id(now: datetime) -> str:

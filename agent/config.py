@@ -86,6 +86,9 @@ class Config(_Strict):
     identity: str = Field("hemostat", description="the daemon's name in the ledger")
     probe_timeout_s: float = Field(10.0, gt=0, le=300)
     sweeps: bool = Field(True, description="probe every target on its interval, not only on alerts")
+    max_concurrent_sweeps: int = Field(
+        16, ge=1, le=1000,
+        description="targets swept at once; more queue, so a busy loop never inflates latencies")
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Config:

@@ -52,6 +52,7 @@ class Daemon:
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     leader: bool = False
     notifier: Notifier | None = None
+    _slots: asyncio.Semaphore | None = None
 
     @property
     def actor(self) -> str:
@@ -169,9 +170,12 @@ class Daemon:
         if target.name in self._sweeping:
             return
         self._sweeping.add(target.name)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.app.config.max_concurrent_sweeps)
         try:
-            history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
-            result = await service.diagnose(self.app, target, utcnow(), history)
+            async with self._slots:
+                history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
+                result = await service.diagnose(self.app, target, utcnow(), history)
             self.metrics.observe(result)
             await asyncio.to_thread(self._after_sweep, target, result)
         finally:

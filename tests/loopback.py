@@ -25,6 +25,9 @@ class LoopbackServer:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     posts: dict[str, list[bytes]] = field(default_factory=dict)
+    inflight: int = 0
+    max_inflight: int = 0
+    _count_lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
     _release: threading.Event = field(default_factory=threading.Event)
 
@@ -69,6 +72,11 @@ class LoopbackServer:
             self._server.shutdown()
             self._server.server_close()
 
+    def _track(self, delta: int) -> None:
+        with self._count_lock:
+            self.inflight += delta
+            self.max_inflight = max(self.max_inflight, self.inflight)
+
     def _answer(self, handler: BaseHTTPRequestHandler, body: bool) -> None:
         path = handler.path.split("?")[0]
         self.hits[path] = self.hits.get(path, 0) + 1
@@ -77,7 +85,9 @@ class LoopbackServer:
             handler.send_error(404)
             return
         if route.delay_s:
+            self._track(+1)
             self._release.wait(route.delay_s)
+            self._track(-1)
         if route.reset:
             handler.connection.close()
             return

@@ -97,3 +97,4 @@ def test_a_twin_approved_during_the_cooldown_is_rejected_at_run_time(tmp_path: P
     reason = next(e for e in ledger.events(proposal_id="p-ex0002") if e.type == "proposal_rejected")
     assert reason.actor == "policy" and reason.data["reason"].startswith("cooldown: slow-marker on checkout")
     assert (tmp_path / "marker").read_text().split() == ["start", "done"]  # ran once
+

@@ -1,0 +1,30 @@
+"""Sweeps in-process: bounded concurrency, so a burst of targets queues instead of crowding."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from agent.config import Config
+from agent.daemon import Daemon
+from agent.ledger.sqlite import SqliteLedger
+from agent.model import DependencySpec, TargetSpec
+from agent.registry import Registry
+from agent.wiring import build_app
+from tests.loopback import LoopbackServer
+
+
+def test_sweeps_of_many_targets_run_at_most_max_concurrent_at_once(tmp_path: Path, loopback: LoopbackServer) -> None:
+    """A burst of sweeps queues instead of crowding the loop (which would inflate latencies)."""
+    url = loopback.route("/health", delay_s=0.2)
+    targets = [TargetSpec(name=f"t{i}", dependencies=[DependencySpec(name="dep", url=url)])  # type: ignore[arg-type]
+               for i in range(6)]
+    app = build_app(Config(targets=targets, max_concurrent_sweeps=2), Registry.discover())
+    daemon = Daemon(app, SqliteLedger(tmp_path / "ledger.db"))
+
+    async def burst() -> None:
+        await asyncio.gather(*(daemon.sweep(t) for t in targets))
+
+    asyncio.run(burst())
+    assert loopback.hits["/health"] == 6
+    assert loopback.max_inflight == 2

@@ -22,10 +22,7 @@ import asyncio
 import time
 from typing import Any
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
-
+from actions._pg import LIVE_SQL, SESSIONS_SQL, SIGNAL_ONE_SQL, SIGNAL_SQL, Db, Row, spec_of
 from actions.base import Outcome
 from agent.model import (
     Change,
@@ -35,108 +32,12 @@ from agent.model import (
     PostgresSpec,
     Proposal,
     TargetSpec,
-    TemporaryError,
     Thresholds,
-    redact,
 )
 from agent.model.context import ActionContext
 from agent.model.redact import mask_query
 
-PINNED = "-c TimeZone=UTC -c search_path=pg_catalog"  # stable timestamps; no catalog shadowing
 REASONS = ("long_running_queries", "idle_in_transaction", "lock_contention")
-SESSIONS_SQL = """
-WITH waits AS (SELECT pid, min(waitstart) AS since FROM pg_catalog.pg_locks WHERE NOT granted GROUP BY pid)
-SELECT a.pid, a.datname AS db, a.usename AS user, a.application_name AS app, a.state,
-       a.backend_type, COALESCE(r.rolsuper, false) AS superuser, a.pid = pg_backend_pid() AS self,
-       a.backend_start::text AS backend_start, a.xact_start::text AS xact_start,
-       a.query_start::text AS query_start,
-       extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS xact_s,
-       extract(epoch FROM clock_timestamp() - a.query_start)::float8 AS query_s,
-       extract(epoch FROM clock_timestamp() - a.state_change)::float8 AS state_s,
-       CASE WHEN w.pid IS NOT NULL
-            THEN extract(epoch FROM clock_timestamp() - COALESCE(w.since, a.state_change))::float8
-       END AS wait_s,
-       CASE WHEN w.pid IS NULL THEN '{}'::int[] ELSE pg_blocking_pids(a.pid) END AS blocked_by,
-       a.query
-FROM pg_catalog.pg_stat_activity a
-LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid
-LEFT JOIN waits w ON w.pid = a.pid
-"""
-LIVE_SQL = """
-SELECT pid, backend_start::text AS backend_start, xact_start::text AS xact_start,
-       query_start::text AS query_start, state
-FROM pg_catalog.pg_stat_activity WHERE pid = ANY(%s)
-"""
-SIGNAL_SQL = """
-SELECT u AS user, r.rolsuper OR pg_has_role(current_user, 'pg_signal_backend', 'member')
-       OR pg_has_role(current_user, u, 'member') AS allowed
-FROM unnest(%s::text[]) AS u, pg_catalog.pg_roles r WHERE r.rolname = current_user
-"""
-Row = dict[str, Any]
-
-
-def _spec(target: TargetSpec) -> PostgresSpec:
-    if target.postgres is None:
-        raise PermanentError(f"target {target.name} has no postgres configured", code="pg_unconfigured")
-    return target.postgres
-
-
-def _translate(e: psycopg.Error, parts: dict[str, Any], spec: PostgresSpec) -> HemostatError:
-    where, text = f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}", str(e).lower()
-    reason = redact(" ".join(str(e).split()), (str(parts.get("password") or ""),))
-    if isinstance(e, psycopg.errors.QueryCanceled):
-        return TemporaryError(f"PostgreSQL at {where} did not answer within statement_timeout "
-                              f"{spec.statement_timeout_ms} ms", delay=30, code="pg_timeout")
-    if isinstance(e, psycopg.errors.InsufficientPrivilege):
-        return PermanentError(f"PostgreSQL at {where}: {reason}", code="pg_forbidden")
-    if "authentication failed" in text or "pg_hba.conf" in text or "does not exist" in text:
-        return PermanentError(f"PostgreSQL at {where} refused the connection: {reason}",
-                              code="pg_auth_failed")
-    return TemporaryError(f"PostgreSQL at {where} is unreachable: {reason}", delay=15,
-                          code="pg_unreachable")
-
-
-class _Db:
-    """One guarded connection to the target's database, errors translated, password masked."""
-
-    def __init__(self, ctx: ActionContext) -> None:
-        self.spec, self.ctx = _spec(ctx.target), ctx
-        self.dsn = self.spec.dsn.resolve()
-        try:
-            self.parts = conninfo_to_dict(self.dsn)
-        except psycopg.Error:
-            raise PermanentError(f"the PostgreSQL DSN in {self.spec.dsn.describe()} is not a valid "
-                                 "connection string (not shown)", code="pg_dsn_invalid") from None
-        self.conn: psycopg.AsyncConnection[Any] | None = None
-
-    async def __aenter__(self) -> _Db:
-        self.conn = await self._guarded(psycopg.AsyncConnection.connect(
-            self.dsn, autocommit=True, connect_timeout=max(2, round(self.spec.connect_timeout_s)),
-            application_name=self.spec.application_name,
-            options=f"-c statement_timeout={self.spec.statement_timeout_ms} {PINNED}"))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-
-    async def _guarded(self, pending: Any) -> Any:
-        key = f"postgres:{self.parts.get('host') or 'localhost'}:{self.parts.get('port') or 5432}"
-        with self.ctx.breakers.guard(key):
-            try:
-                return await pending
-            except psycopg.Error as e:
-                raise _translate(e, self.parts, self.spec) from None
-
-    async def rows(self, query: str, params: Any = None) -> list[Row]:
-        assert self.conn is not None
-        async def run() -> list[Row]:
-            assert self.conn is not None
-            async with self.conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(query, params)
-                return list(await cur.fetchall())
-        result: list[Row] = await self._guarded(run())
-        return result
 
 
 # -- choosing sessions (pure) --------------------------------------------------------------------
@@ -213,12 +114,6 @@ def _same_work(planned: Row, live: Row | None, reason: str) -> bool:
     return bool(live["xact_start"] is not None and live["xact_start"] == planned["xact_start"])
 
 
-SIGNAL_ONE_SQL = """
-SELECT {fn}(pid) AS sent FROM pg_catalog.pg_stat_activity
-WHERE pid = %(pid)s AND backend_start::text = %(backend_start)s AND CASE
-  WHEN %(by_query)s THEN state = 'active' AND query_start::text = %(query_start)s
-  ELSE xact_start::text = %(xact_start)s END
-"""
 TERMINATE_WAIT_S = 5.0  # how long a terminated backend may take to exit before we call it a survivor
 
 
@@ -250,9 +145,9 @@ class KillQueriesAction:
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
         reason, grace, take_worst = _params(proposal.params)
-        db, spec = proposal.subject.removeprefix("postgres:"), _spec(ctx.target)
+        db, spec = proposal.subject.removeprefix("postgres:"), spec_of(ctx.target)
         cap, terminate = ctx.limits.get("max_sessions"), bool(ctx.limits.get("allow_terminate", False))
-        async with _Db(ctx) as conn:
+        async with Db(ctx) as conn:
             rows = await conn.rows(SESSIONS_SQL)
         hits = _matching(rows, reason, db, ctx.target.thresholds)
         skipped = [{"pid": s["pid"], "user": s["user"], "why": why}
@@ -277,7 +172,7 @@ class KillQueriesAction:
         planned, reason = plan.state["sessions"], plan.state["reason"]
         if not planned:
             return Outcome(True, "nothing to do: the plan touches no session", {"changed": False})
-        async with _Db(ctx) as db:
+        async with Db(ctx) as db:
             cancelled, refused = await self._signal(db, planned, reason, "pg_cancel_backend")
             survivors = await self._wait(db, cancelled, reason, plan.state["grace_s"])
             terminated: list[Row] = []
@@ -291,7 +186,7 @@ class KillQueriesAction:
                                                       and s["pid"] not in refused]}
         return Outcome(not survivors and not refused, _report(facts, plan.state["db"]), facts)
 
-    async def _signal(self, db: _Db, sessions: list[Row], reason: str,
+    async def _signal(self, db: Db, sessions: list[Row], reason: str,
                       fn: str) -> tuple[list[Row], list[int]]:
         """Signal each session still doing the planned work; (signalled, refused pids)."""
         sent, refused = [], []
@@ -308,7 +203,7 @@ class KillQueriesAction:
                 sent.append(s)
         return sent, refused
 
-    async def _wait(self, db: _Db, sessions: list[Row], reason: str, grace_s: float) -> list[Row]:
+    async def _wait(self, db: Db, sessions: list[Row], reason: str, grace_s: float) -> list[Row]:
         """Wait up to `grace_s` for the sessions to move on; return those that have not."""
         deadline = time.monotonic() + grace_s
         while sessions:
@@ -320,7 +215,7 @@ class KillQueriesAction:
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
         planned, reason = plan.state["sessions"], plan.state["reason"]
-        async with _Db(ctx) as db:
+        async with Db(ctx) as db:
             still = await _still(db, planned, reason)
         findings = [f for f in await ctx.reprobe(ctx.target, "pg-activity")
                     if (f.kind, f.subject) in ((reason, plan.subject), ("probe_failed", "pg-activity"))]
@@ -335,7 +230,7 @@ class KillQueriesAction:
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
         planned, reason = plan.state["sessions"], plan.state["reason"]
-        async with _Db(ctx) as db:
+        async with Db(ctx) as db:
             still = await _still(db, planned, reason)
             grants = await db.rows(SIGNAL_SQL, (sorted({s["user"] for s in still}),))
         denied = sorted(g["user"] for g in grants if not g["allowed"])
@@ -349,7 +244,7 @@ class KillQueriesAction:
         return Outcome(not denied, detail, facts)
 
 
-async def _still(db: _Db, sessions: list[Row], reason: str) -> list[Row]:
+async def _still(db: Db, sessions: list[Row], reason: str) -> list[Row]:
     live = {r["pid"]: r for r in await db.rows(LIVE_SQL, ([s["pid"] for s in sessions],))}
     return [s for s in sessions if _same_work(s, live.get(s["pid"]), reason)]
 

@@ -1,10 +1,12 @@
 """Incident-handling commands: the daemon (`run`), `incidents`, `ack`, `resolve`, `assign`,
-`revert`. Registered on the main `hemostat` group by agent.cli."""
+`revert`, `status`, `postmortem` and `policy explain`. Registered on the main `hemostat` group by
+agent.cli."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import click
 
@@ -122,8 +124,6 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool) -> None:
 @pass_ctx
 def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -> None:
     """How the policy decides proposal REF now: verdict, the rule that decided, the limits."""
-    from pathlib import Path
-
     from agent.model.context import utcnow
     from agent.service import history_from
 
@@ -143,3 +143,57 @@ def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -
     click.echo(f"  because   {'; '.join(verdict.reasons)}")
     if verdict.limits:
         click.echo(f"  limits    {verdict.limits}")
+
+
+@cli.command()
+@click.argument("incident")
+@click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
+              help="also save the incident's observations as a drill scenario")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="write the Markdown here instead of stdout")
+@pass_ctx
+def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None) -> None:
+    """Draft the post-mortem of INCIDENT (Markdown) from its ledger timeline."""
+    from agent.postmortem import render_postmortem
+
+    ledger = obj.ledger()
+    found = ledger.incident(incident)
+    events = ledger.events(incident_id=found.id)
+    if record is not None:
+        _record_incident(obj, record, found, events)
+    text = render_postmortem(found, events)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote post-mortem to {output}", err=True)
+
+
+def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
+    import yaml
+
+    from agent.postmortem import scenario_from_incident
+
+    spec = obj.config.target(incident.target).model_dump(mode="json", exclude_defaults=True)
+    doc = scenario_from_incident(incident, events, spec, obj.app().tree)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    click.echo(f"recorded scenario to {path}", err=True)
+
+
+@cli.command()
+@click.argument("incident")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status(obj: Ctx, incident: str, as_json: bool) -> None:
+    """The status update for INCIDENT as it would be posted now."""
+    from agent.model.context import utcnow
+    from agent.status import status_update
+
+    ledger = obj.ledger()
+    found = ledger.incident(incident)
+    update = status_update(found, ledger.events(incident_id=found.id), utcnow(),
+                           obj.config.executor.status_update_minutes)
+    if as_json:
+        emit_json(update.to_json())
+    else:
+        click.echo(f"{found.id} SEV-{found.severity} {found.title}\n{update.text()}")

@@ -240,6 +240,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stopping.set)
         self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
+        if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
+            await asyncio.to_thread(self._warm_kube)
         server = serve_http(self, host, port)
         log.info("hemostat running", listen=f"{host}:{server.server_port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
@@ -251,6 +253,16 @@ class Daemon:
         tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
         await self.stopping.wait()
         await self._drain(server, tasks)
+
+    def _warm_kube(self) -> None:
+        """Import the Kubernetes client and load its config now, in a worker thread: doing it on
+        first use would stall the event loop (and every probe and webhook) for half a second."""
+        try:
+            import kubernetes.client  # noqa: F401
+
+            self.app.kube_provider()()
+        except HemostatError as e:
+            log.warning("no Kubernetes API; Kubernetes probes and actions will report it", error=str(e))
 
     async def _drain(self, server: Any, tasks: list[asyncio.Task[None]]) -> None:
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)

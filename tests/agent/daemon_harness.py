@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.ledger.sqlite import SqliteLedger
+from tests.services import free_port
 
 HEMOSTAT = str(Path(sys.executable).parent / "hemostat")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

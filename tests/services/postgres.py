@@ -23,7 +23,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -39,15 +38,10 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from tests.services import free_port, missing
+
 MAX_CONNECTIONS = 40
 RUN_AS = "hemostat-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -104,7 +98,7 @@ class LocalCluster:
     bindir: Path
     user: str | None
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="hemostat-pg-")))
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: f"pw-{secrets.token_hex(8)}")
 
     @property
@@ -216,10 +210,7 @@ def _docker() -> Iterator[PgServer] | None:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and HEMOSTAT_REQUIRE_SERVICES=1 requires PostgreSQL (set "
-                    "HEMOSTAT_TEST_PG_DSN, or install it: apt-get install -y postgresql)", pytrace=False)
-    pytest.skip(reason)
+    missing(reason, "set HEMOSTAT_TEST_PG_DSN, or install PostgreSQL: apt-get install -y postgresql")
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,8 @@ it fails the run instead: a suite that silently skips its Redis tests proves not
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,12 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.services import free_port, missing
 
 
 @dataclass
@@ -37,7 +30,7 @@ class RedisServer:
 
     binary: str
     workdir: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: f"pw-{secrets.token_hex(8)}")
     host: str = "127.0.0.1"
     _proc: subprocess.Popen[bytes] | None = None
@@ -93,10 +86,7 @@ class RedisServer:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and HEMOSTAT_REQUIRE_SERVICES=1 requires it "
-                    "(install it: apt-get install -y redis-server)", pytrace=False)
-    pytest.skip(reason)
+    missing(reason, "install it: apt-get install -y redis-server")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from agent.model import HemostatError, PermanentError, TemporaryError
 from agent.model.context import ActionContext
-from agent.model.redact import redact, truncate
+from agent.model.kube import body_message, call_blocking, kube_api, server_trouble
+from agent.model.redact import truncate
 
 T = TypeVar("T")
 REQUEST_TIMEOUT_S = 15.0  # per API call; an apiserver slower than this is in trouble itself
@@ -63,29 +64,11 @@ class Conflict(TemporaryError):
 
 def api(ctx: ActionContext, kind: str) -> Any:
     """`api(ctx, "AppsV1Api")`: a typed API of the official client over the context's ApiClient."""
-    import kubernetes.client
-
-    return getattr(kubernetes.client, kind)(ctx.kube())
+    return kube_api(ctx.kube, kind)
 
 
 def _host(ctx: ActionContext) -> str:
     return str(ctx.kube().configuration.host).split("://", 1)[-1]
-
-
-def _server_trouble(status: int) -> bool:
-    return status == 0 or status == 429 or status >= 500
-
-
-def _blocking(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Run the call; hand a client error (4xx) back as a value so the breaker does not count it."""
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return fn(*args, **kwargs), None
-    except ApiException as e:
-        if _server_trouble(int(e.status or 0)):
-            raise
-        return None, e
 
 
 async def call(ctx: ActionContext, op: Op, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -97,7 +80,7 @@ async def call(ctx: ActionContext, op: Op, fn: Callable[..., T], *args: Any, **k
     host = _host(ctx)
     try:
         with ctx.breakers.guard(f"kube:{host}"):
-            result, refused = await asyncio.to_thread(_blocking, fn, args, kwargs)
+            result, refused = await asyncio.to_thread(call_blocking, fn, args, kwargs)
     except ApiException as e:
         raise to_error(e, op) from e
     except urllib3.exceptions.HTTPError as e:
@@ -115,15 +98,6 @@ async def read_json(ctx: ActionContext, op: Op, fn: Callable[..., Any], *args: A
     response = await call(ctx, op, fn, *args, _preload_content=False, **kwargs)
     data = json.loads(response.data or b"{}")
     return data if isinstance(data, dict) else {}
-
-
-def _body_message(e: Any) -> str:
-    body = e.body.decode(errors="replace") if isinstance(e.body, bytes) else str(e.body or "")
-    try:
-        message = json.loads(body).get("message") or body
-    except (ValueError, AttributeError):
-        message = body
-    return truncate(redact(str(message)), 200)
 
 
 def _retry_after(e: Any) -> float:
@@ -146,11 +120,11 @@ def to_error(e: Any, op: Op) -> HemostatError:
         what = f"{op.resource} {op.namespace}/{op.name}" if op.name else f"{op.resource} in {op.namespace}"
         return PermanentError(f"not found: {what} ({op.verb})", code="kube_not_found")
     if status == 409:
-        return Conflict(f"conflict on {op}: {_body_message(e)}", delay=0.0)
-    if _server_trouble(status):
-        return TemporaryError(f"apiserver busy on {op}: HTTP {status}: {_body_message(e)}",
+        return Conflict(f"conflict on {op}: {body_message(e)}", delay=0.0)
+    if server_trouble(status):
+        return TemporaryError(f"apiserver busy on {op}: HTTP {status}: {body_message(e)}",
                               code="kube_unavailable", delay=_retry_after(e))
-    return PermanentError(f"{op} refused: HTTP {status}: {_body_message(e)}", code="kube_refused")
+    return PermanentError(f"{op} refused: HTTP {status}: {body_message(e)}", code="kube_refused")
 
 
 async def retry_conflicts(attempt: Callable[[], Awaitable[T]], attempts: int = CONFLICT_ATTEMPTS) -> T:

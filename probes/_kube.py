@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
 from agent.model.context import ProbeContext
-from agent.model.redact import redact, truncate
+from agent.model.kube import body_message, call_blocking, kube_api, server_trouble
 
 JSON = dict[str, Any]
 MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventory
@@ -36,34 +36,7 @@ def _warm(ctx: ProbeContext) -> None:
 
 def api(ctx: ProbeContext, kind: str) -> Any:
     """`api(ctx, "CoreV1Api")` over the context's ApiClient."""
-    import kubernetes.client
-
-    return getattr(kubernetes.client, kind)(ctx.kube())
-
-
-def _trouble(status: int) -> bool:
-    return status == 0 or status == 429 or status >= 500
-
-
-def _blocking(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        return fn(*args, **kwargs), None
-    except ApiException as e:
-        if _trouble(int(e.status or 0)):
-            raise
-        return None, e
-
-
-def body_message(e: Any) -> str:
-    """The apiserver's `Status.message` (or the raw body), redacted and truncated."""
-    body = e.body.decode(errors="replace") if isinstance(e.body, bytes) else str(e.body or "")
-    try:
-        message = json.loads(body).get("message") or body
-    except (ValueError, AttributeError):
-        message = body
-    return truncate(redact(str(message)), 200)
+    return kube_api(ctx.kube, kind)
 
 
 def to_error(e: Any, verb: str, resource: str, namespace: str, name: str = "") -> HemostatError:
@@ -74,7 +47,7 @@ def to_error(e: Any, verb: str, resource: str, namespace: str, name: str = "") -
     if status == 404:
         what = f"{resource} {namespace}/{name}" if name else f"{resource} in namespace {namespace}"
         return PermanentError(f"not found: {what}", code="kube_not_found")
-    if _trouble(status):
+    if server_trouble(status):
         return TemporaryError(f"apiserver busy on {verb} {resource} in {namespace}: HTTP {status}",
                               code="kube_unavailable")
     return PermanentError(f"{verb} {resource} in {namespace}: HTTP {status}: {body_message(e)}",
@@ -92,7 +65,7 @@ async def call(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[
     kwargs.setdefault("_request_timeout", ctx.timeout_s)
     try:
         with ctx.breakers.guard(f"kube:{host}"):
-            result, refused = await asyncio.to_thread(_blocking, fn, args, kwargs)
+            result, refused = await asyncio.to_thread(call_blocking, fn, args, kwargs)
     except ApiException as e:
         raise to_error(e, *what) from e
     except urllib3.exceptions.HTTPError as e:

@@ -111,11 +111,11 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     ledger = None if no_ledger else obj.ledger()
     history = service.history_from(ledger, app) if ledger else []
     result = asyncio.run(service.diagnose(app, spec, history=history))
-    incident = service.record(app, ledger, result, app.config.identity) if ledger else None
-    if incident is not None and ledger is not None:
-        from agent.lifecycle import after_diagnosis
+    incident = None
+    if ledger is not None:
+        from agent.lifecycle import record_diagnosis
 
-        incident = after_diagnosis(ledger, incident, result, app.config.identity, result.started_at)
+        incident, _ = record_diagnosis(app, ledger, result, app.config.identity, result.started_at)
     if record is not None:
         _write_scenario(record, result, spec)
     doc = {**result.to_json(), "incident": incident.id if incident else None}

@@ -132,9 +132,8 @@ class Daemon:
         await asyncio.to_thread(self._record, result, incident)
 
     def _record(self, result: service.Diagnosis, incident: IncidentRecord) -> None:
-        service.record(self.app, self.ledger, result, self.actor, incident)
-        after = lifecycle.after_diagnosis(self.ledger, incident, result, self.actor, utcnow())
-        if after.status != incident.status:
+        _, changed = lifecycle.record_diagnosis(self.app, self.ledger, result, self.actor, utcnow(), incident)
+        if changed:
             self._announce_threadsafe(incident.id)
 
     # -- status updates -------------------------------------------------------------------------
@@ -191,9 +190,9 @@ class Daemon:
             return
         if incident is None:
             self.metrics.incidents.labels(severity=result.triage.severity.label()).inc()
-        recorded = service.record(self.app, self.ledger, result, self.actor, incident)
-        if recorded is not None:
-            lifecycle.after_diagnosis(self.ledger, recorded, result, self.actor, utcnow())
+        recorded, changed = lifecycle.record_diagnosis(self.app, self.ledger, result, self.actor, utcnow(),
+                                                       incident)
+        if recorded is not None and changed:  # the cadence loop covers "still the same"
             self._announce_threadsafe(recorded.id)
 
     async def _sweep_loop(self, target: TargetSpec) -> None:

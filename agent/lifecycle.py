@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from agent import service
 from agent.intake import Alert, Webhook
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import TargetSpec
 from agent.service import Diagnosis, new_incident_id
+from agent.wiring import App
 
 ALERT_SEVERITY = {"critical": 1, "page": 1, "high": 2, "error": 2, "warning": 3, "info": 4}
 
@@ -83,6 +85,17 @@ def after_diagnosis(ledger: Ledger, incident: IncidentRecord, diagnosis: Diagnos
     return ledger.set_incident_status(incident.id, status, actor, now,
                                       severity=min(severity, incident.severity),
                                       data={"headline": diagnosis.triage.headline})
+
+
+def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str, now: datetime,
+                     incident: IncidentRecord | None = None) -> tuple[IncidentRecord | None, bool]:
+    """Record the diagnosis (opening or joining the target's incident when something is wrong)
+    and move the incident along. Returns it, and whether its status changed (worth announcing)."""
+    recorded = service.record(app, ledger, diagnosis, actor, incident)
+    if recorded is None:
+        return None, False
+    after = after_diagnosis(ledger, recorded, diagnosis, actor, now)
+    return after, after.status != recorded.status
 
 
 def after_execution(ledger: Ledger, incident_id: str, succeeded: bool, actor: str,

@@ -28,3 +28,35 @@ def test_sweeps_of_many_targets_run_at_most_max_concurrent_at_once(tmp_path: Pat
     asyncio.run(burst())
     assert loopback.hits["/health"] == 6
     assert loopback.max_inflight == 2
+
+
+def test_repeated_sweeps_of_a_failing_target_announce_once(tmp_path: Path, loopback: LoopbackServer) -> None:
+    """A status update goes out when the incident opens or changes; the cadence covers the rest."""
+    from agent.notify import Notifier
+    from agent.status import StatusUpdate
+
+    sent: list[StatusUpdate] = []
+
+    class Catcher:
+        name = "catcher"
+
+        async def send(self, update: StatusUpdate) -> None:
+            sent.append(update)
+
+    url = loopback.route("/health", status=503)
+    target = TargetSpec(name="checkout", dependencies=[DependencySpec(name="stripe", url=url)])  # type: ignore[arg-type]
+    app = build_app(Config(targets=[target]), Registry.discover())
+    daemon = Daemon(app, SqliteLedger(tmp_path / "ledger.db"))
+
+    async def three_sweeps() -> None:
+        daemon._loop = asyncio.get_running_loop()
+        daemon.notifier = Notifier([Catcher()])
+        for _ in range(3):
+            await daemon.sweep(target)
+            await asyncio.sleep(0)  # let the announcement scheduled from the worker thread run
+        await daemon.notifier.drain(timeout_s=5)
+
+    asyncio.run(three_sweeps())
+    [incident] = daemon.ledger.incidents()
+    assert len([e for e in daemon.ledger.events(incident_id=incident.id) if e.type == "triaged"]) == 3
+    assert [u.status for u in sent] == ["Investigating"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agent.ledger.base import (
-    TERMINAL_STATES,
     Event,
     IncidentRecord,
     Ledger,
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from agent.config import StoreConfig
 
 __all__ = [
-    "TERMINAL_STATES",
     "Event",
     "IncidentRecord",
     "Ledger",

@@ -13,11 +13,6 @@ from typing import Any, Protocol
 
 from agent.model import HemostatError, Proposal, Verdict
 
-STATES = (
-    "proposed", "approved", "rejected", "expired", "denied",
-    "executing", "succeeded", "failed", "reverted",
-)
-TERMINAL_STATES = frozenset({"rejected", "expired", "denied", "succeeded", "failed", "reverted"})
 ALLOWED: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "rejected", "expired"}),
     "approved": frozenset({"executing", "expired", "rejected"}),  # rejected: policy at run time

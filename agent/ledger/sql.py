@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.ledger.base import (
+    INCIDENT_STATUSES,
     Event,
     IncidentRecord,
     LedgerError,
@@ -135,6 +136,8 @@ class SqlLedger:
     def set_incident_status(self, incident_id: str, status: str, actor: str, at: datetime,
                             *, severity: int | None = None,
                             data: dict[str, Any] | None = None) -> IncidentRecord:
+        if status not in INCIDENT_STATUSES:
+            raise LedgerError(f"unknown incident status {status!r} (known: {', '.join(INCIDENT_STATUSES)})")
         current = self.incident(incident_id)
         merged = {**current.data, **(data or {})}
         resolved = self._stamp(at) if status == "resolved" else None

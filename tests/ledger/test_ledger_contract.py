@@ -185,3 +185,10 @@ def test_one_open_incident_per_target_even_when_two_writers_race(ledger_factory)
     assert [i.id for i in first.incidents(open_only=True)] == ["inc-b"]
     first.close()
     second.close()
+
+
+def test_an_unknown_incident_status_is_refused(ledger: Ledger) -> None:
+    ledger.open_incident(IncidentRecord("inc-1", "checkout", "errors", "opened", 2, T0, T0), "x")
+    with pytest.raises(LedgerError, match="unknown incident status 'fixed'"):
+        ledger.set_incident_status("inc-1", "fixed", "alice", T0)
+    assert ledger.incident("inc-1").status == "opened"

@@ -4,6 +4,8 @@ dependency of the target, concurrently.
 Status, latency, connection/TLS errors and timeouts; findings `dependency_down` and
 `dependency_slow`. Each endpoint has its own breaker, so a dead dependency costs one timeout
 per few sweeps, not one per sweep. URLs are shown without their query string (tokens live there).
+A body is never needed, so at most `BODY_BYTES` of it is read (an endless body costs nothing),
+within the dependency's timeout for the whole exchange; redirects are reported, not followed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from agent.model import DependencySpec, Finding, Observation, Severity, TargetSpec
+from agent.model.bounded_http import fetch
 from agent.model.context import CircuitOpenError, ProbeContext
+
+BODY_BYTES = 64 * 1024  # read and dropped: the status is the answer
 
 
 def safe_url(url: str) -> str:
@@ -59,10 +64,12 @@ async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeConte
     started = time.perf_counter()
     try:
         with ctx.breakers.guard(f"http:{safe_url(url)}"):
-            response = await client.request(dep.method, url, timeout=dep.timeout_s)
-            if response.status_code >= 500:
-                raise _Unhealthy(response.status_code)
-        result["status"] = response.status_code
+            answer = await fetch(client, dep.method, url, timeout_s=dep.timeout_s, max_bytes=BODY_BYTES)
+            if answer.status >= 500:
+                raise _Unhealthy(answer.status)
+        result["status"] = answer.status
+        if answer.truncated:
+            result["body_truncated"] = True
     except _Unhealthy as e:
         result["status"] = e.status
     except CircuitOpenError as e:

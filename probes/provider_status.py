@@ -6,12 +6,16 @@ is going on) concurrently, each request bounded by a timeout and guarded by a br
 Finding `provider_incident` ("Stripe reports a major outage since 02:41: ..."), with a severity
 from the indicator or the worst incident impact. An HTML page, a captive portal or garbage JSON is
 a gap, never a crash: `PermanentError` with code `statuspage_garbage`. When some pages answer and
-others do not, the failures are recorded per dependency and the rest still counts.
+others do not, the failures are recorded per dependency and the rest still counts. Each answer
+is read up to `BODY_BYTES` (a page that goes on is `statuspage_too_large`, not a memory spike),
+and a redirect is followed only on the page's own host or one in `allow_redirects_to`: a status
+page moved to a third party does not take the request there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,8 +32,11 @@ from agent.model import (
     TargetSpec,
     TemporaryError,
 )
+from agent.model.bounded_http import Answer, fetch
 from agent.model.context import ProbeContext
 from agent.model.redact import truncate
+
+BODY_BYTES = 1 << 20  # a Statuspage answer is a few KiB; a MiB is already not one
 
 # Statuspage's indicator (page) and impact (incident) scales, and how bad each is for us.
 SEVERITY = {"critical": Severity.SEV1, "major": Severity.SEV2, "minor": Severity.SEV3,
@@ -53,7 +60,7 @@ class ProviderStatusProbe:
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         deps = [dep for dep in target.dependencies if dep.statuspage_url]
-        async with httpx.AsyncClient(follow_redirects=True, trust_env=False, verify=ctx.tls(),
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=ctx.tls(),
                                      headers={"Accept": "application/json"}) as client:
             pages = await asyncio.gather(*(_page(client, dep, ctx) for dep in deps))
         failed = [page for page in pages if "error" in page]
@@ -78,36 +85,40 @@ async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContex
     result: dict[str, Any] = {"name": dep.name, "url": base}
     try:
         status, unresolved = await asyncio.gather(
-            _fetch(client, f"{base}/api/v2/status.json", ctx),
-            _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx))
+            _fetch(client, f"{base}/api/v2/status.json", ctx, dep.allow_redirects_to),
+            _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx, dep.allow_redirects_to))
         result.update(_status(status, base), incidents=_incidents(unresolved, base))
     except HemostatError as e:
         result.update(error=str(e), error_code=e.code, exception=e)
     return result
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, ctx: ProbeContext) -> Any:
+async def _fetch(client: httpx.AsyncClient, url: str, ctx: ProbeContext, also_hosts: list[str]) -> Any:
     timeout = ctx.timeout_s * 0.8  # answer before the runner's own deadline cuts the whole probe
     try:
-        with ctx.breakers.guard(f"statuspage:{urlsplit(url).netloc}"):
-            response = await client.get(url, timeout=timeout)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TemporaryError(f"{url} answered HTTP {response.status_code}",
+        with ctx.breakers.guard(f"statuspage:{urlsplit(url).hostname}"):
+            response = await fetch(client, "GET", url, timeout_s=timeout, max_bytes=BODY_BYTES,
+                                   follow=True, also_hosts=also_hosts)
+            if response.status >= 500 or response.status == 429:
+                raise TemporaryError(f"{url} answered HTTP {response.status}",
                                      code="statuspage_unavailable", delay=60)
     except httpx.TimeoutException as e:
         raise TemporaryError(f"{url}: no answer within {timeout:g}s", code="statuspage_timeout") from e
     except httpx.HTTPError as e:
         raise TemporaryError(f"{url}: {type(e).__name__}", code="statuspage_unreachable") from e
-    if response.status_code >= 400:
-        raise PermanentError(f"{url} answered HTTP {response.status_code}: is this a Statuspage page?",
+    if response.status >= 400:
+        raise PermanentError(f"{url} answered HTTP {response.status}: is this a Statuspage page?",
                              code="statuspage_http")
+    if response.truncated:
+        raise PermanentError(f"{url} answered more than {BODY_BYTES >> 10} KiB (truncated there): "
+                             "not a Statuspage API", code="statuspage_too_large")
     return _json(response, url)
 
 
-def _json(response: httpx.Response, url: str) -> Any:
+def _json(response: Answer, url: str) -> Any:
     kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
     try:
-        return response.json()
+        return json.loads(response.body)
     except ValueError as e:
         looks = "an HTML page" if response.text.lstrip()[:1] == "<" else "garbage"
         raise PermanentError(

@@ -120,6 +120,8 @@ class DependencySpec(_Strict):
     expect_status: list[int] = Field(default_factory=lambda: [200, 204])
     timeout_s: float = Field(5.0, gt=0, le=60)
     statuspage_url: HttpUrl | None = None
+    allow_redirects_to: list[str] = Field(
+        default_factory=list, description="hosts a status page may redirect to besides its own")
     breaker: BreakerSpec | None = None
     fallback: FallbackSpec | None = None
     critical: bool = Field(True, description="the app cannot serve without it")
@@ -133,6 +135,8 @@ class MetricsSpec(_Strict):
     request_counters: list[str] = Field(default_factory=lambda: ["http_requests_total"])
     scrape_interval_s: float = Field(2.0, gt=0, le=120, description="gap between two scrapes")
     timeout_s: float = Field(5.0, gt=0, le=60)
+    max_body_bytes: int = Field(2 << 20, ge=1024, le=64 << 20,
+                                description="a scrape reads at most this much (cut at a whole line)")
 
 
 class LogsSpec(_Strict):

@@ -16,12 +16,19 @@ from typing import Any
 CHUNK = b"x_total 1\n# " + b"y" * 65520 + b"\n"  # 64 KiB of valid Prometheus text, cheap to parse
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client hanging up mid-body is the point of these tests, not an error
+
+
 @dataclass
 class HostileServer:
     endless: set[str] = field(default_factory=set)
     redirects: dict[str, str] = field(default_factory=dict)
     sent: dict[str, int] = field(default_factory=dict)
-    _server: ThreadingHTTPServer | None = None
+    _server: _Server | None = None
 
     @property
     def port(self) -> int:
@@ -43,8 +50,7 @@ class HostileServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
         return self

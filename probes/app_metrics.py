@@ -33,12 +33,13 @@ class AppMetricsProbe:
         spec = target.metrics
         if spec is None:
             raise PermanentError("target has no metrics configured", code="unconfigured")
-        key = f"http:{safe_url(str(spec.url))}"
+        url = spec.url.resolve()
+        key = f"http:{safe_url(url)}"
         async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
-            first = await _scrape(client, spec, ctx, key)
+            first = await _scrape(client, spec, url, ctx, key)
             await asyncio.sleep(spec.scrape_interval_s)
-            second = await _scrape(client, spec, ctx, key)
-        data = {"url": safe_url(str(spec.url)), "scrapes": [first, second]}
+            second = await _scrape(client, spec, url, ctx, key)
+        data = {"url": safe_url(url), "scrapes": [first, second]}
         if first.get("truncated") or second.get("truncated"):
             data["truncated"] = cap_note(spec.max_body_bytes)
         return data
@@ -52,11 +53,11 @@ class AppMetricsProbe:
                       observation.data.get("truncated"))
 
 
-async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, ctx: ProbeContext,
+async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, url: str, ctx: ProbeContext,
                   key: str) -> dict[str, Any]:
     try:
         with ctx.breakers.guard(key):
-            answer = await fetch(client, "GET", str(spec.url), timeout_s=spec.timeout_s,
+            answer = await fetch(client, "GET", url, timeout_s=spec.timeout_s,
                                  max_bytes=spec.max_body_bytes, follow=True)
             if answer.status >= 400:
                 raise PermanentError(f"metrics endpoint answered HTTP {answer.status}", code="metrics_http")

@@ -14,23 +14,21 @@ import asyncio
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from agent.model import DependencySpec, Finding, Observation, Severity, TargetSpec
 from agent.model.bounded_http import fetch
 from agent.model.context import CircuitOpenError, ProbeContext
+from agent.model.errors import HemostatError
+from agent.model.urls import endpoint
 
 BODY_BYTES = 64 * 1024  # read and dropped: the status is the answer
 
 
 def safe_url(url: str) -> str:
     """scheme://host[:port]/path, dropping credentials and the query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    return endpoint(url)
 
 
 class HttpHealthProbe:
@@ -58,11 +56,12 @@ class HttpHealthProbe:
 
 
 async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
-    url = str(dep.url)
-    result: dict[str, Any] = {"name": dep.name, "url": safe_url(url), "method": dep.method,
+    result: dict[str, Any] = {"name": dep.name, "url": dep.url.describe(), "method": dep.method,
                               "expect": dep.expect_status}
     started = time.perf_counter()
     try:
+        url = dep.url.resolve()
+        result["url"] = safe_url(url)
         with ctx.breakers.guard(f"http:{safe_url(url)}"):
             answer = await fetch(client, dep.method, url, timeout_s=dep.timeout_s, max_bytes=BODY_BYTES)
             if answer.status >= 500:
@@ -74,6 +73,8 @@ async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeConte
         result["status"] = e.status
     except CircuitOpenError as e:
         result.update(error=str(e), error_kind="circuit_open")
+    except HemostatError as e:  # the URL's reference cannot be read: this check cannot run
+        result.update(error=str(e), error_kind="config")
     except httpx.HTTPError as e:
         result.update(error=_describe(e, dep), error_kind=_kind(e))
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)

@@ -35,6 +35,7 @@ from agent.model import (
 from agent.model.bounded_http import Answer, fetch
 from agent.model.context import ProbeContext
 from agent.model.redact import truncate
+from agent.model.urls import endpoint
 
 BODY_BYTES = 1 << 20  # a Statuspage answer is a few KiB; a MiB is already not one
 
@@ -47,8 +48,15 @@ LEVELS = ("none", *WORDS)
 
 
 def api_base(url: str) -> str:
-    """`https://status.stripe.com` or any of its `/api/v2/...` URLs -> `https://status.stripe.com`."""
-    return url.split("/api/v2/")[0].rstrip("/")
+    """`https://status.stripe.com` or any of its `/api/v2/...` URLs -> `https://status.stripe.com`
+    (the query, where a private page's token lives, is kept apart: see `api_url`)."""
+    return url.split("?")[0].split("/api/v2/")[0].rstrip("/")
+
+
+def api_url(url: str, path: str) -> str:
+    """The page's API `path`, with the configured URL's query (a private page's token) after it."""
+    query = urlsplit(url).query
+    return f"{api_base(url)}/api/v2/{path}" + (f"?{query}" if query else "")
 
 
 class ProviderStatusProbe:
@@ -81,23 +89,27 @@ class ProviderStatusProbe:
 
 
 async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
-    base = api_base(str(dep.statuspage_url))
-    result: dict[str, Any] = {"name": dep.name, "url": base}
+    assert dep.statuspage_url is not None
+    result: dict[str, Any] = {"name": dep.name, "url": dep.statuspage_url.describe()}
     try:
+        url = dep.statuspage_url.resolve()
+        base = result["url"] = endpoint(api_base(url))  # stored and shown: never the query token
         status, unresolved = await asyncio.gather(
-            _fetch(client, f"{base}/api/v2/status.json", ctx, dep.allow_redirects_to),
-            _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx, dep.allow_redirects_to))
+            _fetch(client, api_url(url, "status.json"), ctx, dep.allow_redirects_to),
+            _fetch(client, api_url(url, "incidents/unresolved.json"), ctx, dep.allow_redirects_to))
         result.update(_status(status, base), incidents=_incidents(unresolved, base))
     except HemostatError as e:
         result.update(error=str(e), error_code=e.code, exception=e)
     return result
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, ctx: ProbeContext, also_hosts: list[str]) -> Any:
+async def _fetch(client: httpx.AsyncClient, request_url: str, ctx: ProbeContext,
+                 also_hosts: list[str]) -> Any:
     timeout = ctx.timeout_s * 0.8  # answer before the runner's own deadline cuts the whole probe
+    url = endpoint(request_url)  # what messages name
     try:
         with ctx.breakers.guard(f"statuspage:{urlsplit(url).hostname}"):
-            response = await fetch(client, "GET", url, timeout_s=timeout, max_bytes=BODY_BYTES,
+            response = await fetch(client, "GET", request_url, timeout_s=timeout, max_bytes=BODY_BYTES,
                                    follow=True, also_hosts=also_hosts)
             if response.status >= 500 or response.status == 429:
                 raise TemporaryError(f"{url} answered HTTP {response.status}",

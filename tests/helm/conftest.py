@@ -22,6 +22,8 @@ CHART = ROOT / "helm" / "hemostat"
 # The kubectl minor the fetched layer ships; helm renders for it and manifests validate against it.
 KUBE_VERSION = "1.35.0"
 NAMESPACE = "ops"
+# What a render without a values file starts from: the defaults plus the required token Secret.
+DEFAULTS = ("defaults-values.yaml",)
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
@@ -52,7 +54,7 @@ def _template_args(helm: str, values: Sequence[str], sets: Sequence[str]) -> lis
     for name in values:
         args += ["--values", str(CHART / "ci" / name)]
     for item in sets:
-        args += ["--set", item]
+        args += ["--set-json" if "=[" in item else "--set", item]  # JSON for an empty list
     return args
 
 
@@ -67,7 +69,7 @@ def _render(helm: str, values: tuple[str, ...], sets: tuple[str, ...]) -> tuple[
 def render(helm: str) -> Render:
     """render(*ci_values_files, sets=[...]) -> the manifests; a failed render fails the test."""
     def _do(*values: str, sets: Iterable[str] = ()) -> list[Manifest]:
-        code, out, err = _render(helm, values, tuple(sets))
+        code, out, err = _render(helm, values or DEFAULTS, tuple(sets))
         assert code == 0, f"helm template failed: {err}"
         return [doc for doc in yaml.safe_load_all(out) if doc]
     return _do
@@ -77,7 +79,7 @@ def render(helm: str) -> Render:
 def render_error(helm: str) -> Callable[..., str]:
     """render_error(sets=[...]) -> helm's message; the render must fail."""
     def _do(*values: str, sets: Iterable[str] = ()) -> str:
-        code, _, err = _render(helm, values, tuple(sets))
+        code, _, err = _render(helm, values or DEFAULTS, tuple(sets))
         assert code != 0, "helm template should have refused these values"
         return err
     return _do

@@ -85,6 +85,7 @@ def pod(image: str, render: Render, dependency: LoopbackServer,
     port = free_port()
     manifests = render(sets=[
         "intake.existingSecret=hemostat-webhook", f"intake.port={port}",
+        "config.sweeps=false",  # incidents come from the test's alerts only, never from a sweep
         "targets[0].name=checkout", "targets[0].dependencies[0].name=payments",
         f"targets[0].dependencies[0].url={dependency.url}/health",
     ])
@@ -251,4 +252,6 @@ def _wait_for_finding(pod: Pod, incident: str, needle: str, timeout_s: float = 6
 
 
 def _podman(*args: str) -> str:
-    return subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=60, check=True).stdout
+    done = subprocess.run([*PODMAN, *args], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"podman {' '.join(args)} failed: {done.stderr[-2000:]}"
+    return done.stdout

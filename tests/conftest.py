@@ -19,7 +19,8 @@ import pytest
 from agent.registry import Registry
 from tests.loopback import LoopbackServer, serve
 
-pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.kubeapi.fixtures"]
+pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.kubeapi.fixtures",
+                             "tests.services.alertmanager"]
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.services import free_port, missing
+from tests.services import free_port, missing, terminate
 
 BINARY = "prometheus-alertmanager"
 
@@ -78,12 +78,7 @@ class Alertmanager:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
 
 
 def alert(target: str, alertname: str = "HighErrorRate", *, starts_at: datetime,

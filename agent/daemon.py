@@ -69,6 +69,8 @@ class Daemon:
         something was new, 200 when every alert was a re-delivery (acknowledged, not recorded
         again), 4xx for a payload that will never be right, 503 to make the sender retry."""
         try:
+            if not self.app.config.intake.webhook:
+                raise IntakeError(404, "the Alertmanager webhook is off (intake.webhook: false)")
             token = self.app.config.intake.token.resolve() if self.app.config.intake.token else None
             authenticate(authorization, token)
             webhook = parse(body, self.app.config.intake.max_body_bytes)

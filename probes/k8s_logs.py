@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact, truncate
+from agent.model import (
+    Finding,
+    HemostatError,
+    Observation,
+    Rate,
+    Severity,
+    TargetSpec,
+    redact,
+    shorten,
+)
 from agent.model.context import ProbeContext
 from probes._kube import api, call, list_pods, read_deployment
 
@@ -27,6 +36,7 @@ LIMIT_BYTES = 4 * 1024 * 1024  # per container log read: a chatty pod must not e
 CONCURRENT_READS = 8
 TOP_GROUPS = 20  # kept in the observation
 EVIDENCE_GROUPS = 5  # quoted in the finding
+STEADY_MARGIN_S = 60  # errors seen within a minute of the window's start were there before it
 
 _TOKENS = re.compile(r"""
     (?P<ts>\d{4}-\d{2}-\d{2}(?:[T\ ]\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?
@@ -137,8 +147,8 @@ def merge_groups(per_source: Sequence[tuple[str, list[dict[str, Any]]]]) -> list
 
 def _safe(group: dict[str, Any]) -> dict[str, Any]:
     """A group as recorded: signature and example redacted and truncated, sources bounded."""
-    return {**group, "signature": truncate(redact(group["signature"]), 300),
-            "example": truncate(redact(group["example"]), 300),
+    return {**group, "signature": shorten(redact(group["signature"]), 300),
+            "example": shorten(redact(group["example"]), 300),
             "sources": group["sources"][:5], "source_count": len(group["sources"])}
 
 
@@ -194,23 +204,58 @@ class K8sLogsProbe:
             return []
         groups = data.get("groups", [])[:EVIDENCE_GROUPS]
         subject = target.deployment or target.name
+        onset = _first_seen(groups)
+        rate = _rate(data, target, observation.collected_at, onset)
+        spike = rate.verdict == "spike"
         top = groups[0]["signature"] if groups else "?"
         return [Finding(
             kind="error_spike", subject=subject, observed_at=now, probe=self.name,
-            severity=Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3,
-            summary=f"{matched} error lines in {subject}'s logs (threshold {threshold}); "
-                    f"top: {truncate(top, 120)}",
+            severity=(Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3) if spike
+            else Severity.SEV4,
+            summary=f"{matched} error lines in {subject}'s logs ({rate.describe()}"
+                    f"{'' if spike else ': the usual noise'}); top: {shorten(top, 160)}",
             evidence=tuple(_evidence(g) for g in groups),
             facts={"matched": matched, "lines": data.get("lines", 0), "groups": len(data.get("groups", [])),
                    "top": groups, "pods": data.get("pods", 0)},
+            onset=onset, onset_from="first matching log line" if onset else "", rate=rate,
         )]
 
 
+def _stamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _first_seen(groups: list[dict[str, Any]]) -> datetime | None:
+    """When the evidence's error lines began: the earliest first-seen stamp of the top groups."""
+    stamps = [s for g in groups if (s := _stamp(g.get("first_seen")))]
+    return min(stamps) if stamps else None
+
+
+def _rate(data: dict[str, Any], target: TargetSpec, at: datetime, onset: datetime | None) -> Rate:
+    """Matching lines per minute over the part of the window that held them. Lines that were
+    already there when the window opened and run below `errors_per_minute` are steady noise:
+    logs carry no request count, so "always been like this" is the only baseline they give."""
+    window_s = float(data.get("since_seconds") or target.logs.since_seconds)
+    span_s = max(60.0, min(window_s, (at - onset).total_seconds() if onset else window_s))
+    per_min = int(data.get("matched", 0)) * 60 / span_s
+    steady = onset is not None and (at - onset).total_seconds() >= window_s - STEADY_MARGIN_S
+    limit = target.thresholds.errors_per_minute
+    verdict: Any = "spike" if per_min >= limit or not steady else "at_baseline"
+    return Rate(per_min, "per_minute", span_s, samples=int(data.get("matched", 0)),
+                baseline=per_min if steady else None,
+                baseline_from="steady since before the log window" if steady else "", verdict=verdict)
+
+
 def _evidence(group: dict[str, Any]) -> str:
-    seen = f" ({(group.get('first_seen') or '')[11:19]}..{(group.get('last_seen') or '')[11:19]})" \
-        if group.get("first_seen") else ""
-    return truncate(f"{group['count']}x in {group.get('source_count', 1)} containers{seen}: "
-                    f"{group['signature']}", 240)
+    first, last = (group.get("first_seen") or "")[11:19], (group.get("last_seen") or "")[11:19]
+    seen = f" (first {first}, last {last})" if first else ""
+    return f"{group['count']}x in {group.get('source_count', 1)} containers{seen}: " \
+        f"{shorten(group['signature'], 200)}"
 
 
 def _note(read: tuple[str, str, bool], error: HemostatError) -> str:

@@ -157,13 +157,18 @@ def _worst(page: dict[str, Any]) -> str:
     return min(known, key=lambda level: SEVERITY[level]) if known else "none"
 
 
-def _since(started_at: str | None, now: datetime) -> str:
-    if not started_at:
-        return ""
+def _when(started_at: str | None) -> datetime | None:
     try:
-        when = datetime.fromisoformat(started_at.replace("Z", "+00:00")).astimezone(now.tzinfo)
+        return datetime.fromisoformat(started_at.replace("Z", "+00:00")) if started_at else None
     except ValueError:
+        return None
+
+
+def _since(started_at: str | None, now: datetime) -> str:
+    at = _when(started_at)
+    if at is None:
         return ""
+    when = at.astimezone(now.tzinfo)
     return f" since {when:%H:%M}" if when.date() == now.date() else f" since {when:%b %d %H:%M}"
 
 
@@ -187,6 +192,8 @@ def _judge(page: dict[str, Any], critical: bool, now: datetime, probe: str) -> F
         facts={"indicator": page["indicator"], "level": level, "page": who, "critical": critical,
                "incidents": [i["name"] for i in incidents],
                "started_at": first["started_at"] if first else None},
+        onset=_when(first["started_at"]) if first else None,
+        onset_from="the provider's incident start" if first and _when(first["started_at"]) else "",
     )
 
 

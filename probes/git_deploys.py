@@ -98,8 +98,13 @@ def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
         except git.GitCommandError as e:
             raise PermanentError(f"branch {spec.branch!r} not found in {spec.path}",
                                  code="git_no_branch") from e
+    return parse_log(out, tags)
+
+
+def parse_log(log: str, tags: str = "") -> list[dict[str, Any]]:
+    """`git log --name-only --format=<_FORMAT>` and `git for-each-ref refs/tags` output as commits."""
     by_sha = _tags_by_sha(tags)
-    return [_commit_json(record, by_sha) for record in out.split(_RECORD) if record.strip()]
+    return [_commit_json(record, by_sha) for record in log.split(_RECORD) if record.strip()]
 
 
 def _tags_by_sha(listing: str) -> dict[str, list[str]]:

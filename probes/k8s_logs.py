@@ -36,7 +36,6 @@ LIMIT_BYTES = 4 * 1024 * 1024  # per container log read: a chatty pod must not e
 CONCURRENT_READS = 8
 TOP_GROUPS = 20  # kept in the observation
 EVIDENCE_GROUPS = 5  # quoted in the finding
-STEADY_MARGIN_S = 60  # errors seen within a minute of the window's start were there before it
 
 _TOKENS = re.compile(r"""
     (?P<ts>\d{4}-\d{2}-\d{2}(?:[T\ ]\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?
@@ -180,7 +179,7 @@ class K8sLogsProbe:
         reads = _reads(pods, target.container)
         gate = asyncio.Semaphore(CONCURRENT_READS)
         results = await asyncio.gather(*(self._read(ctx, target, read, gate) for read in reads))
-        return _summarise(target, len(pods), reads, results)
+        return summarise(target, len(pods), reads, results)
 
     async def _read(self, ctx: ProbeContext, target: TargetSpec, read: tuple[str, str, bool],
                     gate: asyncio.Semaphore) -> str | HemostatError:
@@ -213,7 +212,7 @@ class K8sLogsProbe:
             severity=(Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3) if spike
             else Severity.SEV4,
             summary=f"{matched} error lines in {subject}'s logs ({rate.describe()}"
-                    f"{'' if spike else ': the usual noise'}); top: {shorten(top, 160)}",
+                    f"{'' if spike else ': too thin to call a spike'}); top: {shorten(top, 160)}",
             evidence=tuple(_evidence(g) for g in groups),
             facts={"matched": matched, "lines": data.get("lines", 0), "groups": len(data.get("groups", [])),
                    "top": groups, "pods": data.get("pods", 0)},
@@ -237,18 +236,16 @@ def _first_seen(groups: list[dict[str, Any]]) -> datetime | None:
 
 
 def _rate(data: dict[str, Any], target: TargetSpec, at: datetime, onset: datetime | None) -> Rate:
-    """Matching lines per minute over the part of the window that held them. Lines that were
-    already there when the window opened and run below `errors_per_minute` are steady noise:
-    logs carry no request count, so "always been like this" is the only baseline they give."""
+    """Matching lines per minute, from the first one to the collection (at least a minute, at
+    most the window). Logs carry no request count, so the rate is the only measure they give:
+    below `log_errors_per_minute` it is too thin to call a spike (a dozen lines in 15 minutes is
+    most apps' normal), however many lines the window holds."""
     window_s = float(data.get("since_seconds") or target.logs.since_seconds)
     span_s = max(60.0, min(window_s, (at - onset).total_seconds() if onset else window_s))
-    per_min = int(data.get("matched", 0)) * 60 / span_s
-    steady = onset is not None and (at - onset).total_seconds() >= window_s - STEADY_MARGIN_S
-    limit = target.thresholds.errors_per_minute
-    verdict: Any = "spike" if per_min >= limit or not steady else "at_baseline"
-    return Rate(per_min, "per_minute", span_s, samples=int(data.get("matched", 0)),
-                baseline=per_min if steady else None,
-                baseline_from="steady since before the log window" if steady else "", verdict=verdict)
+    matched = int(data.get("matched", 0))
+    per_min = matched * 60 / span_s
+    verdict: Any = "spike" if per_min >= target.thresholds.log_errors_per_minute else "small_sample"
+    return Rate(per_min, "per_minute", span_s, samples=matched, verdict=verdict)
 
 
 def _evidence(group: dict[str, Any]) -> str:
@@ -263,7 +260,7 @@ def _note(read: tuple[str, str, bool], error: HemostatError) -> str:
     return f"{pod}/{container}{' (previous)' if previous else ''}: {error}"
 
 
-def _summarise(target: TargetSpec, pods: int, reads: list[tuple[str, str, bool]],
+def summarise(target: TargetSpec, pods: int, reads: list[tuple[str, str, bool]],
                results: list[str | HemostatError]) -> dict[str, Any]:
     """The observation: grouped errors, counts, and a note for every log that could not be read."""
     texts = [(read, r) for read, r in zip(reads, results, strict=True) if isinstance(r, str)]

@@ -67,7 +67,7 @@ def _deployment(deploy: JSON) -> JSON:
     }
 
 
-def _replica_set(rs: JSON) -> JSON:
+def replica_set(rs: JSON) -> JSON:
     annotations = rs["metadata"].get("annotations") or {}
     containers = rs["spec"]["template"]["spec"].get("containers") or []
     return {"name": rs["metadata"]["name"], "revision": int(annotations.get(REVISION, "0") or 0),
@@ -84,7 +84,7 @@ async def _replica_sets(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
     owned = [rs for rs in listing.get("items", [])
              if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
-    return sorted((_replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
+    return sorted((replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
 
 
 async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
@@ -92,9 +92,14 @@ async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
     autoscaling = api(ctx, "AutoscalingV2Api")
     listing = await read_json(ctx, ("list", "horizontalpodautoscalers", ns, ""),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
-    for hpa in listing.get("items", []):
+    return hpa_for(listing.get("items", []), name)
+
+
+def hpa_for(items: list[JSON], deployment: str) -> JSON | None:
+    """The HPA (of `kubectl get hpa -o json` items) that scales the deployment, shaped."""
+    for hpa in items:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        if ref.get("kind") == "Deployment" and ref.get("name") == name:
+        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
             status = hpa.get("status") or {}
             return {"name": hpa["metadata"]["name"], "min": int(hpa["spec"].get("minReplicas", 1)),
                     "max": int(hpa["spec"]["maxReplicas"]), "current": int(status.get("currentReplicas", 0)),
@@ -110,11 +115,16 @@ async def _metrics(ctx: ProbeContext, deploy: JSON) -> dict[str, dict[str, JSON]
                               custom.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1", ns, "pods",
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
     try:
-        return {item["metadata"]["name"]: {c["name"]: _usage(c) for c in item.get("containers") or []}
-                for item in listing.get("items", [])}
+        return usage_by_pod(listing.get("items", []))
     except ValueError as e:  # usage the client's parser refuses: a gap in usage, not in the probe
         raise PermanentError(f"metrics.k8s.io answered an unreadable usage: {e}",
                              code="kube_bad_usage") from e
+
+
+def usage_by_pod(items: list[JSON]) -> dict[str, dict[str, JSON]]:
+    """PodMetrics items as pod -> container -> {cpu (cores), memory (bytes)}."""
+    return {item["metadata"]["name"]: {c["name"]: _usage(c) for c in item.get("containers") or []}
+            for item in items}
 
 
 def _usage(container: JSON) -> dict[str, float]:
@@ -131,6 +141,13 @@ async def _optional(step: Any, what: str, notes: list[str]) -> Any:
         return None
 
 
+def shape(deploy: JSON, pods: list[JSON], replica_sets: list[JSON], hpa: JSON | None,
+          metrics: dict[str, dict[str, JSON]] | None, notes: list[str]) -> JSON:
+    """The observation from the API's answers (replica sets already shaped, newest first)."""
+    return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
+            "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
+
+
 class K8sWorkloadProbe:
     name = "k8s-workload"
     summary = "deployment, pods, rollout history, HPA and usage (kubectl get deploy,rs,pods,hpa; top)"
@@ -144,8 +161,7 @@ class K8sWorkloadProbe:
         pods, replica_sets, hpa, metrics = await asyncio.gather(
             list_pods(ctx, deploy), _replica_sets(ctx, deploy),
             _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes))
-        return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
-                "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
+        return shape(deploy, pods, replica_sets, hpa, metrics, notes)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
@@ -329,7 +345,8 @@ def _saturation(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
                 f"{len(hot)} container(s) of {data['deployment']['name']} at >= {threshold:.0%} of their "
                 f"{resource} limit (max {hot[0][0]:.0%})",
                 [f"{p}/{c}: {ratio:.0%} of the {resource} limit" for ratio, p, c in hot],
-                containers=len(hot), max_ratio=round(hot[0][0], 3), threshold=threshold))
+                containers=len(hot), max_ratio=round(hot[0][0], 3), threshold=threshold,
+                replicas=data["deployment"]["replicas"]))
     return findings
 
 

@@ -163,6 +163,13 @@ def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: Postg
     }
 
 
+def shape(server: str, settings: dict[str, Any], rows: list[dict[str, Any]],
+          spec: PostgresSpec) -> dict[str, Any]:
+    """The observation from the two statements' rows."""
+    data = {"server": server, **_summarize(settings, rows, spec)}
+    return {**data, "blind_spot": _blind_spot(data)}
+
+
 class PgActivityProbe:
     name = "pg-activity"
     summary = "PostgreSQL sessions: connection use, long queries, lock chains, idle transactions"
@@ -183,8 +190,7 @@ class PgActivityProbe:
             if error.code != "pg_too_many_connections":
                 raise error from None
             return {"database": parts.get("dbname"), "server": address(parts), "refused": str(error)}
-        data = {"server": address(parts), **_summarize(settings, rows, spec)}
-        return {**data, "blind_spot": _blind_spot(data)}
+        return shape(address(parts), settings, rows, spec)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data, t = observation.data, target.thresholds

@@ -80,7 +80,7 @@ async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContex
         status, unresolved = await asyncio.gather(
             _fetch(client, f"{base}/api/v2/status.json", ctx),
             _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx))
-        result.update(_status(status, base), incidents=_incidents(unresolved, base))
+        result.update(page_result(status, unresolved, base))
     except HemostatError as e:
         result.update(error=str(e), error_code=e.code, exception=e)
     return result
@@ -113,6 +113,11 @@ def _json(response: httpx.Response, url: str) -> Any:
         raise PermanentError(
             f"{url} is not a Statuspage API: answered {looks} ({kind}): "
             f"{truncate(response.text.strip(), 60)!r}", code="statuspage_garbage") from e
+
+
+def page_result(status: Any, unresolved: Any, base: str) -> dict[str, Any]:
+    """A page's indicator and unresolved incidents, from the two API answers (parsed JSON)."""
+    return {**_status(status, base), "incidents": _incidents(unresolved, base)}
 
 
 def _garbage(url: str, why: str) -> PermanentError:

@@ -72,6 +72,8 @@ class Thresholds(_Strict):
         2.0, ge=1, description="how many times its baseline a rate must be to count as a spike")
     dependency_slow_ms: float = Field(2000, gt=0)
     log_errors: int = Field(10, ge=1, description="matching log lines that make an error spike")
+    log_errors_per_minute: float = Field(
+        2, ge=0, description="matching log lines per minute below which they are noise, not a spike")
     long_query_seconds: float = Field(60, gt=0)
     idle_in_transaction_seconds: float = Field(300, gt=0)
     lock_wait_seconds: float = Field(10, gt=0)

@@ -18,7 +18,7 @@ from agent.model import ConfigError
 BUNDLED_TREE = Path(__file__).parent / "tree.yaml"
 
 SYMPTOM_KINDS = ["error_spike", "crash_loop", "oom_killed", "replicas_unavailable", "rollout_stuck",
-                 "pods_pending"]
+                 "pods_pending", "latency_high", "slo_burn", "alert_condition"]
 
 
 class _Strict(BaseModel):

@@ -56,28 +56,35 @@ class HttpHealthProbe:
 
 
 async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
-    result: dict[str, Any] = {"name": dep.name, "url": dep.url.describe(), "method": dep.method,
-                              "expect": dep.expect_status}
     started = time.perf_counter()
+    status, error, kind, truncated = None, None, None, False
     try:
         url = dep.url.resolve()
-        result["url"] = safe_url(url)
         with ctx.breakers.guard(f"http:{safe_url(url)}"):
             answer = await fetch(client, dep.method, url, timeout_s=dep.timeout_s, max_bytes=BODY_BYTES)
             if answer.status >= 500:
                 raise _Unhealthy(answer.status)
-        result["status"] = answer.status
-        if answer.truncated:
-            result["body_truncated"] = True
+        status, truncated = answer.status, answer.truncated
     except _Unhealthy as e:
-        result["status"] = e.status
+        status = e.status
     except CircuitOpenError as e:
-        result.update(error=str(e), error_kind="circuit_open")
+        error, kind = str(e), "circuit_open"
     except HemostatError as e:  # the URL's reference cannot be read: this check cannot run
-        result.update(error=str(e), error_kind="config")
+        error, kind = str(e), "config"
     except httpx.HTTPError as e:
-        result.update(error=_describe(e, dep), error_kind=_kind(e))
-    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        error, kind = _describe(e, dep), _kind(e)
+    result = check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
+    return {**result, "body_truncated": True} if truncated else result
+
+
+def check_result(dep: DependencySpec, latency_ms: float, status: int | None = None,
+                 error: str | None = None, error_kind: str | None = None) -> dict[str, Any]:
+    """One check as the observation records it: the answer's status, or the error and its kind."""
+    shown = safe_url(dep.url.resolve()) if dep.url.inline else str(dep.url)  # a reference stays one
+    result: dict[str, Any] = {"name": dep.name, "url": shown, "method": dep.method,
+                              "expect": dep.expect_status}
+    result.update({"status": status} if error is None else {"error": error, "error_kind": error_kind})
+    result["latency_ms"] = round(latency_ms, 1)
     return result
 
 

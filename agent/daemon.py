@@ -117,7 +117,8 @@ class Daemon:
             if outcome.diagnose:
                 incident = outcome.incident
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
-                self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
+                fired = [a.model_dump(mode="json") for a in alerts if a.status == "firing"]
+                self._schedule(self.diagnose_incident(target, incident, fired), f"alert:{incident.id}")
         return {"accepted": len(webhook.alerts), "recorded": recorded, "duplicates": dups,
                 "incidents": incidents}
 
@@ -128,10 +129,12 @@ class Daemon:
         future.add_done_callback(self._inflight.discard)
 
     # -- loop side ------------------------------------------------------------------------------
-    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
+    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord,
+                                alerts: list[dict[str, Any]] | None = None) -> None:
+        """`alerts`: what fired (probes such as `prometheus` re-check an alert's own expression)."""
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
         # One clock: the diagnosis happens now, however long ago the alert started.
-        result = await service.diagnose(self.app, target, None, history, incident.id)
+        result = await service.diagnose(self.app, target, None, history, incident.id, alerts or ())
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 

@@ -133,8 +133,10 @@ class Daemon:
                                 alerts: list[dict[str, Any]] | None = None) -> None:
         """`alerts`: what fired (probes such as `prometheus` re-check an alert's own expression)."""
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
+        past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
         # One clock: the diagnosis happens now, however long ago the alert started.
-        result = await service.diagnose(self.app, target, None, history, incident.id, alerts or ())
+        result = await service.diagnose(self.app, target, None, history, incident.id, alerts or (),
+                                        past=past)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 
@@ -183,7 +185,8 @@ class Daemon:
         try:
             async with self._slots:
                 history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
-                result = await service.diagnose(self.app, target, utcnow(), history)
+                past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
+                result = await service.diagnose(self.app, target, utcnow(), history, past=past)
             self.metrics.observe(result)
             await asyncio.to_thread(self._after_sweep, target, result)
         finally:

@@ -29,6 +29,7 @@ from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
+from agent.situation import firing, tracked_alerts
 from agent.status import StatusUpdate, status_update
 from agent.wiring import App
 
@@ -151,7 +152,7 @@ class Daemon:
             return
         incident = self.ledger.incident(incident_id)
         update = status_update(incident, self.ledger.events(incident_id=incident_id), utcnow(),
-                               self.app.config.executor.status_update_minutes)
+                               self.app.config.executor.status_update_minutes, self.app.config.roles)
         self.notifier.dispatch(update)
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
@@ -189,7 +190,7 @@ class Daemon:
     def _after_sweep(self, target: TargetSpec, result: service.Diagnosis) -> None:
         incident = self.ledger.find_open_incident(target=target.name)
         if result.triage.severity is None:
-            if incident is not None and incident.status == "monitoring":
+            if incident is not None and incident.status == "monitoring" and not self._still_firing(incident):
                 self.ledger.set_incident_status(incident.id, "resolved", self.actor, utcnow(),
                                                 data={"reason": "sweep found no problem while monitoring"})
                 self._announce_threadsafe(incident.id)
@@ -200,6 +201,10 @@ class Daemon:
                                                        incident)
         if recorded is not None and changed:  # the cadence loop covers "still the same"
             self._announce_threadsafe(recorded.id)
+
+    def _still_firing(self, incident: IncidentRecord) -> bool:
+        """An alert still firing keeps the incident open, whatever a sweep sees."""
+        return bool(firing(tracked_alerts(self.ledger.events(incident_id=incident.id))))
 
     async def _sweep_loop(self, target: TargetSpec) -> None:
         await self._pause(random.uniform(0, min(target.sweep_interval_s, 10)))  # spread the first sweeps

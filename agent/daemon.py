@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from agent import lifecycle, service
+from agent.approvals import EXECUTOR_ROLE
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
@@ -230,6 +231,7 @@ class Daemon:
         self.metrics.leader.set(1 if self.leader else 0)
         if not self.leader:
             return
+        await asyncio.to_thread(self.ledger.beat, EXECUTOR_ROLE, self.actor, utcnow())
         if not was_leader:
             for pid in await executor.reconcile():
                 log.warning("reconciled interrupted execution", proposal=pid)

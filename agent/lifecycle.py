@@ -163,6 +163,11 @@ def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     return after, after.status != recorded.status
 
 
+def mitigates(plan: dict[str, Any] | None) -> bool:
+    """A plan that touches nothing (investigate) hands work to a human; it mitigates nothing."""
+    return bool((plan or {}).get("touches", True))  # no plan at all: a mitigation that failed early
+
+
 def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: datetime) -> IncidentRecord:
     """A verified mitigation moves the incident to monitoring. A failed (or unverified) one
     leaves it investigating, unless its alerts have all resolved (then it stays monitoring,
@@ -170,7 +175,7 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     assert record.proposal.incident_id is not None
     incident = ledger.incident(record.proposal.incident_id)
     verified = record.state == "succeeded" and not record.verdict.dry_run
-    if record.verdict.dry_run or incident.status == "resolved":
+    if record.verdict.dry_run or incident.status == "resolved" or not mitigates(record.plan):
         return incident
     if verified:
         status, cause = "monitoring", "mitigation_verified"

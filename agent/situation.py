@@ -55,10 +55,12 @@ _PROPOSED = {"needs_approval": "awaiting", "allow": "approved", "deny": "denied"
 
 
 def outcomes(events: Sequence[Event]) -> list[Outcome]:
-    """Every mitigation step in order (dry runs are not mitigations and are left out)."""
+    """Every mitigation step in order (dry runs and hand-offs to a human are left out)."""
     labels = {e.proposal_id: f"{e.data['proposal']['action']} {e.data['proposal']['subject']}"
               for e in events if e.type == "proposal"}
     dry = {e.proposal_id for e in events if e.type == "execution_finished" and e.data.get("dry_run")}
+    dry |= {e.proposal_id for e in events  # a plan that touches nothing (investigate) mitigates nothing
+            if e.type == "execution_started" and not e.data.get("plan", {}).get("touches", True)}
     out = []
     for e in events:
         if e.proposal_id in dry:

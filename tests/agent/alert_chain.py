@@ -22,7 +22,8 @@ from tests.loopback import LoopbackServer
 from tests.services.alertmanager import Alertmanager, start_alertmanager
 from tests.services.prometheus import PrometheusServer
 
-REQUESTS_PER_S, ERRORS_PER_S = 100.0, 50.0  # 50% failing while a target fails
+REQUESTS_PER_S, ERRORS_PER_S = 10_000.0, 5_000.0  # 50% failing while a target fails
+HISTORY = 50_000_000.0  # requests served well before the test: a clean baseline
 RULES = {"groups": [{"name": "hemostat-chain", "rules": [{
     "alert": "HighErrorRate", "expr": "rate(http_requests_errors_total[3s]) > 0", "for": "0s",
     "labels": {"severity": "critical", "hemostat_target": "{{ $labels.target }}"},
@@ -55,7 +56,7 @@ class ErrorApp:
             now = time.monotonic()
             since = self._failing_since.get(target)
             errors = self._errors.get(target, 0.0) + ((now - since) * ERRORS_PER_S if since else 0.0)
-            return (now - self.started) * REQUESTS_PER_S + 1000, errors
+            return (now - self.started) * REQUESTS_PER_S + HISTORY, errors
 
     def text(self, targets: list[str]) -> str:
         lines = ["# TYPE http_requests_total counter", "# TYPE http_requests_errors_total counter"]

@@ -210,12 +210,13 @@ def _denied_for_cooldown(config: Path) -> str:
 def test_approve_past_a_cooldown_needs_a_reason_and_the_policy(incident: Path, tmp_path: Path) -> None:
     pid = _denied_for_cooldown(incident)
     assert run(incident, "approve", pid, "--override-cooldown", user="bob")[0] == 2  # no --reason
-    code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
-    assert code == 2 and "cooldown_override" in out  # the default policy does not allow it
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": True}}}))
+    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": False}}}))
     doc = yaml.safe_load(incident.read_text())
     incident.write_text(yaml.safe_dump({**doc, "policy": str(policy)}))
+    code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
+    assert code == 2 and "cooldown_override" in out  # this policy does not allow it
+    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": True}}}))
     code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
     assert code == 0 and "now approved" in out, out
     _, shown = run(incident, "show", pid, "--json")

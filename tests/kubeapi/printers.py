@@ -152,10 +152,28 @@ def _service(obj: Obj, now: datetime) -> list[Any]:
             age(obj, now), selector or NONE]
 
 
+def _hpa_targets(spec: Obj, status: Obj) -> str:
+    """``cpu: 40%/80%`` per resource-utilization metric, ``<unknown>`` before a measurement."""
+    current = status.get("currentMetrics") or []
+    out = []
+    for index, metric in enumerate(spec.get("metrics") or []):
+        resource = metric.get("resource") or {}
+        target = (resource.get("target") or {}).get("averageUtilization")
+        if metric.get("type") != "Resource" or target is None:
+            out.append("<unknown>")
+            continue
+        seen = ((current[index].get("resource") or {}).get("current") or {}).get(
+            "averageUtilization") if index < len(current) else None
+        out.append(f"{resource.get('name')}: {'<unknown>' if seen is None else f'{seen}%'}"
+                   f"/{target}%")
+    return ", ".join(out) or NONE
+
+
 def _hpa(obj: Obj, now: datetime) -> list[Any]:
     spec, status = _spec(obj), _status(obj)
     ref = spec.get("scaleTargetRef") or {}
-    return [f"{ref.get('kind')}/{ref.get('name')}", "<unknown>", spec.get("minReplicas", 1),
+    return [f"{ref.get('kind')}/{ref.get('name')}", _hpa_targets(spec, status),
+            spec.get("minReplicas", 1),
             spec.get("maxReplicas"), status.get("currentReplicas", 0), age(obj, now)]
 
 

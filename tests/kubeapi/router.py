@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kubeapi import errors, openapi, scale, tables, watch
+from tests.kubeapi import errors, openapi, protobuf, scale, tables, watch
 from tests.kubeapi.api import Api, Request
 from tests.kubeapi.resources import (
     Registry,
@@ -142,7 +143,7 @@ def route(api: Api, method: str, path: str, query: dict[str, str], body: bytes,
         if doc is not None:
             return Response(200, doc)
     if method in ("POST", "PUT") and body and errors.is_protobuf(content_type):
-        raise errors.unsupported_media_type()
+        body, content_type = json.dumps(protobuf.decode(body)).encode(), "application/json"
     req = resolve(api.registry, method, parts, query)
     req.body, req.content_type = body, content_type
     return handle(api, req, accept)

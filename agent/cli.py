@@ -7,9 +7,7 @@ config, policy, scenario).
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -33,8 +31,11 @@ class Ctx:
     """Lazily loaded config, app and ledger for one invocation."""
 
     def __init__(self, config_path: Path, user: str | None) -> None:
+        from agent.identity import asserted
+
         self.config_path = config_path
-        self.user = user or os.environ.get("USER") or getpass.getuser()
+        self.identity = asserted(user)  # what --user (or the OS user) claims; proves nothing
+        self.user = self.identity.name
         self._config: Config | None = None
 
     @property
@@ -103,6 +104,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
              policy: Path | None) -> None:
     """Run every probe of TARGET at once, triage, and propose gated mitigations."""
     import asyncio
+    from dataclasses import replace
 
     from agent import render, service
 
@@ -115,6 +117,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     if ledger is not None:
         from agent.lifecycle import record_diagnosis
 
+        result = replace(result, triggered_by=obj.user)  # they count as a proposer
         incident, _ = record_diagnosis(app, ledger, result, app.config.identity, result.started_at)
     if record is not None:
         _write_scenario(record, result, spec)
@@ -186,15 +189,35 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
+@click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
+              help="the daemon's approval API: approve with your kubeconfig credentials "
+                   "(env HEMOSTAT_SERVER)")
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+              help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
+@click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
 @pass_ctx
-def approve(obj: Ctx, ref: str) -> None:
-    """Approve proposal REF (as --user); the daemon's executor runs it once approved."""
-    from agent.model.context import utcnow
+def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None,
+            kube_context: str | None) -> None:
+    """Approve proposal REF; the daemon's executor runs it once the policy's approvals are in.
 
-    record = obj.ledger().approve(ref, obj.user, utcnow())
-    needed = max(1, record.verdict.approvals_required)
-    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: approved by "
-               f"{obj.user} ({len(record.approvers)}/{needed}); now {record.state}")
+    With --server, your Kubernetes identity approves (checked by the daemon with a TokenReview
+    and a SubjectAccessReview). Without it, the approval is recorded in the ledger under --user
+    (or your OS user), which only a policy listing `asserted` in approvers.sources accepts.
+    """
+    if server:
+        from agent.approval_client import approve_remote
+
+        answer = approve_remote(server, ref, kubeconfig, kube_context)
+        click.echo(answer["message"])
+        return
+    from datetime import UTC, datetime
+
+    from agent.identity import Approving, approved_message, give_approval
+
+    # not agent.model.context.utcnow: that module pulls in pybreaker and redis
+    record = give_approval(Approving.load(obj.config), obj.ledger(), ref, obj.identity,
+                           datetime.now(UTC))
+    click.echo(approved_message(record, obj.identity.name))
 
 
 @cli.command()

@@ -101,18 +101,24 @@ def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: s
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def revert(obj: Ctx, ref: str, reason: str, as_json: bool) -> None:
-    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on)."""
+    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on).
+
+    Goes through the policy: your request is one approval of the revert (under --user, so the
+    policy must trust `asserted`); a dry-run execution has nothing to revert."""
     import asyncio
 
     from agent.executor import Executor
 
     executor = Executor(obj.app(), obj.ledger(), obj.user)
-    outcome = asyncio.run(executor.revert(ref, reason))
+    outcome = asyncio.run(executor.revert(ref, reason, by=obj.identity))
+    pending = bool(outcome.facts.get("pending"))
     if as_json:
         click.echo(json.dumps(outcome.to_json()))
+    elif pending:
+        click.echo(f"{ref}: {outcome.detail}")
     else:
         click.echo(f"{ref}: {'reverted' if outcome.ok else 'revert FAILED'}: {outcome.detail}")
-    if not outcome.ok:
+    if not outcome.ok and not pending:
         raise SystemExit(1)
 
 

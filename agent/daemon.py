@@ -22,9 +22,11 @@ from typing import Any
 import structlog
 
 from agent import lifecycle, service
+from agent.approval_api import ApprovalApi
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
+from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
@@ -35,6 +37,7 @@ from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
 REPLAY_WINDOW = timedelta(seconds=60)  # identical bodies this close together are replays
+APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
 
 
 @dataclass
@@ -85,6 +88,15 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             self._forget(body_digest(body))
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
+
+    def approval_request(self, method: str, path: str, headers: dict[str, str],
+                         body: bytes) -> tuple[int, dict[str, Any]]:
+        """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
+        if self._loop is None or self.stopping.is_set():
+            return 503, {"error": "not serving approvals (starting or shutting down)"}
+        api = ApprovalApi(self.app, self.ledger, KubernetesIdentities(self.app.kube_provider()))
+        future = asyncio.run_coroutine_threadsafe(api.handle(method, path, headers, body), self._loop)
+        return future.result(timeout=APPROVAL_TIMEOUT_S)
 
     def _forget(self, digest: str) -> None:
         """A delivery we failed to record must not be refused as a replay when retried."""

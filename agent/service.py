@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ class Diagnosis:
     decision: Decision
     verdicts: dict[str, Verdict]
     breakers: dict[str, str]
+    triggered_by: str | None = None  # the human who ran `diagnose`: a proposer of its proposals
 
     def to_json(self) -> dict[str, Any]:
         t = self.triage.to_json()
@@ -132,7 +133,7 @@ def _record_proposals(app: App, ledger: Ledger, diagnosis: Diagnosis, incident: 
     existing = {r.id for r in ledger.proposals(incident_id=incident.id)}
     for proposal in diagnosis.decision.proposals:
         verdict = diagnosis.verdicts[proposal.id]
-        bound = bind_incident(proposal, incident.id)
+        bound = replace(bind_incident(proposal, incident.id), triggered_by=diagnosis.triggered_by)
         if bound.id in existing:
             continue  # the same mitigation for the same incident is proposed once
         ledger.add_proposal(bound, verdict, diagnosis.started_at, diagnosis.started_at + ttl)

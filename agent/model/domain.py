@@ -170,6 +170,12 @@ class Proposal:
     created_at: datetime
     proposer: str = "hemostat"
     incident_id: str | None = None
+    # The human whose `hemostat diagnose` produced it: a proposer too, so they cannot approve it.
+    triggered_by: str | None = None
+
+    def proposers(self) -> tuple[str, ...]:
+        """Everyone who counts as having proposed this (separation of duties)."""
+        return (self.proposer, self.triggered_by) if self.triggered_by else (self.proposer,)
 
     def to_json(self) -> JSON:
         return {
@@ -183,6 +189,7 @@ class Proposal:
             "created_at": _iso(self.created_at),
             "proposer": self.proposer,
             "incident_id": self.incident_id,
+            **({"triggered_by": self.triggered_by} if self.triggered_by else {}),
         }
 
     @classmethod
@@ -198,6 +205,7 @@ class Proposal:
             created_at=datetime.fromisoformat(data["created_at"]),
             proposer=data.get("proposer", "hemostat"),
             incident_id=data.get("incident_id"),
+            triggered_by=data.get("triggered_by"),
         )
 
 

@@ -22,6 +22,7 @@ import kubernetes.client
 
 from tests.kubeapi import errors
 from tests.kubeapi.api import Api
+from tests.kubeapi.auth import AUTH_DELEGATOR, Auth
 from tests.kubeapi.controller import DEPLOYMENTS, template_hash
 from tests.kubeapi.handler import KubeHTTPServer
 from tests.kubeapi.logs import PodLogs
@@ -52,6 +53,7 @@ class FakeApiServer:
         self.store = Store()
         self.logs = PodLogs()
         self.api = Api(self.registry, self.store, self.logs)
+        self.auth = Auth(self.registry, self.store)  # tokens, RBAC and the review APIs
         self.requests: list[tuple[str, str]] = []
         self.url = ""
         self._faults: list[Fault] = []
@@ -62,6 +64,7 @@ class FakeApiServer:
         self._thread: threading.Thread | None = None
         for name in INITIAL_NAMESPACES:
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        self.seed(AUTH_DELEGATOR)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -185,7 +188,7 @@ class FakeApiServer:
     # -- HTTP entry point ----------------------------------------------------------------------
 
     def dispatch(self, method: str, raw_path: str, path: str, query: dict[str, str],
-                 body: bytes, content_type: str) -> Response:
+                 body: bytes, content_type: str, authorization: str = "") -> Response:
         with self._lock:
             self.requests.append((method, raw_path))
         delay = self._hang_for(path)
@@ -195,5 +198,8 @@ class FakeApiServer:
         fault = self._take_fault(method, path)
         if fault is not None:
             raise fault
+        review = self.auth.handle(method, path, body, content_type, authorization)
+        if review is not None:
+            return Response(201, review)
         return route(self.api, method, path, query, body, content_type,
                      self.url.removeprefix("http://"))

@@ -1,12 +1,13 @@
-"""The daemon's approval API: `POST /v1/proposals/{id}/approve|revert|reject` with the engineer's
-own Kubernetes bearer token (sent by `hemostat approve --server URL`).
+"""The daemon's approval API: `POST /v1/proposals/approve` (and `/reject`, `/revert`) with a JSON
+body `{"id": "p-…", "reason": "…"}` and the engineer's own Kubernetes bearer token (sent by
+`hemostat approve ID --server URL`).
 
-Framework-independent: `ApprovalApi.handle(method, path, headers, body)` returns (HTTP status,
-JSON document), and whatever HTTP server the daemon runs mounts it. Each request is
-authenticated (TokenReview: 401 if the cluster does not vouch for the token), authorised
-(SubjectAccessReview: 403 naming the missing permission), checked against the policy's
-approvers rule (403 naming the policy field), and only then recorded in the ledger under the
-identity the cluster vouched for, whatever name the client claims.
+Framework-independent: `ApprovalApi.approve|reject|revert(headers, body)` return (HTTP status,
+JSON document), and whatever HTTP server the daemon runs mounts them on `ROUTES`' fixed paths.
+Each request is authenticated (TokenReview: 401 if the cluster does not vouch for the token),
+authorised (SubjectAccessReview: 403 naming the missing permission), checked against the
+policy's approvers rule (403 naming the policy field), and only then recorded in the ledger under
+the identity the cluster vouched for, whatever name the client claims.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from agent.model.identity import Identity
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.approvals")
-PREFIX = "/v1/proposals/"
-ROUTE = re.compile(r"^/v1/proposals/(?P<ref>[A-Za-z0-9._-]{1,100})/(?P<verb>approve|revert|reject)$")
-MAX_BODY = 16 * 1024  # a reason, not a document
+VERBS = ("approve", "reject", "revert")
+ROUTES = {f"/v1/proposals/{verb}": verb for verb in VERBS}  # POST, JSON body {"id", "reason"}
+PROPOSAL_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+MAX_BODY = 16 * 1024  # an id and a reason, not a document
 Answer = tuple[int, dict[str, Any]]
 
 
@@ -41,14 +43,20 @@ class ApprovalApi:
     ledger: Ledger
     identities: KubernetesIdentities
 
-    async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        match = ROUTE.match(path.split("?", 1)[0])
-        if match is None:
-            return 404, {"error": "POST /v1/proposals/ID/approve (or /revert, /reject)"}
-        if method != "POST":
-            return 405, {"error": f"{method} not allowed; POST"}
+    async def approve(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        return await self.handle("approve", headers, body)
+
+    async def reject(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        return await self.handle("reject", headers, body)
+
+    async def revert(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        return await self.handle("revert", headers, body)
+
+    async def handle(self, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
         try:
-            return await self._handle(match["ref"], match["verb"], _bearer(headers), _reason(body))
+            token = _bearer(headers)  # before the body: a stranger's request is not parsed
+            ref, reason = _request(body)
+            return await self._handle(ref, verb, token, reason)
         except AuthError as e:
             log.warning("approval refused", status=e.status, reason=str(e))
             return e.status, {"error": str(e)}
@@ -112,14 +120,15 @@ def _bearer(headers: Mapping[str, str]) -> str:
     return token.strip()
 
 
-def _reason(body: bytes) -> str:
-    if not body.strip():
-        return ""
+def _request(body: bytes) -> tuple[str, str]:
+    """(proposal id, reason) from the JSON body."""
     if len(body) > MAX_BODY:
         raise AuthError(413, f"body over {MAX_BODY} bytes")
     try:
-        doc = json.loads(body)
+        doc = json.loads(body or b"{}")
     except ValueError:
-        raise AuthError(400, "body must be JSON, e.g. {\"reason\": \"...\"}") from None
-    reason = doc.get("reason", "") if isinstance(doc, dict) else ""
-    return str(reason)[:500]
+        doc = None
+    ref = doc.get("id") if isinstance(doc, dict) else None
+    if not isinstance(ref, str) or not PROPOSAL_ID.match(ref):
+        raise AuthError(400, 'body must be JSON {"id": "p-...", "reason": "..."} with a proposal id')
+    return ref, str(doc.get("reason") or "")[:500]

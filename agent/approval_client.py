@@ -15,7 +15,7 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from agent.model import ConfigError, HemostatError, truncate
 
@@ -71,8 +71,9 @@ def _loopback(host: str) -> bool:
 
 def call(server: str, ref: str, verb: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to the approval API; an error answer becomes a HemostatError carrying its message."""
-    url = f"{check_transport(server)}/v1/proposals/{quote(ref, safe='')}/{verb}"
-    request = urllib.request.Request(url, data=json.dumps(body or {}).encode(), method="POST",
+    url = f"{check_transport(server)}/v1/proposals/{verb}"
+    request = urllib.request.Request(url, data=json.dumps({"id": ref, **(body or {})}).encode(),
+                                     method="POST",
                                      headers={"Authorization": f"Bearer {token}",
                                               "Content-Type": "application/json"})
     try:

@@ -93,13 +93,17 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def approval_request(self, method: str, path: str, headers: dict[str, str],
+    def approval_request(self, verb: str, headers: dict[str, str],
                          body: bytes) -> tuple[int, dict[str, Any]]:
         """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
+        settings = self.app.config.approval_api
+        if not settings.enabled:
+            return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
         if self._loop is None or self.stopping.is_set():
             return 503, {"error": "not serving approvals (starting or shutting down)"}
-        api = ApprovalApi(self.app, self.ledger, KubernetesIdentities(self.app.kube_provider()))
-        future = asyncio.run_coroutine_threadsafe(api.handle(method, path, headers, body), self._loop)
+        identities = KubernetesIdentities(self.app.kube_provider(), tuple(settings.audiences))
+        api = ApprovalApi(self.app, self.ledger, identities)
+        future = asyncio.run_coroutine_threadsafe(api.handle(verb, headers, body), self._loop)
         return future.result(timeout=APPROVAL_TIMEOUT_S)
 
     def _accept(self, webhook: Webhook) -> dict[str, Any]:

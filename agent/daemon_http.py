@@ -8,11 +8,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from agent.approval_api import ROUTES as APPROVAL_ROUTES
+
 if TYPE_CHECKING:
     from agent.daemon import Daemon
 
 WEBHOOK_PATH = "/webhook/alertmanager"
-APPROVALS_PREFIX = "/v1/proposals/"  # agent.approval_api
 
 
 def serve_http(daemon: Daemon, host: str, port: int) -> ThreadingHTTPServer:
@@ -40,10 +41,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no such endpoint: {self.path[:100]}"})
 
     def do_POST(self) -> None:
-        if self.path.startswith(APPROVALS_PREFIX):
+        verb = APPROVAL_ROUTES.get(self.path.split("?")[0])
+        if verb is not None:
             body = self._body()
             if body is not None:
-                self._send(*self.daemon.approval_request("POST", self.path, dict(self.headers), body))
+                self._send(*self.daemon.approval_request(verb, dict(self.headers), body))
             return
         if self.path.split("?")[0] != WEBHOOK_PATH:
             self._send(404, {"error": f"POST to {WEBHOOK_PATH}"})

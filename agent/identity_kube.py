@@ -3,9 +3,9 @@ ask whether RBAC lets them approve (the pattern of kube-rbac-proxy).
 
 Authorisation is ordinary RBAC on a resource of Hemostat's API group that no API serves: verb
 `approve` (or `revert`, `reject`) on `mitigations.hemostat.io`, named after the action, in the
-target's namespace. So `kubectl auth can-i approve mitigations.hemostat.io/rollback -n shop
---as alice` answers the same question the daemon asks. The daemon's service account needs
-`system:auth-delegator` (the chart binds it) to create both reviews.
+target's namespace: a SelfSubjectAccessReview with those attributes asks the question the daemon
+asks (docs/approvals.md). The daemon's service account needs `system:auth-delegator` (the chart
+binds it) to create both reviews.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Permission:
 
     def describe(self) -> str:
         return (f"{self.verb} on {RESOURCE}.{API_GROUP} named {self.action!r} in namespace "
-                f"{self.namespace!r} (kubectl auth can-i {self.verb} {RESOURCE}.{API_GROUP}/"
-                f"{self.action} -n {self.namespace})")
+                f"{self.namespace!r} (a Role there with apiGroups [{API_GROUP}], resources "
+                f"[{RESOURCE}], verbs [{self.verb}], bound to you or your group; docs/approvals.md)")
 
 
 @dataclass

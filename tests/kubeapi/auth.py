@@ -6,7 +6,10 @@ do that?), SelfSubjectReview (`kubectl auth whoami`) and SelfSubjectAccessReview
 can-i`). Access is decided by RBAC over the stored Role/ClusterRole/RoleBinding/ClusterRoleBinding
 objects (tests.kubeapi.rbac). Creating a TokenReview or SubjectAccessReview needs RBAC's
 permission when the caller presents a token (as `system:auth-delegator` grants); anonymous
-callers are let through so the rest of the suite, which sends no token, is unaffected.
+callers are let through so the rest of the suite, which sends no token, is unaffected. Real
+kubectl sends no token over plain HTTP, so it is identified by impersonation (`--as`,
+`--as-group`), allowed as RBAC allows the caller to `impersonate`; its protobuf requests are
+decoded by tests.kubeapi.protowire.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import threading
 from typing import Any
 
 from tests.kubeapi.errors import ApiError, bad_request
+from tests.kubeapi.protowire import decode_review
 from tests.kubeapi.rbac import Attributes, Authorizer, User, rbac_types
 from tests.kubeapi.resources import Registry, ResourceType
 
@@ -74,8 +78,9 @@ class Auth:
             return self._tokens.get(token.strip())
 
     def handle(self, method: str, path: str, body: bytes, content_type: str,
-               authorization: str) -> Obj | None:
-        """The review answer for `path`, or None when `path` is not a review API."""
+               headers: Any) -> Obj | None:
+        """The review answer for `path`, or None when `path` is not a review API. `headers` is
+        the request's (an email.message.Message: Impersonate-Group may repeat)."""
         parts = [p for p in path.split("/") if p]
         if len(parts) < 4 or parts[0] != "apis" or parts[1] not in (AUTHN, AUTHZ) or parts[2] != "v1":
             return None
@@ -83,11 +88,8 @@ class Auth:
         if method != "POST":
             raise ApiError(405, f"the server does not allow this method on the requested resource "
                                 f"({method} {kind})", details={})
-        if "protobuf" in content_type:  # kubectl sends protobuf first; 415 makes it resend JSON
-            raise ApiError(415, "the body of the request was in an unknown format - accepted media "
-                                "types include: application/json, application/yaml")
-        caller = self._caller(authorization)
-        review = _parse(body)
+        caller = self._impersonated(self._caller(headers.get("Authorization") or ""), headers)
+        review = _parse_protobuf(body) if "protobuf" in content_type else _parse(body)
         answer = self._answer(kind, review, caller, parts)
         if answer is None:
             return None
@@ -102,6 +104,20 @@ class Auth:
         if user is None:
             raise ApiError(401, "Unauthorized", details={})
         return user
+
+    def _impersonated(self, caller: User, headers: Any) -> User:
+        """kubectl --as/--as-group: allowed when RBAC lets the caller `impersonate` each one."""
+        name = headers.get("Impersonate-User")
+        groups = tuple(headers.get_all("Impersonate-Group") or ())
+        if not name:
+            return caller
+        for resource, value in (("users", name), *(("groups", g) for g in groups)):
+            allowed, _ = self.authorizer.authorize(caller, Attributes("impersonate", "", resource, name=value))
+            if not allowed:
+                raise ApiError(403, f'{resource} "{value}" is forbidden: User "{caller.name}" cannot '
+                                    f'impersonate resource "{resource}" in API group "" at the cluster scope',
+                               details={"name": value, "kind": resource})
+        return User(name, (*groups, "system:authenticated"), headers.get("Impersonate-Uid") or "")
 
     def _answer(self, kind: str, review: Obj, caller: User, parts: list[str]) -> Obj | None:
         spec = review.get("spec") or {}
@@ -153,6 +169,14 @@ def _subject(spec: Obj) -> User:
         raise bad_request("at least one of user or group must be specified")
     return User(spec.get("user") or "", tuple(spec.get("groups") or ()), spec.get("uid") or "",
                 dict(spec.get("extra") or {}))
+
+
+def _parse_protobuf(body: bytes) -> Obj:
+    """kubectl sends its reviews as protobuf, and does not fall back to JSON on a 415."""
+    try:
+        return decode_review(body)
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise ApiError(415, f"the body of the request was in an unknown format: {exc}") from exc
 
 
 def _parse(body: bytes) -> Obj:

@@ -69,8 +69,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type") or "application/json"
         try:
             response = self.server.fake.dispatch(
-                self.command, self.path, url.path, query, body, content_type,
-                authorization=self.headers.get("Authorization") or "")
+                self.command, self.path, url.path, query, body, content_type, headers=self.headers)
         except ApiError as exc:
             response = Response(exc.code, exc.body(), headers=_error_headers(exc.code))
         except Exception as exc:  # a bug in the fake must surface as a 500, not a hang

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from typing import Any
 
 import kubernetes.client
@@ -188,7 +189,7 @@ class FakeApiServer:
     # -- HTTP entry point ----------------------------------------------------------------------
 
     def dispatch(self, method: str, raw_path: str, path: str, query: dict[str, str],
-                 body: bytes, content_type: str, authorization: str = "") -> Response:
+                 body: bytes, content_type: str, headers: Any = None) -> Response:
         with self._lock:
             self.requests.append((method, raw_path))
         delay = self._hang_for(path)
@@ -198,7 +199,7 @@ class FakeApiServer:
         fault = self._take_fault(method, path)
         if fault is not None:
             raise fault
-        review = self.auth.handle(method, path, body, content_type, authorization)
+        review = self.auth.handle(method, path, body, content_type, headers or Message())
         if review is not None:
             return Response(201, review)
         return route(self.api, method, path, query, body, content_type,

@@ -112,7 +112,8 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     spec = app.config.target(target)
     ledger = None if no_ledger else obj.ledger()
     history = service.history_from(ledger, app) if ledger else []
-    result = asyncio.run(_checked_diagnosis(obj, app, spec, history))
+    past = service.past_findings(ledger, spec.name) if ledger else []
+    result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
     incident = None
     if ledger is not None:
         from agent.lifecycle import record_diagnosis
@@ -127,13 +128,13 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     click.echo(json.dumps(doc, indent=2, default=str) if as_json else render.diagnosis(doc))
 
 
-async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any) -> Any:
+async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: Any) -> Any:
     """Probes' live config checks (PromQL syntax), then the diagnosis, in one event loop."""
     from agent import service
     from agent.wiring import validate_live
 
     await validate_live(app, str(obj.config_path), only=spec.name)
-    return await service.diagnose(app, spec, history=history)
+    return await service.diagnose(app, spec, history=history, past=past)
 
 
 def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:
@@ -266,15 +267,14 @@ def policy_check(file: Path) -> None:
 @pass_ctx
 def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool) -> None:
     """Replay recorded incidents through triage, the tree and the gate, in dry-run."""
-    from agent.drill import run_drill
+    from agent.drill import conclusions, run_drill
     from policies.model import bundled_policy_path
 
     app = obj.app(policy or bundled_policy_path("staging-drill"))
     results = [run_drill(app, f) for f in files]
     passed = sum(r.passed for r in results)
     if as_json:
-        emit_json([{"file": str(r.path), "name": r.name, "passed": r.passed,
-                    "failures": list(r.failures)} for r in results])
+        emit_json([conclusions(r) for r in results])
     else:
         for r in results:
             mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")

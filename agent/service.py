@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.decide import Decision, bind_incident, decide
+from agent.evidence import CHANGE_KINDS, dated_by_history
 from agent.ledger import IncidentRecord, Ledger
-from agent.model import Finding, Observation, TargetSpec, Verdict
+from agent.model import Finding, Observation, Proposal, TargetSpec, Verdict
 from agent.model.context import ProbeContext, utcnow
 from agent.runner import analyze_all, collect_all
 from agent.triage import Triage, triage
@@ -45,6 +46,8 @@ class Diagnosis:
                            "verdict": self.verdicts[p.id].to_json()}
                           for p in self.decision.proposals],
             "skipped": [s.__dict__ for s in self.decision.skipped],
+            "complete": self.triage.complete, "missing": [g.to_json() for g in self.triage.missing],
+            "ruled_out": list(self.decision.ruled_out),
             "probes": [{"probe": o.probe, "ok": o.ok, "error": o.error,
                         "duration_s": round(o.duration_s, 3)} for o in self.observations],
             "breakers": self.breakers,
@@ -58,25 +61,54 @@ def probe_context(app: App, alerts: Sequence[dict[str, Any]] = ()) -> ProbeConte
 
 async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,
                    history: Sequence[PastExecution] = (), incident_id: str | None = None,
-                   alerts: Sequence[dict[str, Any]] = ()) -> Diagnosis:
+                   alerts: Sequence[dict[str, Any]] = (), past: Sequence[Finding] = ()) -> Diagnosis:
     """Probe, then evaluate. `alerts` (Alertmanager JSON) are what fired, for probes that
     re-check an alert's own expression."""
     ctx = probe_context(app, alerts)
     observations = await collect_all(target, app.registry, ctx)
     now = started_at or utcnow()
-    return evaluate(app, target, observations, now, history, incident_id)
+    return evaluate(app, target, observations, now, history, incident_id, past)
 
 
 def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], now: datetime,
-             history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
-    """Pure: everything after the probes, from recorded observations."""
-    findings = analyze_all(observations, target, app.registry, now)
-    tri = triage(findings, target.name, now)
+             history: Sequence[PastExecution] = (), incident_id: str | None = None,
+             past: Sequence[Finding] = ()) -> Diagnosis:
+    """Pure: everything after the probes, from recorded observations. `past`: the findings of
+    the target's open incident's earlier sweeps, which date trouble whose evidence has no clock."""
+    findings = dated_by_history(analyze_all(observations, target, app.registry, now), past)
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
+    tri = triage(findings, target.name, now, cause_onset(decision))
     severity = int(tri.severity) if tri.severity else 4
-    verdicts = {p.id: app.gate.evaluate(p, history, now, severity) for p in decision.proposals}
+    verdicts = {p.id: _gated(app, p, history, now, severity) for p in decision.proposals}
     return Diagnosis(target.name, now, tuple(observations), tuple(findings), tri, decision,
                      verdicts, app.breakers.states())
+
+
+def cause_onset(decision: Decision) -> datetime | None:
+    """When the best-supported cause began, by its own evidence; a change is not the trouble
+    itself (the symptom it caused is), so a change-caused incident answers None here."""
+    onsets = [f.onset for c in decision.causes if c.role == "primary"
+              for f in c.findings if f.onset is not None and f.kind not in CHANGE_KINDS]
+    return min(onsets, default=None)
+
+
+def _gated(app: App, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
+           severity: int) -> Verdict:
+    """The policy's verdict; an alternative cause's mitigation never runs without a human."""
+    verdict = app.gate.evaluate(proposal, history, now, severity)
+    if proposal.role == "alternative" and verdict.decision == "allow" and not verdict.dry_run:
+        return replace(verdict, decision="needs_approval",
+                       approvals_required=max(1, verdict.approvals_required),
+                       reasons=(*verdict.reasons, "an alternative cause: a human picks between causes"))
+    return verdict
+
+
+def past_findings(ledger: Ledger, target: str) -> list[Finding]:
+    """The findings recorded so far in the target's open incident (its earlier sweeps)."""
+    incident = ledger.find_open_incident(target=target)
+    if incident is None:
+        return []
+    return [Finding.from_json(e.data) for e in ledger.events(incident_id=incident.id) if e.type == "finding"]
 
 
 def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[PastExecution]:

@@ -4,18 +4,19 @@ Collects the Deployment (desired vs available replicas, rollout conditions), its
 scheduling, restarts, waiting and last-terminated reasons, resource limits), the ReplicaSets it
 owns (revision, image, creation time: the rollout history), the HPA targeting it, and pod usage
 from `metrics.k8s.io/v1beta1` when the cluster serves it (absent: a note, not an error).
-`analyze` turns that into `replicas_unavailable`, `rollout_stuck`, `crash_loop`, `oom_killed`,
-`pods_pending`, `recent_deploy` (a rollout is a deploy), `cpu_saturated`, `memory_saturated` and
-`hpa_at_max`. Quantities ("250m", "512Mi") are parsed at collection, so observations hold numbers.
+`analyze` (the rules live in k8s_workload_rules.py) turns that into `replicas_unavailable`,
+`rollout_stuck`, `crash_loop`, `oom_killed`, `pods_pending`, `recent_deploy` (a rollout is a
+deploy), `cpu_saturated`, `memory_saturated` and `hpa_at_max`. Quantities ("250m", "612344Ki")
+are parsed at collection by the client's own parser, so observations hold numbers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, truncate
+from agent.model import Finding, HemostatError, Observation, PermanentError, TargetSpec, truncate
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import (
@@ -27,6 +28,7 @@ from probes._kube import (
     read_deployment,
     read_json,
 )
+from probes.k8s_workload_rules import findings
 
 REVISION = "deployment.kubernetes.io/revision"
 JSON = dict[str, Any]
@@ -70,12 +72,13 @@ def _deployment(deploy: JSON) -> JSON:
         "paused": bool(spec.get("paused")), "generation": int(meta.get("generation", 0)),
         "observed_generation": int(status.get("observedGeneration", 0)),
         "revision": (meta.get("annotations") or {}).get(REVISION),
-        "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message", "lastUpdateTime")}
+        "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message", "lastUpdateTime",
+                                              "lastTransitionTime")}
                        for c in status.get("conditions") or []],
     }
 
 
-def _replica_set(rs: JSON) -> JSON:
+def replica_set(rs: JSON) -> JSON:
     annotations = rs["metadata"].get("annotations") or {}
     containers = rs["spec"]["template"]["spec"].get("containers") or []
     return {"name": rs["metadata"]["name"], "revision": int(annotations.get(REVISION, "0") or 0),
@@ -92,7 +95,7 @@ async def _replica_sets(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
     owned = [rs for rs in listing.get("items", [])
              if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
-    return sorted((_replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
+    return sorted((replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
 
 
 async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
@@ -100,9 +103,14 @@ async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
     autoscaling = api(ctx, "AutoscalingV2Api")
     listing = await read_json(ctx, ("list", "horizontalpodautoscalers", ns, ""),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
-    for hpa in listing.get("items", []):
+    return hpa_for(listing.get("items", []), name)
+
+
+def hpa_for(items: list[JSON], deployment: str) -> JSON | None:
+    """The HPA (of `kubectl get hpa -o json` items) that scales the deployment, shaped."""
+    for hpa in items:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        if ref.get("kind") == "Deployment" and ref.get("name") == name:
+        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
             status = hpa.get("status") or {}
             return {"name": hpa["metadata"]["name"], "min": int(hpa["spec"].get("minReplicas", 1)),
                     "max": int(hpa["spec"]["maxReplicas"]), "current": int(status.get("currentReplicas", 0)),
@@ -117,9 +125,21 @@ async def _metrics(ctx: ProbeContext, deploy: JSON) -> dict[str, dict[str, JSON]
     listing = await read_json(ctx, ("list", "pods.metrics.k8s.io", ns, ""),
                               custom.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1", ns, "pods",
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
-    return {item["metadata"]["name"]: {c["name"]: {k: parse_quantity(str(v)) for k, v in c["usage"].items()}
-                                       for c in item.get("containers") or []}
-            for item in listing.get("items", [])}
+    try:
+        return usage_by_pod(listing.get("items", []))
+    except ValueError as e:  # usage the client's parser refuses: a gap in usage, not in the probe
+        raise PermanentError(f"metrics.k8s.io answered an unreadable usage: {e}",
+                             code="kube_bad_usage") from e
+
+
+def usage_by_pod(items: list[JSON]) -> dict[str, dict[str, JSON]]:
+    """PodMetrics items as pod -> container -> {cpu (cores), memory (bytes)}."""
+    return {item["metadata"]["name"]: {c["name"]: _usage(c) for c in item.get("containers") or []}
+            for item in items}
+
+
+def _usage(container: JSON) -> dict[str, float]:
+    return {k: parse_quantity(str(v)) for k, v in container["usage"].items()}
 
 
 async def _optional(step: Any, what: str, notes: list[str]) -> Any:
@@ -130,6 +150,13 @@ async def _optional(step: Any, what: str, notes: list[str]) -> Any:
         notes.append(f"{what}: metrics API (metrics.k8s.io) not available" if what == "metrics"
                      and e.code == "kube_not_found" else f"{what}: {e}")
         return None
+
+
+def shape(deploy: JSON, pods: list[JSON], replica_sets: list[JSON], hpa: JSON | None,
+          metrics: dict[str, dict[str, JSON]] | None, notes: list[str]) -> JSON:
+    """The observation from the API's answers (replica sets already shaped, newest first)."""
+    return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
+            "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
 
 
 class K8sWorkloadProbe:
@@ -151,173 +178,10 @@ class K8sWorkloadProbe:
         pods, replica_sets, hpa, metrics = await asyncio.gather(
             list_pods(ctx, deploy), _replica_sets(ctx, deploy),
             _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes))
-        return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
-                "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
+        return shape(deploy, pods, replica_sets, hpa, metrics, notes)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
         if "deployment" not in data:
             return []
-        rules = (_replicas, _rollout, _crash_loop, _oom, _pending, _recent_deploy, _saturation, _hpa_at_max)
-        return [f for rule in rules for f in rule(data, target, now)]
-
-
-def _finding(kind: str, target: TargetSpec, now: datetime, severity: Severity, summary: str,
-             evidence: list[str], **facts: Any) -> Finding:
-    return Finding(kind=kind, subject=target.deployment or target.name, severity=severity,
-                   observed_at=now, summary=summary, probe="k8s-workload",
-                   evidence=tuple(truncate(e, 240) for e in evidence[:5]), facts=facts)
-
-
-def _containers(data: JSON) -> list[tuple[str, JSON]]:
-    return [(pod["name"], c) for pod in data.get("pods", []) for c in pod["containers"]]
-
-
-def _replicas(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    d = data["deployment"]
-    if d["replicas"] == 0 or d["available"] >= d["replicas"]:
-        return []
-    severity = Severity.SEV1 if d["available"] == 0 else Severity.SEV2
-    return [_finding("replicas_unavailable", target, now, severity,
-                     f"{d['available']}/{d['replicas']} replicas of {d['name']} available",
-                     [f"{c['type']}={c['status']} {c.get('reason') or ''}: {c.get('message') or ''}"
-                      for c in d["conditions"]],
-                     desired=d["replicas"], available=d["available"], ready=d["ready"], updated=d["updated"])]
-
-
-def _rollout(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    d = data["deployment"]
-    progressing = next((c for c in d["conditions"] if c["type"] == "Progressing"), None)
-    if progressing is None or (progressing["status"] != "False"
-                               and progressing.get("reason") != "ProgressDeadlineExceeded"):
-        return []
-    reason = progressing.get("reason")
-    return [_finding("rollout_stuck", target, now, Severity.SEV2,
-                     f"rollout of {d['name']} revision {d['revision']} is stuck: {reason}",
-                     [progressing.get("message") or ""], revision=d["revision"], reason=reason)]
-
-
-def _crash_loop(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    looping = [(p, c) for p, c in _containers(data) if c["waiting"] == "CrashLoopBackOff"]
-    restarting = [(p, c) for p, c in _containers(data) if c["restarts"] >= target.thresholds.restarts]
-    hits = looping or restarting
-    if not hits:
-        return []
-    last = [f"{p}/{c['name']}: {c['restarts']} restarts, {c['waiting'] or 'running'}"
-            + (f", last exit {c['last_terminated']['exit_code']} ({c['last_terminated']['reason']})"
-               if c["last_terminated"] else "") for p, c in hits]
-    worst = max(c["restarts"] for _, c in hits)
-    what = "in CrashLoopBackOff" if looping else f"restarted >= {target.thresholds.restarts} times"
-    name = data["deployment"]["name"]
-    return [_finding("crash_loop", target, now, Severity.SEV2 if looping else Severity.SEV3,
-                     f"{len(hits)} container(s) of {name} {what} (max {worst} restarts)",
-                     last, containers=len(hits), max_restarts=worst, crash_loop_backoff=bool(looping))]
-
-
-def _recent_termination(c: JSON, now: datetime, window: timedelta) -> bool:
-    at = (c["last_terminated"] or {}).get("finished_at")
-    return at is None or now - _time(at) <= window
-
-
-def _oom(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    window = timedelta(minutes=target.thresholds.recent_deploy_minutes)
-    hits = [(p, c) for p, c in _containers(data)
-            if c["terminated"] == "OOMKilled" or ((c["last_terminated"] or {}).get("reason") == "OOMKilled"
-                                                   and _recent_termination(c, now, window))]
-    if not hits:
-        return []
-    limits = {c["name"]: c["limits"].get("memory") for _, c in hits}
-    return [_finding("oom_killed", target, now, Severity.SEV2,
-                     f"{len(hits)} container(s) of {data['deployment']['name']} OOMKilled",
-                     [f"{p}/{c['name']} OOMKilled, memory limit {_mib(c['limits'].get('memory'))}"
-                      for p, c in hits], containers=len(hits), memory_limits=limits)]
-
-
-PENDING_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
-                             "InvalidImageName"})
-
-
-def _why_pending(pod: JSON) -> str | None:
-    if pod["phase"] != "Pending":
-        return None
-    waiting = (f"{c['waiting']}: {c['waiting_message']}" for c in pod["containers"]
-               if c["waiting"] in PENDING_REASONS)
-    return pod["unschedulable"] or next(waiting, None)
-
-
-def _pending(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    stuck = [(pod["name"], why) for pod in data.get("pods", []) if (why := _why_pending(pod))]
-    if not stuck:
-        return []
-    every = len(stuck) == len(data["pods"])
-    return [_finding("pods_pending", target, now, Severity.SEV2 if every else Severity.SEV3,
-                     f"{len(stuck)} pod(s) of {data['deployment']['name']} pending: {stuck[0][1]}",
-                     [f"{name}: {why}" for name, why in stuck], pods=len(stuck))]
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _recent_deploy(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    history = data.get("replicasets") or []
-    if not history or not history[0].get("created"):
-        return []
-    newest, at = history[0], _time(history[0]["created"])
-    minutes = (now - at) / timedelta(minutes=1)
-    if not 0 <= minutes <= target.thresholds.recent_deploy_minutes:
-        return []
-    previous = history[1] if len(history) > 1 else None
-    image = next(iter(newest["images"].values()), None)
-    return [_finding(
-        "recent_deploy", target, now, Severity.SEV4,
-        f"rollout of {data['deployment']['name']} revision {newest['revision']} ({image}) at {at:%H:%M}, "
-        f"{minutes:.0f} min before the incident",
-        [f"revision {rs['revision']} {rs['created']}: {_images(rs)}" for rs in history[:3]],
-        revision=newest["revision"], image=image, images=newest["images"], at=at.isoformat(),
-        minutes_before=round(minutes, 1), replicaset=newest["name"],
-        previous_revision=previous["revision"] if previous else None,
-        previous_image=next(iter(previous["images"].values()), None) if previous else None)]
-
-
-def _images(rs: JSON) -> str:
-    return ", ".join(f"{name}={image}" for name, image in rs["images"].items())
-
-
-def _mib(value: float | None) -> str:
-    return "none" if value is None else f"{value / 2**20:.0f}Mi"
-
-
-def _usage_ratios(data: JSON, resource: str) -> list[tuple[float, str, str]]:
-    """(usage / limit, pod, container), highest first, for containers with a limit and a sample."""
-    metrics = data.get("metrics") or {}
-    ratios = [(metrics[p][c["name"]][resource] / c["limits"][resource], p, c["name"])
-              for p, c in _containers(data)
-              if c["limits"].get(resource) and resource in metrics.get(p, {}).get(c["name"], {})]
-    return sorted(ratios, reverse=True)
-
-
-def _saturation(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    findings = []
-    limits = target.thresholds
-    for resource, kind, threshold in (("cpu", "cpu_saturated", limits.cpu_saturated_ratio),
-                                      ("memory", "memory_saturated", limits.memory_saturated_ratio)):
-        hot = [r for r in _usage_ratios(data, resource) if r[0] >= threshold]
-        if hot:
-            findings.append(_finding(
-                kind, target, now, Severity.SEV3,
-                f"{len(hot)} container(s) of {data['deployment']['name']} at >= {threshold:.0%} of their "
-                f"{resource} limit (max {hot[0][0]:.0%})",
-                [f"{p}/{c}: {ratio:.0%} of the {resource} limit" for ratio, p, c in hot],
-                containers=len(hot), max_ratio=round(hot[0][0], 3), threshold=threshold))
-    return findings
-
-
-def _hpa_at_max(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
-    hpa = data.get("hpa")
-    if not hpa or hpa["current"] < hpa["max"]:
-        return []
-    return [_finding("hpa_at_max", target, now, Severity.SEV3,
-                     f"hpa {hpa['name']} is at its maximum: {hpa['current']}/{hpa['max']} replicas "
-                     f"(wants {hpa['desired']})", [f"min {hpa['min']}, max {hpa['max']}"],
-                     hpa=hpa["name"], current=hpa["current"], max=hpa["max"], desired=hpa["desired"])]
+        return findings(data, target, now)

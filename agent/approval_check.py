@@ -54,7 +54,8 @@ def _needed_now(app: App, ledger: Ledger, record: ProposalRecord, now: datetime)
     verdict = app.gate.evaluate(record.proposal, history_from(ledger, app, now), now, severity)
     if verdict.decision == "allow":
         return 0
-    return max(1, verdict.approvals_required)
+    rule = app.policy.rule(record.proposal.action)  # deny (a cooldown overridden) still needs them
+    return rule.approvals if rule is not None else 1
 
 
 def _tampered(record: ProposalRecord) -> bool:

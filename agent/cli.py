@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from agent.wiring import App
 
 
+BAD_INPUT = ("not_found", "ambiguous", "usage")  # error codes that exit 2
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
     sys.exit(code)
@@ -67,8 +70,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ConfigError as e:
             fail(str(e), 2)
-        except HemostatError as e:
-            fail(str(e), 1)
+        except HemostatError as e:  # an unknown or ambiguous id, or a misused option, is bad input
+            fail(str(e), 2 if e.code in BAD_INPUT else 1)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -184,10 +187,13 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
     if ref.startswith("inc-"):
         incident = ledger.incident(ref)
         events = ledger.events(incident_id=incident.id)
+        records = ledger.proposals(incident_id=incident.id)
         if as_json:
-            emit_json({**incident.to_json(), "events": [e.to_json() for e in events]})
+            emit_json({**incident.to_json(), "events": [e.to_json() for e in events],
+                       "proposals": [r.to_json() for r in records]})
         else:
-            click.echo(render.incidents([incident]) + "\n\n" + render.timeline(events))
+            click.echo(render.incidents([incident]) + "\n\n" + render.incident_proposals(records, events)
+                       + "\n\n" + render.timeline(events))
         return
     record = ledger.proposal(ref)
     events = ledger.events(proposal_id=record.id)
@@ -205,29 +211,44 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
               help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
 @click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
+@click.option("--override-cooldown", is_flag=True,
+              help="approve a proposal denied only by its cooldown, where the policy allows it")
+@click.option("--reason", help="why (required with --override-cooldown; goes into the timeline)")
 @pass_ctx
-def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None,
-            kube_context: str | None) -> None:
-    """Approve proposal REF; the daemon's executor runs it once the policy's approvals are in.
+def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None, kube_context: str | None,
+            override_cooldown: bool, reason: str | None) -> None:
+    """Approve proposal REF; says whether a running daemon will execute it or `hemostat execute
+    REF` is needed.
 
     With --server, your Kubernetes identity approves (checked by the daemon with a TokenReview
     and a SubjectAccessReview). Without it, the approval is recorded in the ledger under --user
     (or your OS user), which only a policy listing `asserted` in approvers.sources accepts.
     """
+    if override_cooldown and not reason:
+        raise click.UsageError("--override-cooldown needs --reason")
     if server:
+        if override_cooldown:
+            raise click.UsageError("--override-cooldown is not offered by the approval API yet")
         from agent.approval_client import approve_remote
 
-        answer = approve_remote(server, ref, kubeconfig, kube_context)
-        click.echo(answer["message"])
+        click.echo(approve_remote(server, ref, kubeconfig, kube_context)["message"])
         return
+    _approve_in_ledger(obj, ref, reason if override_cooldown else None)
+
+
+def _approve_in_ledger(obj: Ctx, ref: str, override_reason: str | None) -> None:
     from datetime import UTC, datetime
 
+    from agent.approvals import override_cooldown, who_runs_it
     from agent.identity import Approving, approved_message, give_approval
 
-    # not agent.model.context.utcnow: that module pulls in pybreaker and redis
-    record = give_approval(Approving.load(obj.config), obj.ledger(), ref, obj.identity,
-                           datetime.now(UTC))
-    click.echo(approved_message(record, obj.identity.name))
+    ledger, rules = obj.ledger(), Approving.load(obj.config)
+    now = datetime.now(UTC)  # not agent.model.context.utcnow: that module pulls in redis
+    if override_reason is not None:
+        record = override_cooldown(ledger, rules, ref, obj.identity, override_reason, now)
+    else:
+        record = give_approval(rules, ledger, ref, obj.identity, now)
+    click.echo(f"{approved_message(record, obj.identity.name)}: {who_runs_it(ledger, record, now)}")
 
 
 @cli.command()
@@ -315,5 +336,5 @@ def main() -> None:
     cli(prog_name="hemostat")
 
 
-# Incident-handling commands live in their own module; importing it registers them on `cli`.
-from agent import cli_ops  # noqa: E402, F401
+# Incident-handling commands live in their own modules; importing them registers them on `cli`.
+from agent import cli_execute, cli_ops  # noqa: E402, F401

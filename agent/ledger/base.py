@@ -1,8 +1,10 @@
 """Ledger records, the proposal state machine, and the interface every backend implements.
 
 Proposal states: proposed -> approved | rejected | expired | denied; approved -> executing ->
-succeeded | failed; succeeded | failed -> reverted. `claim_execution` is the compare-and-set
-that makes execution happen once, whatever crashes or how many daemons run.
+succeeded | failed, or -> expired when not executed within the policy's approval TTL;
+succeeded | failed -> reverted; denied -> approved only by a cooldown override.
+`claim_execution` is the compare-and-set that makes execution happen once, whatever crashes or
+how many daemons run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from agent.model.identity import Approval, Identity
 
 ALLOWED: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "rejected", "expired"}),
+    "denied": frozenset({"approved"}),  # only a recorded cooldown override (agent/override.py)
     "approved": frozenset({"executing", "expired", "rejected"}),  # rejected: policy at run time
     "executing": frozenset({"succeeded", "failed"}),
     "succeeded": frozenset({"reverted"}),
@@ -148,9 +151,11 @@ class Ledger(Protocol):
     def proposals(self, *, states: tuple[str, ...] | None = None,
                   incident_id: str | None = None) -> list[ProposalRecord]: ...
 
-    def approve(self, ref: str, actor: Identity | str, at: datetime) -> ProposalRecord:
+    def approve(self, ref: str, actor: Identity | str, at: datetime,
+                override: dict[str, Any] | None = None) -> ProposalRecord:
         """Record an approval by `actor` (a bare name is an asserted identity); moves the
-        proposal to approved once the verdict's count is reached. Policy checks happen before."""
+        proposal to approved once the verdict's count is reached. Policy checks happen before.
+        `override` approves a *denied* proposal (a cooldown override) and records why."""
         ...
 
     def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
@@ -162,6 +167,10 @@ class Ledger(Protocol):
 
     def claim_execution(self, ref: str, actor: str, at: datetime,
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
+
+    def beat(self, role: str, holder: str, at: datetime) -> None: ...
+
+    def heartbeat(self, role: str) -> tuple[str, datetime] | None: ...
 
     def try_lead(self, name: str) -> bool:
         """True while this process leads (executes). `name` is the candidate's identity, shown

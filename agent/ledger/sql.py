@@ -218,10 +218,11 @@ class SqlLedger:
             rows = cur.fetchall()
             return [self._proposal_row(cur, r) for r in rows]
 
-    def approve(self, ref: str, actor: Identity | str, at: datetime) -> ProposalRecord:
+    def approve(self, ref: str, actor: Identity | str, at: datetime,
+                override: dict[str, Any] | None = None) -> ProposalRecord:
         who = actor if isinstance(actor, Identity) else Identity.asserted(actor)
         record = self.proposal(ref)
-        _check_approvable(record, who, at)
+        _check_approvable(record, who, at, "denied" if override else "proposed")
         needed = max(1, record.verdict.approvals_required)
         with self._tx() as cur:
             self._insert_approval(cur, "approvals", record.id, who, at)
@@ -229,7 +230,7 @@ class SqlLedger:
                          {"approvals": len(record.approvals) + 1, "needed": needed,
                           "identity": who.to_json()})
             if len(record.approvals) + 1 >= needed:
-                self._cas(cur, record, "approved", who.name, at, {})
+                self._cas(cur, record, "approved", who.name, at, override or {})
         return self.proposal(record.id)
 
     def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
@@ -281,14 +282,29 @@ class SqlLedger:
     def try_lead(self, name: str) -> bool:
         return True
 
+    # -- heartbeats ----------------------------------------------------------------------------
+    def beat(self, role: str, holder: str, at: datetime) -> None:
+        """Record that `holder` is alive in `role` (one row per role, overwritten: not history)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO heartbeats (role, holder, at) VALUES (?, ?, ?) ON CONFLICT (role) "
+                        "DO UPDATE SET holder = excluded.holder, at = excluded.at",
+                        (role, holder, self._stamp(at)))
+
+    def heartbeat(self, role: str) -> tuple[str, datetime] | None:
+        """Who last beat in `role`, and when; None if nobody ever did."""
+        with self._tx() as cur:
+            cur.execute("SELECT holder, at FROM heartbeats WHERE role = ?", (role,))
+            row = cur.fetchone()
+        return (row[0], _dt(row[1])) if row else None
+
 
 def _initial_state(verdict: Verdict) -> str:
     return {"allow": "approved", "needs_approval": "proposed", "deny": "denied"}[verdict.decision]
 
 
-def _check_approvable(record: ProposalRecord, who: Identity, at: datetime) -> None:
-    if record.state != "proposed":
-        raise TransitionError(f"proposal {record.id} is {record.state}; only proposed can be approved")
+def _check_approvable(record: ProposalRecord, who: Identity, at: datetime, state: str) -> None:
+    if record.state != state:
+        raise TransitionError(f"proposal {record.id} is {record.state}; only {state} can be approved")
     if record.expires_at is not None and at >= record.expires_at:
         raise TransitionError(f"proposal {record.id} expired at {record.expires_at:%Y-%m-%d %H:%M}Z")
     if any(who.same_person(p) for p in record.proposal.proposers()):

@@ -50,7 +50,9 @@ MIGRATIONS = (
     """,
     # v2: one open incident per target (see the PostgreSQL backend).
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
-    # v3: who approved, as an identity source vouched for it (agent.model.identity); one
+    # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
+    "CREATE TABLE heartbeats (role TEXT PRIMARY KEY, holder TEXT NOT NULL, at TEXT NOT NULL);",
+    # v4: who approved, as an identity source vouched for it (agent.model.identity); one
     # approval per normalised subject; reverts are approved in their own table.
     """
     ALTER TABLE approvals ADD COLUMN source TEXT NOT NULL DEFAULT 'asserted';

@@ -47,7 +47,9 @@ echo "build-image: wheelhouse in $wheelhouse" >&2
   "async-timeout>=4.0.3" >&2
 
 echo "build-image: podman build $image on $base" >&2
-"${podman[@]}" build --quiet --isolation chroot \
+# --no-cache: podman's layer cache was seen reusing a build stage made from older sources (the
+# image then ran code the tree no longer has); a clean build costs ~40 s here.
+"${podman[@]}" build --quiet --isolation chroot --no-cache \
   --volume "$wheelhouse:/wheelhouse:ro" \
   --build-arg "PYTHON_IMAGE=$base" \
   --build-arg "PIP_EXTRA_ARGS=--no-index --find-links=/wheelhouse" \

@@ -31,7 +31,9 @@ from tests.helm.conftest import ROOT, Manifest, Render, report
 from tests.loopback import LoopbackServer
 from tests.services import free_port, missing
 
-IMAGE = "localhost/hemostat:test"
+# One tag per run: test runs from other checkouts on the same machine share podman's storage,
+# and a shared tag lets one run test another's image.
+IMAGE = f"localhost/hemostat:test-{uuid.uuid4().hex[:8]}"
 TOKEN = "image-test-" + uuid.uuid4().hex
 # crun fails on these machines' hybrid cgroups, and the runtime may not raise rlimits.
 PODMAN = ["podman", "--runtime", "runc"]
@@ -41,7 +43,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
+def image() -> Iterator[str]:
     for tool in ("podman", "runc", "mmdebstrap"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed", "scripts/install-services.sh installs podman, runc, mmdebstrap")
@@ -52,7 +54,8 @@ def image() -> str:
     assert done.returncode == 0, f"scripts/build-image.sh failed:\n{done.stderr[-3000:]}"
     size = int(_podman("image", "inspect", IMAGE, "--format", "{{.Size}}"))
     report(f"image {IMAGE}: {size / 1e6:.0f} MB")
-    return IMAGE
+    yield IMAGE
+    subprocess.run([*PODMAN, "rmi", "--force", IMAGE], capture_output=True, timeout=120, check=False)
 
 
 @dataclass

@@ -21,10 +21,12 @@ from typing import Any
 import structlog
 
 from agent import lifecycle, service
+from agent.approval_api import ApprovalApi
 from agent.approvals import EXECUTOR_ROLE
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
+from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
@@ -35,6 +37,7 @@ from agent.status import StatusUpdate, status_update
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
+APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
 
 
 @dataclass
@@ -92,6 +95,19 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
+    def approval_request(self, verb: str, headers: dict[str, str],
+                         body: bytes) -> tuple[int, dict[str, Any]]:
+        """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
+        settings = self.app.config.approval_api
+        if not settings.enabled:
+            return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
+        if self._loop is None or self.stopping.is_set():
+            return 503, {"error": "not serving approvals (starting or shutting down)"}
+        identities = KubernetesIdentities(self.app.kube_provider(), tuple(settings.audiences))
+        api = ApprovalApi(self.app, self.ledger, identities)
+        future = asyncio.run_coroutine_threadsafe(api.handle(verb, headers, body), self._loop)
+        return future.result(timeout=APPROVAL_TIMEOUT_S)
+
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
         now, incidents, recorded, dups = utcnow(), [], 0, 0
         if webhook.truncatedAlerts:
@@ -119,7 +135,8 @@ class Daemon:
             if outcome.diagnose:
                 incident = outcome.incident
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
-                self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
+                fired = [a.model_dump(mode="json") for a in alerts if a.status == "firing"]
+                self._schedule(self.diagnose_incident(target, incident, fired), f"alert:{incident.id}")
         return {"accepted": len(webhook.alerts), "recorded": recorded, "duplicates": dups,
                 "incidents": incidents}
 
@@ -130,11 +147,14 @@ class Daemon:
         future.add_done_callback(self._inflight.discard)
 
     # -- loop side ------------------------------------------------------------------------------
-    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
+    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord,
+                                alerts: list[dict[str, Any]] | None = None) -> None:
+        """`alerts`: what fired (probes such as `prometheus` re-check an alert's own expression)."""
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
         past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
         # One clock: the diagnosis happens now, however long ago the alert started.
-        result = await service.diagnose(self.app, target, None, history, incident.id, past=past)
+        result = await service.diagnose(self.app, target, None, history, incident.id, alerts or (),
+                                        past=past)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 

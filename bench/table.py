@@ -36,7 +36,7 @@ def _scale(r: dict[str, Any]) -> str:
 
 def _logs(r: dict[str, Any]) -> str:
     return (f"{r['megabytes']:.0f} MB: hemostat {r['hemostat_mb_s']:.0f} MB/s "
-            f"(grouping alone {r['group_only_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
+            f"(re fallback {r['re_fallback_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
 
 
 ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {

@@ -12,6 +12,7 @@ under HEMOSTAT_REQUIRE_SERVICES=1 as in CI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,9 +32,9 @@ from tests.helm.conftest import ROOT, Manifest, Render, report
 from tests.loopback import LoopbackServer
 from tests.services import free_port, missing
 
-# One tag per run: test runs from other checkouts on the same machine share podman's storage,
-# and a shared tag lets one run test another's image.
-IMAGE = f"localhost/hemostat:test-{uuid.uuid4().hex[:8]}"
+# One tag per checkout: podman's image store is machine-wide, and another checkout's suite
+# building the same tag between this one's build and run would test other code.
+IMAGE = f"localhost/hemostat:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 TOKEN = "image-test-" + uuid.uuid4().hex
 # crun fails on these machines' hybrid cgroups, and the runtime may not raise rlimits.
 PODMAN = ["podman", "--runtime", "runc"]
@@ -43,7 +44,7 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def image() -> Iterator[str]:
+def image() -> str:
     for tool in ("podman", "runc", "mmdebstrap"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed", "scripts/install-services.sh installs podman, runc, mmdebstrap")
@@ -54,8 +55,7 @@ def image() -> Iterator[str]:
     assert done.returncode == 0, f"scripts/build-image.sh failed:\n{done.stderr[-3000:]}"
     size = int(_podman("image", "inspect", IMAGE, "--format", "{{.Size}}"))
     report(f"image {IMAGE}: {size / 1e6:.0f} MB")
-    yield IMAGE
-    subprocess.run([*PODMAN, "rmi", "--force", IMAGE], capture_output=True, timeout=120, check=False)
+    return IMAGE
 
 
 @dataclass

@@ -27,12 +27,14 @@ import yaml
 
 from actions.base import Outcome
 from agent.model import Change, FallbackSpec, PermanentError, Plan, Proposal, TargetSpec, TemporaryError
+from agent.model.bounded_http import Answer, fetch
 from agent.model.context import ActionContext
 from agent.model.rbac import KubeRule
 from agent.model.redact import redact, truncate
 from agent.model.urls import endpoint
 
 HTTP_TIMEOUT_S = 10.0
+ANSWER_BYTES = 1 << 20  # a flag service's JSON is small; more is garbage
 
 
 class Backend(Protocol):
@@ -176,7 +178,8 @@ class HttpFlagBackend:
             with self.ctx.breakers.guard(f"http:{_safe_url(self.url)}"):
                 async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S,
                                              verify=self.ctx.tls()) as client:
-                    response = await client.request(method, self.url, json=body, headers=headers)
+                    response = await fetch(client, method, self.url, timeout_s=HTTP_TIMEOUT_S,
+                                           max_bytes=ANSWER_BYTES, json=body, headers=headers)
                     _raise_for(response, self.where, method, self.token)
                     return response.json() if response.content else None
         except httpx.HTTPError as e:
@@ -190,7 +193,7 @@ def _safe_url(url: str) -> str:
     return endpoint(url)  # no userinfo, no query: it names breakers and goes into plans
 
 
-def _raise_for(response: httpx.Response, where: str, method: str, token: str) -> None:
+def _raise_for(response: Answer, where: str, method: str, token: str) -> None:
     status = response.status_code
     if status < 400:
         return

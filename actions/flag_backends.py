@@ -22,11 +22,13 @@ import httpx
 
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from agent.model import FlagSpec, PermanentError, TemporaryError
+from agent.model.bounded_http import Answer, fetch
 from agent.model.context import ActionContext
 from agent.model.redact import redact, truncate
 from agent.model.urls import endpoint
 
 HTTP_TIMEOUT_S = 10.0
+ANSWER_BYTES = 1 << 20  # a flag's JSON is small; more is garbage, not something to hold
 TRUE, FALSE = frozenset({"true", "on", "1", "yes"}), frozenset({"false", "off", "0", "no"})
 
 
@@ -86,7 +88,7 @@ class ConfigMapFlag:
                               f"Hemostat turned flag {self.flag} {'on' if enabled else 'off'} ({self.key})")
 
 
-def _raise_for(response: httpx.Response, where: str, method: str, secret: str) -> None:
+def _raise_for(response: Answer, where: str, method: str, secret: str) -> None:
     status = response.status_code
     if status < 400:
         return
@@ -115,7 +117,8 @@ class _Http:
             with self.ctx.breakers.guard(f"http:{endpoint(self.base)}"):
                 async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S,
                                              verify=self.ctx.tls()) as client:
-                    response = await client.request(method, url, json=body, headers=self.headers)
+                    response = await fetch(client, method, url, timeout_s=HTTP_TIMEOUT_S,
+                                           max_bytes=ANSWER_BYTES, json=body, headers=self.headers)
                     _raise_for(response, self.where, method, self.token)
         except httpx.HTTPError as e:
             raise TemporaryError(f"{self.where}: {method} failed: {type(e).__name__}",

@@ -23,11 +23,11 @@ from agent.model import HemostatError, PermanentError, SecretRef, TemporaryError
 from agent.status import StatusUpdate
 
 if TYPE_CHECKING:
-    import httpx
-
     from agent.config import NotifierConfig
+    from agent.model.bounded_http import Answer
 
 log = structlog.get_logger(__name__)
+ANSWER_BYTES = 64 * 1024  # a channel's reply is "ok" or an error: only its first words are kept
 
 # -- delivery ---------------------------------------------------------------------------------
 
@@ -104,12 +104,14 @@ class HttpChannel:
         _raise_for(response, url)
 
 
-async def _post(url: str, payload: dict[str, Any], timeout_s: float) -> httpx.Response:
+async def _post(url: str, payload: dict[str, Any], timeout_s: float) -> Answer:
     import httpx  # imported here: `hemostat status` should not pay for it
+
+    from agent.model.bounded_http import fetch
 
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
-            return await client.post(url, json=payload)
+            return await fetch(client, "POST", url, timeout_s=timeout_s, max_bytes=ANSWER_BYTES, json=payload)
     except httpx.TimeoutException as e:
         raise TemporaryError(f"no answer within {timeout_s:g}s", delay=0, code="notify_timeout") from e
     except httpx.HTTPError as e:  # str(e) may quote the URL: only the type is kept
@@ -117,7 +119,7 @@ async def _post(url: str, payload: dict[str, Any], timeout_s: float) -> httpx.Re
                              code="notify_unreachable") from e
 
 
-def _raise_for(response: httpx.Response, url: str) -> None:
+def _raise_for(response: Answer, url: str) -> None:
     status = response.status_code
     if status < 300:
         return

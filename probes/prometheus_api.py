@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 
+from agent.model.bounded_http import fetch
 from agent.model.prometheus import PrometheusSpec
 from probes.prometheus_queries import Ask, seconds
 
 Points = list[list[float]]  # [[unix seconds, value], ...]
+ANSWER_BYTES = 16 << 20  # a range query's matrix over an hour; more is a selector matching too much
 EPOCH_TEST_TIME = 1.0  # a syntax check evaluates at 1970-01-01: no block is touched
 
 
@@ -55,9 +57,13 @@ async def _call(client: httpx.AsyncClient, spec: PrometheusSpec, path: str,
     url = f"{spec.url.resolve().rstrip('/')}/api/v1/{path}"
     try:
         # POST form: long queries stay out of URLs (and proxies' URL length limits).
-        response = await client.post(url, data=params, timeout=spec.timeout_s)
+        response = await fetch(client, "POST", url, timeout_s=spec.timeout_s, max_bytes=ANSWER_BYTES,
+                               data=params)
     except httpx.HTTPError as e:
         raise Unreachable(f"{type(e).__name__}") from e
+    if response.truncated:
+        raise QueryFailed(f"the answer from {path} went on past {ANSWER_BYTES >> 20} MiB: truncated, "
+                          "not read")
     try:
         body = response.json()
     except ValueError:

@@ -47,6 +47,12 @@ class HostileServer:
             def do_GET(self) -> None:
                 owner._answer(self)
 
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                owner._answer(self)
+
+            do_PUT = do_POST
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

@@ -5,15 +5,17 @@ A health endpoint, a metrics page or a status page can answer with an endless bo
 forever, or redirect to a third party; none of that may cost more than `max_bytes` of memory or
 `timeout_s` of time, nor take a request (and its query token) to another host. `fetch` streams the
 body and stops at the cap, saying so (`Answer.truncated`); it never raises for an HTTP status.
-Used by `http-health`, `app-metrics` and `provider-status`; httpx is imported by the caller.
+Used by every HTTP call of the probes, actions and notifiers (health, metrics, status pages,
+Prometheus, flag and fallback services, Slack and webhooks); httpx is imported by the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from agent.model.errors import PermanentError
@@ -27,17 +29,33 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True)
 class Answer:
-    """What came back: status, headers, at most `max_bytes` of body, and whether more was cut."""
+    """What came back: status, headers, at most `max_bytes` of body, and whether more was cut.
+    Reads like the parts of an `httpx.Response` callers use (`status_code`, `text`, `content`,
+    `json()`, case-insensitive `headers`)."""
 
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
     truncated: bool
     url: str  # where it was finally answered (after same-host redirects)
 
     @property
+    def status_code(self) -> int:
+        return self.status
+
+    @property
+    def content(self) -> bytes:
+        return self.body
+
+    @property
     def text(self) -> str:
         return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; a cut body is not JSON (ValueError, as for any garbage)."""
+        if self.truncated:
+            raise ValueError(f"the answer went on past {len(self.body) >> 10} KiB and was cut there")
+        return json.loads(self.body)
 
 
 def same_host(a: str, b: str) -> bool:
@@ -46,27 +64,29 @@ def same_host(a: str, b: str) -> bool:
 
 
 async def fetch(client: httpx.AsyncClient, method: str, url: str, *, timeout_s: float,
-                max_bytes: int, follow: bool = False, also_hosts: Iterable[str] = ()) -> Answer:
+                max_bytes: int, follow: bool = False, also_hosts: Iterable[str] = (),
+                **request: Any) -> Answer:
     """`method url`, the whole exchange within `timeout_s`; the body cut at `max_bytes`.
 
     With `follow`, a redirect is followed when it stays on the URL's host (or goes to one of
     `also_hosts`); a redirect elsewhere is a `PermanentError` naming the host, not the URL.
-    A deadline overrun raises `httpx.ReadTimeout`, like any other httpx timeout.
+    A deadline overrun raises `httpx.ReadTimeout`, like any other httpx timeout. `request`
+    (json=, data=, headers=) goes to `client.stream` as it is.
     """
     import httpx
 
     try:
         async with asyncio.timeout(timeout_s):
-            return await _follow(client, method, url, timeout_s, max_bytes, follow, set(also_hosts))
+            return await _follow(client, method, url, timeout_s, max_bytes, follow, set(also_hosts), request)
     except TimeoutError as e:
         raise httpx.ReadTimeout(f"no complete answer within {timeout_s:g}s") from e
 
 
 async def _follow(client: httpx.AsyncClient, method: str, url: str, timeout_s: float, max_bytes: int,
-                  follow: bool, also_hosts: set[str]) -> Answer:
+                  follow: bool, also_hosts: set[str], request: dict[str, Any]) -> Answer:
     current = url
     for _ in range(MAX_REDIRECTS + 1):
-        answer = await _once(client, method, current, timeout_s, max_bytes)
+        answer = await _once(client, method, current, timeout_s, max_bytes, request)
         location = answer.headers.get("location")
         if not (follow and answer.status in REDIRECTS and location):
             return answer
@@ -76,15 +96,16 @@ async def _follow(client: httpx.AsyncClient, method: str, url: str, timeout_s: f
             raise PermanentError(f"redirected to another host ({host or 'no host'}); not followed "
                                  "(list it in allow_redirects_to to allow it)", code="redirect_refused")
         current = target
-        method = "GET" if answer.status == 303 else method
+        if answer.status == 303:  # "see other": a GET, without the body
+            method, request = "GET", {k: v for k, v in request.items() if k == "headers"}
     raise PermanentError(f"more than {MAX_REDIRECTS} redirects", code="redirect_loop")
 
 
 async def _once(client: httpx.AsyncClient, method: str, url: str, timeout_s: float,
-                max_bytes: int) -> Answer:
-    async with client.stream(method, url, timeout=timeout_s) as response:
+                max_bytes: int, request: dict[str, Any]) -> Answer:
+    async with client.stream(method, url, timeout=timeout_s, **request) as response:
         body, truncated = await read_capped(response, max_bytes)
-        return Answer(response.status_code, dict(response.headers), body, truncated, url)
+        return Answer(response.status_code, response.headers, body, truncated, url)
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:

@@ -1,4 +1,5 @@
-"""Every HTTP probe reads a bounded amount whatever the remote does, and says when it cut.
+"""Every HTTP read (probes, notifiers, flag services) is bounded whatever the remote does, and
+says when it cut.
 
 A loopback server answers with a body that never ends, or redirects elsewhere. Each probe must
 come back (no hang), say "truncated" where it cut, keep its Python heap peak (tracemalloc, this
@@ -107,3 +108,30 @@ def test_redirects_within_the_host_or_to_an_allowed_host_are_followed(hostile: H
     with pytest.raises(PermanentError) as err:
         asyncio.run(ProviderStatusProbe().collect(target, ProbeContext(timeout_s=5)))
     assert err.value.code == "statuspage_too_large"
+
+
+def test_a_notifier_endpoint_answering_forever_costs_a_bounded_read(hostile: HostileServer) -> None:
+    from agent.notify import HttpChannel, Notifier
+    from tests.agent.test_notify import update
+
+    hostile.endless.add("/hook")
+
+    class Url:
+        def resolve(self) -> str:
+            return hostile.url("/hook")
+
+    [delivery], peak = peak_of(Notifier([HttpChannel("webhook#0", Url(), "webhook")]).deliver(update()))
+    assert delivery.ok and peak < 4 * MiB, f"peak heap {peak / MiB:.1f} MiB"
+
+
+def test_a_flag_service_answering_forever_is_garbage_not_a_memory_spike(hostile: HostileServer) -> None:
+    from actions.flag_backends import backend_for
+    from agent.model import FlagSpec
+    from agent.model.context import ActionContext
+
+    hostile.endless.add("/flag")
+    spec = FlagSpec(name="new-ui", backend="webhook", url=hostile.url("/flag"))
+    flag = backend_for(spec, ActionContext(target=TargetSpec(name="shop", flags=[spec])))
+    error, peak = peak_of(flag.get())
+    assert isinstance(error, PermanentError) and error.code == "flag_garbage", error
+    assert peak < 6 * MiB, f"peak heap {peak / MiB:.1f} MiB"

@@ -107,3 +107,14 @@ def test_same_incident_gives_the_same_proposal_ids() -> None:
     later = decide([DEPLOY, SPIKE], TargetSpec(name="checkout", deployment="checkout"), load_tree(
         BUNDLED_TREE, Registry.discover().actions), Registry.discover(), NOW + timedelta(hours=1))
     assert later.proposals[0].id != _decide([DEPLOY, SPIKE]).proposals[0].id
+
+
+def test_a_finding_with_onset_and_rate_round_trips_through_json() -> None:
+    from agent.model import Rate
+
+    rate = Rate(0.4, "ratio", 120.0, samples=2000, baseline=0.01, baseline_from="prometheus", verdict="spike")
+    finding = Finding(kind="error_spike", subject="checkout", severity=Severity.SEV2, observed_at=NOW,
+                      summary="40% failing", probe="prometheus", onset=NOW - timedelta(minutes=7),
+                      onset_from="prometheus range query", rate=rate)
+    assert Finding.from_json(finding.to_json()) == finding
+    assert finding.to_json()["rate"]["baseline"] == 0.01 and not finding.noise

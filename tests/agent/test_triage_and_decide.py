@@ -118,3 +118,18 @@ def test_a_finding_with_onset_and_rate_round_trips_through_json() -> None:
                       onset_from="prometheus range query", rate=rate)
     assert Finding.from_json(finding.to_json()) == finding
     assert finding.to_json()["rate"]["baseline"] == 0.01 and not finding.noise
+
+
+def test_prometheus_history_outweighs_two_scrapes_when_it_says_the_rate_is_usual() -> None:
+    from agent.evidence import with_history_baselines
+    from agent.model import Rate
+
+    scrapes = _f("error_spike", summary="40% failing")
+    scrapes = Finding(**{**scrapes.__dict__, "rate": Rate(0.4, "ratio", 2, 500, 0.01,
+                                                          "the counters' lifetime ratio")})
+    history = Finding(**{**scrapes.__dict__, "probe": "prometheus", "rate": Rate(
+        0.4, "ratio", 300, 90_000, 0.38, "prometheus: the same hour a day and a week back", "at_baseline")})
+    judged = with_history_baselines([scrapes, history])
+    assert all(f.noise for f in judged)
+    assert triage(judged, "checkout").headline.startswith("checkout: no incident (likely false alarm)")
+    assert not with_history_baselines([scrapes])[0].noise  # alone, two scrapes still call it a spike

@@ -1,9 +1,11 @@
 """`hemostat run`: the in-cluster daemon.
 
 One asyncio loop with named tasks: a sweep per target, the executor, and the alert workers.
-The HTTP endpoints (Alertmanager webhook, /healthz, /readyz, /metrics) are served by a small
-threaded stdlib server that records each alert durably in the ledger before answering, then
-hands the diagnosis to the loop. SIGTERM sets a stop flag; in-flight work drains within a deadline.
+The HTTP endpoints (Alertmanager webhook, /healthz, /readyz, /metrics; see agent.daemon_routes)
+are served by an asyncio server whose worker threads record each alert durably in the ledger
+before answering, then hand the diagnosis to the loop. Ledger I/O stays off the loop; a watchdog
+fails /healthz when the loop stalls. SIGTERM sets a stop flag; in-flight work drains within a
+deadline.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from typing import Any
 import structlog
 
 from agent import lifecycle, service
-from agent.daemon_http import serve_http
+from agent.daemon_announce import Announcer
+from agent.daemon_http import HttpServer
 from agent.daemon_metrics import Metrics
+from agent.daemon_routes import limits, routes
 from agent.executor import Executor
 from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
-from agent.status import StatusUpdate, status_update
+from agent.status import StatusUpdate
+from agent.watchdog import LoopWatchdog
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
@@ -46,19 +51,21 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = None
-    _inflight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
+    _inflight: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = field(default_factory=set)
     _sweeping: set[str] = field(default_factory=set)
     _seen: dict[str, datetime] = field(default_factory=dict)
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     leader: bool = False
     notifier: Notifier | None = None
     _slots: asyncio.Semaphore | None = None
+    watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
+    _announcer: Announcer | None = None
 
     @property
     def actor(self) -> str:
         return self.app.config.identity
 
-    # -- HTTP side (runs in the server's threads) ---------------------------------------------
+    # -- HTTP side (runs in the server's worker threads) ---------------------------------------
     def ready(self) -> tuple[bool, str]:
         try:
             self.ledger.events(limit=1)
@@ -142,15 +149,26 @@ class Daemon:
             self._loop.call_soon_threadsafe(self.announce, incident_id)
 
     def announce(self, incident_id: str) -> None:
-        """Post the incident's status update to every notifier; never blocks the incident."""
+        """Ask for the incident's status update (loop thread); rendered and sent off the loop."""
         if self.notifier is None:
             return
-        incident = self.ledger.incident(incident_id)
-        update = status_update(incident, self.ledger.events(incident_id=incident_id), utcnow(),
-                               self.app.config.executor.status_update_minutes)
-        self.notifier.dispatch(update)
+        if self._announcer is None:
+            self._announcer = Announcer(self.ledger, self.notifier.dispatch, utcnow,
+                                        self.app.config.executor.status_update_minutes)
+        self._announcer.request(incident_id)
+
+    async def drain_announcements(self, timeout_s: float | None = None) -> None:
+        if self._announcer is not None:
+            await self._announcer.drain(timeout_s)
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
+        """Record a delivery outcome (called on the loop): the write goes to a worker thread."""
+        assert self._loop is not None
+        future = self._loop.run_in_executor(None, self._record_delivery, update, delivery)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+
+    def _record_delivery(self, update: StatusUpdate, delivery: Delivery) -> None:
         self.ledger.append("notification", self.actor, utcnow(), incident_id=update.incident_id,
                            data=delivery.to_json())
 
@@ -223,12 +241,17 @@ class Daemon:
             for pid in await executor.reconcile():
                 log.warning("reconciled interrupted execution", proposal=pid)
         for pid in await executor.run_once():
-            record = self.ledger.proposal(pid)
-            self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
-            if record.proposal.incident_id:
-                lifecycle.after_execution(self.ledger, record.proposal.incident_id,
-                                          record.state == "succeeded", self.actor, utcnow())
-                self.announce(record.proposal.incident_id)
+            incident_id = await asyncio.to_thread(self._after_execution, pid)
+            if incident_id:
+                self.announce(incident_id)
+
+    def _after_execution(self, pid: str) -> str | None:
+        record = self.ledger.proposal(pid)
+        self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
+        if record.proposal.incident_id:
+            lifecycle.after_execution(self.ledger, record.proposal.incident_id,
+                                      record.state == "succeeded", self.actor, utcnow())
+        return record.proposal.incident_id
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -241,8 +264,9 @@ class Daemon:
         self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(self._warm_kube)
-        server = serve_http(self, host, port)
-        log.info("hemostat running", listen=f"{host}:{server.server_port}",
+        server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
+        await server.start(host, port)
+        log.info("hemostat running", listen=f"{host}:{server.port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
                  mode=self.app.policy.mode)
         executor = Executor(self.app, self.ledger, self.actor)
@@ -250,6 +274,7 @@ class Daemon:
         tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}") for t in sweeping]
         tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
         tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
+        tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
 
@@ -263,16 +288,20 @@ class Daemon:
         except HemostatError as e:
             log.warning("no Kubernetes API; Kubernetes probes and actions will report it", error=str(e))
 
-    async def _drain(self, server: Any, tasks: list[asyncio.Task[None]]) -> None:
+    async def _drain(self, server: HttpServer, tasks: list[asyncio.Task[None]]) -> None:
+        """Stop taking requests, then give in-flight work the rest of the deadline."""
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
-        await asyncio.to_thread(server.shutdown)
+        deadline = asyncio.get_running_loop().time() + self.drain_deadline_s
+        await server.stop()
         pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks
-        done, late = await asyncio.wait(pending, timeout=self.drain_deadline_s) if pending else (set(), set())
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())
         for task in late:
             task.cancel()
+        left = max(1.0, deadline - asyncio.get_running_loop().time())
+        await self.drain_announcements(timeout_s=left / 2)
         if self.notifier is not None:
-            await self.notifier.drain(timeout_s=5)
-        server.server_close()
+            await self.notifier.drain(timeout_s=left / 2)
         log.info("stopped", finished=len(done), cancelled=len(late))
 
 

@@ -19,6 +19,14 @@ STATUS_LABELS = {
     "resolved": "Resolved",
 }
 
+# Event types `event_line` turns into a sentence: a status update reads only these.
+SHOWN_TYPES = (
+    "incident_opened", "alert_fired", "triaged", "role_assigned", "proposal", "approval",
+    "proposal_approved", "proposal_rejected", "proposal_expired", "execution_started",
+    "execution_finished", "verification", "proposal_succeeded", "proposal_failed",
+    "proposal_reverted", "escalated",
+)
+
 
 def utc(at: datetime) -> str:
     return f"{at:%Y-%m-%d %H:%M} UTC"

@@ -7,6 +7,7 @@ that makes execution happen once, whatever crashes or how many daemons run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -118,6 +119,9 @@ class Ledger(Protocol):
 
     def events(self, *, incident_id: str | None = None, proposal_id: str | None = None,
                after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
+
+    def latest_events(self, incident_id: str, *, types: Sequence[str],
+                      limit: int = 20) -> list[Event]: ...
 
     def open_incident(self, incident: IncidentRecord, actor: str) -> IncidentRecord: ...
 

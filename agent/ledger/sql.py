@@ -41,6 +41,10 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _event_row(r: Row) -> Event:
+    return Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6]))
+
+
 class SqlLedger:
     """Backend-neutral ledger. Subclasses implement `_tx()` (a write/read transaction) and
     `_insert_event()` (which must return the new sequence number)."""
@@ -81,7 +85,19 @@ class SqlLedger:
         with self._tx() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
-        return [Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6])) for r in rows]
+        return [_event_row(r) for r in rows]
+
+    def latest_events(self, incident_id: str, *, types: Sequence[str],
+                      limit: int = 20) -> list[Event]:
+        """The incident's last `limit` events of `types`, oldest first: what a status update
+        needs, read through the (incident_id, seq) index however long the timeline grew."""
+        marks = ", ".join("?" for _ in types)
+        sql = ("SELECT seq, at, type, actor, incident_id, proposal_id, data FROM events "
+               f"WHERE incident_id = ? AND type IN ({marks}) ORDER BY seq DESC LIMIT {int(limit)}")
+        with self._tx() as cur:
+            cur.execute(sql, [incident_id, *types])
+            rows = cur.fetchall()
+        return [_event_row(r) for r in reversed(rows)]
 
     # -- incidents -----------------------------------------------------------------------------
     def _incident_row(self, r: Row) -> IncidentRecord:

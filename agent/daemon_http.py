@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+from agent.model import truncate
 
 log = structlog.get_logger("hemostat.http")
 
@@ -44,13 +47,15 @@ class Raw:
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint. `authorize` sees only the headers and may refuse before the body is read."""
+    """One endpoint. `authorize` sees only the headers and may refuse before the body is read;
+    `limited=False` exempts it from the in-flight cap (health checks must answer under load)."""
 
     method: str
     path: str
     handle: Handler
     authorize: Authorize | None = None
     reads_body: bool = False
+    limited: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,21 @@ class Limits:
     max_inflight: int = 64  # requests being handled at once; more get 429
     workers: int = 4  # threads for synchronous handlers (ledger writes)
     drain_s: float = 5.0  # to finish in-flight requests at shutdown
+
+
+class _ProtocolLog(logging.Handler):
+    """aiohttp's reports of malformed requests as one structured line: a client's garbage must
+    not put multi-line tracebacks (or its bytes, unbounded) into the JSON log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        text = f"{type(error).__name__}: {error}" if error else record.getMessage()
+        log.warning("malformed request refused", error=truncate(" ".join(text.split()), 200))
+
+
+PROTOCOL_LOG = logging.getLogger("hemostat.http.protocol")
+PROTOCOL_LOG.propagate = False
+PROTOCOL_LOG.addHandler(_ProtocolLog())
 
 
 class _CappedServer(web.Server):
@@ -96,7 +116,8 @@ class HttpServer:
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
         server = _CappedServer(self._dispatch, self.limits.max_connections, handler_cancellation=True,
                                keepalive_timeout=self.limits.header_timeout_s, lingering_time=0,
-                               auto_decompress=False, max_headers=64, access_log=None)
+                               auto_decompress=False, max_headers=64, access_log=None,
+                               logger=PROTOCOL_LOG)
         self._runner = web.ServerRunner(server, shutdown_timeout=self.limits.drain_s)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, backlog=128)
@@ -114,7 +135,7 @@ class HttpServer:
         route = self._table.get(request.path, {}).get(request.method)
         if route is None:
             return self._not_routed(request)
-        if self._inflight >= self.limits.max_inflight:
+        if route.limited and self._inflight >= self.limits.max_inflight:
             return _reply(429, {"error": "too many requests in flight; retry"}, close=True,
                           headers={"Retry-After": "1"})
         self._inflight += 1

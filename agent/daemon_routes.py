@@ -29,8 +29,8 @@ def routes(daemon: Daemon) -> list[Route]:
     return [
         Route("POST", WEBHOOK_PATH, partial(webhook, daemon), authorize=partial(webhook_token, daemon),
               reads_body=True),
-        Route("GET", "/healthz", partial(healthz, daemon)),
-        Route("GET", "/readyz", partial(readyz, daemon)),
+        Route("GET", "/healthz", partial(healthz, daemon), limited=False),
+        Route("GET", "/readyz", partial(readyz, daemon), limited=False),
         Route("GET", "/metrics", partial(metrics, daemon)),
     ]
 

@@ -37,6 +37,8 @@ class IntakeConfig(_Strict):
     """The Alertmanager webhook receiver."""
 
     listen: str = "127.0.0.1:9095"
+    webhook: bool = Field(True, description="false: no Alertmanager intake; the port serves "
+                          "/metrics and the health checks only")
     token: SecretRef | None = None
     max_body_bytes: int = Field(1 << 20, gt=0)
     header_timeout_s: float = Field(10.0, gt=0, description="to send a request's head (and keep-alive idle)")

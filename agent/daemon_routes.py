@@ -26,13 +26,15 @@ WEBHOOK_PATH = "/webhook/alertmanager"
 
 
 def routes(daemon: Daemon) -> list[Route]:
-    return [
-        Route("POST", WEBHOOK_PATH, partial(webhook, daemon), authorize=partial(webhook_token, daemon),
-              reads_body=True),
+    table = [
         Route("GET", "/healthz", partial(healthz, daemon), limited=False),
         Route("GET", "/readyz", partial(readyz, daemon), limited=False),
         Route("GET", "/metrics", partial(metrics, daemon)),
     ]
+    if daemon.app.config.intake.webhook:  # off: 404 from the table, before any body is read
+        table.append(Route("POST", WEBHOOK_PATH, partial(webhook, daemon),
+                           authorize=partial(webhook_token, daemon), reads_body=True))
+    return table
 
 
 def limits(intake: IntakeConfig, drain_s: float) -> Limits:

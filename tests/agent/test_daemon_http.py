@@ -216,3 +216,11 @@ def test_a_late_heartbeat_is_a_stall_even_after_it_beats_again() -> None:
     clock["now"] = 14.0
     watchdog.beat()
     assert watchdog.health() == (True, "ok")
+
+
+def test_with_the_webhook_off_its_path_is_404_and_the_body_is_never_read(tmp_path: Path) -> None:
+    config = Config(intake={"webhook": False})  # type: ignore[arg-type]
+    daemon = Daemon(build_app(config, Registry.discover()), SqliteLedger(tmp_path / "ledger.db"))
+    with serving(routes(daemon), daemon=daemon) as port:
+        status, answer = exchange(port, post(b"", token=None, length=1 << 20))
+    assert status == 404 and "no such endpoint" in answer["error"]

@@ -72,6 +72,9 @@ class KubernetesConfig(_Strict):
 class ExecutorConfig(_Strict):
     proposal_ttl_minutes: float = Field(30, gt=0, description="unapproved proposals expire")
     verify_timeout_s: float = Field(120, gt=0)
+    claim_lease_s: float = Field(
+        60, gt=0, description="an execution may run this long; a new leader reconciles an "
+        "interrupted one only after its claim is this old (plus the action's settle_s)")
     status_update_minutes: float = Field(30, gt=0, description="cadence while an incident is open")
 
 

@@ -239,9 +239,8 @@ class Daemon:
         self.metrics.leader.set(1 if self.leader else 0)
         if not self.leader:
             return
-        if not was_leader:
-            for pid in await executor.reconcile():
-                log.warning("reconciled interrupted execution", proposal=pid)
+        for pid in await executor.reconcile():  # every pass: a young claim is reconciled later
+            log.warning("reconciled interrupted execution", proposal=pid, new_leader=not was_leader)
         for pid in await executor.run_once():
             incident_id = await asyncio.to_thread(self._after_execution, pid)
             if incident_id:

@@ -90,8 +90,9 @@ class Executor:
     async def _run(self, action: Any, plan: Plan, ctx: ActionContext, dry: bool) -> Outcome:
         lease = self.app.config.executor.claim_lease_s
         try:  # bounded by the claim's lease: a running action never outlives its claim
-            return await asyncio.wait_for(action.dry_run(plan, ctx) if dry else action.execute(plan, ctx),
-                                          lease)  # type: ignore[no-any-return]
+            outcome: Outcome = await asyncio.wait_for(
+                action.dry_run(plan, ctx) if dry else action.execute(plan, ctx), lease)
+            return outcome
         except TimeoutError:
             return Outcome(False, f"not finished within the claim lease ({lease:g} s)", {"code": "timeout"})
         except HemostatError as e:

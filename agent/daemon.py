@@ -152,7 +152,7 @@ class Daemon:
 
     def announce(self, incident_id: str) -> None:
         """Ask for the incident's status update (loop thread); rendered and sent off the loop."""
-        if self.notifier is None:
+        if self.notifier is None or not self.notifier.channels:  # nobody to tell: render nothing
             return
         if self._announcer is None:
             self._announcer = Announcer(self.ledger, self.notifier.dispatch, utcnow,
@@ -275,6 +275,7 @@ class Daemon:
         tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}") for t in sweeping]
         tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
         tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
+        self.watchdog.on_beat = self.metrics.loop_lag.set
         tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)

@@ -66,7 +66,7 @@ class Limits:
     body_timeout_s: float = 10.0  # to send the whole body after the head (408 past it)
     max_body_bytes: int = 1 << 20
     max_connections: int = 256  # open sockets; one more gets 429 and is closed
-    max_inflight: int = 64  # requests being handled at once; more get 429
+    max_inflight: int = 32  # requests being handled at once (bodies held: this x max_body_bytes)
     workers: int = 4  # threads for synchronous handlers (ledger writes)
     drain_s: float = 5.0  # to finish in-flight requests at shutdown
 

@@ -22,6 +22,7 @@ class LoopWatchdog:
     clock: Callable[[], float] = time.monotonic
     last_beat: float = field(default=-1.0)
     lateness_s: float = 0.0
+    on_beat: Callable[[float], None] | None = None  # receives each beat's lateness (a metric)
 
     def beat(self) -> None:
         """Record a heartbeat; lateness is how far past its interval it came."""
@@ -29,6 +30,8 @@ class LoopWatchdog:
         if self.last_beat >= 0:
             self.lateness_s = max(0.0, now - self.last_beat - self.interval_s)
         self.last_beat = now
+        if self.on_beat is not None:
+            self.on_beat(self.lateness_s)
 
     def health(self) -> tuple[bool, str]:
         if self.last_beat < 0:

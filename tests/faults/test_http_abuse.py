@@ -81,13 +81,13 @@ def test_ten_thousand_hostile_requests_crash_nothing_and_write_nothing_unauthent
 
 def _stalled(port: int, index: int) -> socket.socket:
     """Half the sockets stop inside the request head; the others declare a 1 MiB body and
-    trickle it (one in four of those with the token, fewer than `max_inflight`)."""
+    trickle it (one in eight of those with the token, fewer than `max_inflight`)."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setblocking(False)
     if index % 2 == 0:
         sock.send(f"POST {PATH} HTTP/1.1\r\nHost: h\r\nX-Slow-{index}: ".encode())
     else:
-        auth = f"Bearer {TOKEN}" if index % 8 == 1 else None
+        auth = f"Bearer {TOKEN}" if index % 16 == 1 else None
         sock.send(request(b"", auth, length=1 << 20))
     return sock
 
@@ -183,3 +183,36 @@ def test_sigterm_under_an_alert_flood_drains_within_the_deadline(daemon: DaemonP
     assert code == 0 and "stopped" in daemon.log.read_text()
     assert drained_s < 20 + 5
     assert not {s for s in counts if s >= 500} - {503}  # 503 only: "shutting down; retry"
+
+
+def _big(i: int, summary: str) -> dict[str, Any]:
+    payload = alert_payload(target="checkout", fingerprint=f"big-{i}", group_key=f"big-{i}")
+    payload["alerts"][0]["annotations"]["summary"] = summary
+    return payload
+
+
+def test_a_burst_of_large_authenticated_alerts_stays_within_the_memory_limit(daemon: DaemonProcess) -> None:
+    """150 alerts of 600 KB at once: bodies beyond `max_inflight` wait for a retry (429), so the
+    daemon's memory stays inside the chart's 256 MiB limit."""
+    bodies = [json.dumps(_big(i, "x" * 600_000)).encode() for i in range(150)]
+    before, peak, done = rss_kib(daemon.proc.pid), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kib(daemon.proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(150) as pool:
+            answers = collections.Counter(pool.map(
+                lambda b: send(daemon.port, Probe("big", request(b, f"Bearer {TOKEN}")), timeout=60), bodies))
+    finally:
+        done.set()
+        sampler.join()
+    print(f"\nburst: 150 x 600 KB alerts, answers {dict(answers)}; RSS {before // 1024} -> peak "
+          f"{peak[0] // 1024} MiB")
+    assert set(answers) <= {200, 202, 429} and answers[202] >= 1
+    assert peak[0] < 256 * 1024
+    assert daemon.get("/healthz")[0] == 200

@@ -18,7 +18,6 @@ import signal
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,8 +27,9 @@ from agent.daemon_announce import Announcer
 from agent.daemon_http import HttpServer
 from agent.daemon_metrics import Metrics
 from agent.daemon_routes import limits, routes
+from agent.daemon_tasks import named, warm_kube
 from agent.executor import Executor
-from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
+from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
@@ -39,7 +39,6 @@ from agent.watchdog import LoopWatchdog
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
-REPLAY_WINDOW = timedelta(seconds=60)  # identical bodies this close together are replays
 
 
 @dataclass
@@ -53,8 +52,8 @@ class Daemon:
     _loop: asyncio.AbstractEventLoop | None = None
     _inflight: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = field(default_factory=set)
     _sweeping: set[str] = field(default_factory=set)
-    _seen: dict[str, datetime] = field(default_factory=dict)
-    _seen_lock: threading.Lock = field(default_factory=threading.Lock)
+    _intake_lock: threading.Lock = field(default_factory=threading.Lock)
+    _unmatched: SeenAlerts = field(default_factory=SeenAlerts)
     leader: bool = False
     notifier: Notifier | None = None
     _slots: asyncio.Semaphore | None = None
@@ -74,17 +73,22 @@ class Daemon:
         return (False, "stopping") if self.stopping.is_set() else (True, "ready")
 
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        """Validate, record and schedule. Returns the HTTP status and JSON answer."""
+        """Validate, record and schedule. Returns the HTTP status and JSON answer: 202 when
+        something was new, 200 when every alert was a re-delivery (acknowledged, not recorded
+        again), 4xx for a payload that will never be right, 503 to make the sender retry."""
         try:
             if not self.app.config.intake.webhook:
                 raise IntakeError(404, "the Alertmanager webhook is off (intake.webhook: false)")
             token = self.app.config.intake.token.resolve() if self.app.config.intake.token else None
             authenticate(authorization, token)
             webhook = parse(body, self.app.config.intake.max_body_bytes)
-            self._refuse_replay(body_digest(body))
             if self.stopping.is_set():
                 raise IntakeError(503, "shutting down; Alertmanager will retry")
-            return 202, self._accept(webhook)
+            with self._intake_lock:  # two deliveries of one alert at once must not both be news
+                answer = self._accept(webhook)
+            code = 202 if answer["recorded"] else 200
+            self.metrics.webhooks.labels(result=str(code)).inc()
+            return code, answer
         except IntakeError as e:
             self.metrics.webhooks.labels(result=str(e.status)).inc()
             log.warning("webhook refused", status=e.status, reason=str(e))
@@ -92,51 +96,50 @@ class Daemon:
         except HemostatError as e:  # ledger full or unreachable: make Alertmanager retry
             self.metrics.webhooks.labels(result="503").inc()
             log.error("webhook not recorded", error=str(e), code=e.code)
-            self._forget(body_digest(body))
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def _forget(self, digest: str) -> None:
-        """A delivery we failed to record must not be refused as a replay when retried."""
-        with self._seen_lock:
-            self._seen.pop(digest, None)
-
-    def _refuse_replay(self, digest: str) -> None:
-        now = utcnow()
-        with self._seen_lock:
-            for key, at in list(self._seen.items()):
-                if now - at > REPLAY_WINDOW:
-                    del self._seen[key]
-            if digest in self._seen:
-                raise IntakeError(409, "duplicate delivery of an identical payload (replay)")
-            self._seen[digest] = now
-
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
-        now, incidents = utcnow(), []
+        now, incidents, recorded, dups = utcnow(), [], 0, 0
+        if webhook.truncatedAlerts:
+            log.warning("alert group truncated by the sender", group=webhook.groupKey[:200],
+                        truncated=webhook.truncatedAlerts)
         for target, alerts in group(webhook, self.app.config):
             if target is None:
-                lifecycle.on_unmatched(self.ledger, alerts, now)
+                news = self._unmatched.news(alerts)
+                self.metrics.alerts.labels(result="unmatched").inc(len(news))
+                if news:
+                    lifecycle.on_unmatched(self.ledger, webhook, news, now)
+                    log.warning("alerts match no target", alerts=sorted({a.labels.get("alertname", "?")
+                                                                          for a in news}))
+                recorded, dups = recorded + len(news), dups + len(alerts) - len(news)
                 continue
-            incident, diagnose = lifecycle.on_alerts(self.ledger, webhook, target, alerts, now)
-            if incident is None:
+            outcome = lifecycle.on_alerts(self.ledger, webhook, target, alerts, now, webhook.source)
+            self.metrics.alerts.labels(result="recorded").inc(outcome.recorded)
+            self.metrics.alerts.labels(result="duplicate").inc(outcome.duplicates)
+            recorded, dups = recorded + outcome.recorded, dups + outcome.duplicates
+            if outcome.incident is None:
                 continue
-            incidents.append(incident.id)
-            self._announce_threadsafe(incident.id)
-            if diagnose:
+            incidents.append(outcome.incident.id)
+            if outcome.recorded:
+                self._announce_threadsafe(outcome.incident.id)
+            if outcome.diagnose:
+                incident = outcome.incident
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
                 self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
-        self.metrics.webhooks.labels(result="202").inc()
-        return {"accepted": len(webhook.alerts), "incidents": incidents}
+        return {"accepted": len(webhook.alerts), "recorded": recorded, "duplicates": dups,
+                "incidents": incidents}
 
     def _schedule(self, coro: Awaitable[Any], name: str) -> None:
         assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(_named(coro, name), self._loop)
+        future = asyncio.run_coroutine_threadsafe(named(coro, name), self._loop)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
 
     # -- loop side ------------------------------------------------------------------------------
     async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
-        result = await service.diagnose(self.app, target, incident.opened_at, history, incident.id)
+        # One clock: the diagnosis happens now, however long ago the alert started.
+        result = await service.diagnose(self.app, target, None, history, incident.id)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 
@@ -165,6 +168,8 @@ class Daemon:
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
         """Record a delivery outcome (called on the loop): the write goes to a worker thread."""
+        self.metrics.notifications.labels(channel=delivery.channel,
+                                          result="ok" if delivery.ok else "failed").inc()
         assert self._loop is not None
         future = self._loop.run_in_executor(None, self._record_delivery, update, delivery)
         self._inflight.add(future)
@@ -250,8 +255,7 @@ class Daemon:
         record = self.ledger.proposal(pid)
         self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
         if record.proposal.incident_id:
-            lifecycle.after_execution(self.ledger, record.proposal.incident_id,
-                                      record.state == "succeeded", self.actor, utcnow())
+            lifecycle.after_execution(self.ledger, record, self.actor, utcnow())
         return record.proposal.incident_id
 
     async def _pause(self, seconds: float) -> None:
@@ -264,7 +268,7 @@ class Daemon:
             self._loop.add_signal_handler(sig, self.stopping.set)
         self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
-            await asyncio.to_thread(self._warm_kube)
+            await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
         await server.start(host, port)
         log.info("hemostat running", listen=f"{host}:{server.port}",
@@ -279,16 +283,6 @@ class Daemon:
         tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
-
-    def _warm_kube(self) -> None:
-        """Import the Kubernetes client and load its config now, in a worker thread: doing it on
-        first use would stall the event loop (and every probe and webhook) for half a second."""
-        try:
-            import kubernetes.client  # noqa: F401
-
-            self.app.kube_provider()()
-        except HemostatError as e:
-            log.warning("no Kubernetes API; Kubernetes probes and actions will report it", error=str(e))
 
     async def _drain(self, server: HttpServer, tasks: list[asyncio.Task[None]]) -> None:
         """Stop taking requests, then give in-flight work the rest of the deadline."""
@@ -305,14 +299,3 @@ class Daemon:
         if self.notifier is not None:
             await self.notifier.drain(timeout_s=left / 2)
         log.info("stopped", finished=len(done), cancelled=len(late))
-
-
-async def _named(coro: Awaitable[Any], name: str) -> Any:
-    task = asyncio.current_task()
-    if task is not None:
-        task.set_name(name)
-    try:
-        return await coro
-    except Exception as e:  # one bad alert must not take the daemon down
-        log.error("task failed", task=name, error=f"{type(e).__name__}: {e}")
-        return None

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: PostgreSQL server binaries (the suite starts its
-# own throwaway cluster; no system service is started), redis-server and prometheus (the suite
-# starts its own on a free loopback port). As root only;
+# own throwaway cluster; no system service is started), redis-server, prometheus and
+# prometheus-alertmanager (the suite starts its own on free loopback ports). As root only;
 # otherwise says what is missing and leaves it to the tests to fail or skip.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -23,3 +24,4 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 service redis-server stop >/dev/null 2>&1 || true
 service postgresql stop >/dev/null 2>&1 || true
 service prometheus stop >/dev/null 2>&1 || true
+service prometheus-alertmanager stop >/dev/null 2>&1 || true

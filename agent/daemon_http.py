@@ -114,7 +114,9 @@ class HttpServer:
         for route in self.routes:
             self._table.setdefault(route.path, {})[route.method] = route
         self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
-        server = _CappedServer(self._dispatch, self.limits.max_connections, handler_cancellation=True,
+        # No cancellation when a client leaves: a handler then finishes its worker-thread job
+        # before its in-flight slot frees, so `max_inflight` bounds the pool's queue too.
+        server = _CappedServer(self._dispatch, self.limits.max_connections, handler_cancellation=False,
                                keepalive_timeout=self.limits.header_timeout_s, lingering_time=0,
                                auto_decompress=False, max_headers=64, access_log=None,
                                logger=PROTOCOL_LOG)
@@ -188,6 +190,8 @@ class HttpServer:
         except TimeoutError:
             return _reply(408, {"error": f"body not received within {self.limits.body_timeout_s:g} s"},
                           close=True)
+        except (ConnectionError, web.RequestPayloadError) as e:  # the client left or mangled it
+            return _reply(400, {"error": f"body incomplete: {type(e).__name__}"}, close=True)
         return b"".join(chunks)
 
     def _not_routed(self, request: web.BaseRequest) -> web.StreamResponse:

@@ -224,3 +224,41 @@ def test_with_the_webhook_off_its_path_is_404_and_the_body_is_never_read(tmp_pat
     with serving(routes(daemon), daemon=daemon) as port:
         status, answer = exchange(port, post(b"", token=None, length=1 << 20))
     assert status == 404 and "no such endpoint" in answer["error"]
+
+
+def test_a_client_that_leaves_keeps_its_slot_until_the_worker_is_done() -> None:
+    """Otherwise disconnecting clients could queue unbounded work (and bodies) in the pool."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(headers: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+        started.set()
+        release.wait(10)
+        return 200, {"ok": True}
+
+    raw = b"GET /slow HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"
+    with serving([Route("GET", "/slow", slow)], Limits(max_inflight=1, workers=1)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as leaver:
+            leaver.sendall(raw)
+            assert started.wait(5)
+        assert exchange(port, raw)[0] == 429  # the leaver's job still runs, so its slot is taken
+        release.set()
+        assert wait_for_200(port, raw)
+
+
+def wait_for_200(port: int, raw: bytes) -> bool:
+    for _ in range(100):
+        if exchange(port, raw)[0] == 200:
+            return True
+        threading.Event().wait(0.05)
+    return False
+
+
+def test_a_body_cut_short_by_the_client_reaches_no_handler_and_logs_no_error(daemon: Daemon) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs, serving(routes(daemon), daemon=daemon) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(post(b'{"version": "4"', length=1000))
+        assert exchange(port, b"GET /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")[0] == 200
+    assert daemon.ledger.events() == []
+    assert [e for e in logs if e["log_level"] == "error"] == []

@@ -41,11 +41,18 @@ def _alert_json(alert: Alert) -> dict[str, object]:
             "summary": truncate(alert.annotations.get("summary", ""), SUMMARY_CHARS)}
 
 
+ALERT_EVENTS = ("alert_fired", "alert_resolved")  # what tracked_alerts reads, filtered in SQL
+
+
+def _tracked(ledger: Ledger, incident_id: str) -> dict[str, dict[str, Any]]:
+    return tracked_alerts(ledger.events(incident_id=incident_id, types=ALERT_EVENTS))
+
+
 def tracked_alerts(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
     """Each alert (by fingerprint) that joined the incident, as last delivered. Pure."""
     out: dict[str, dict[str, Any]] = {}
     for event in events:
-        if event.type in ("alert_fired", "alert_resolved"):
+        if event.type in ALERT_EVENTS:
             out.update({a["fingerprint"]: a for a in event.data.get("alerts", ()) if "fingerprint" in a})
     return out
 
@@ -74,7 +81,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
     repeat_interval, a retry, an HA twin) of the same fingerprint, status and startsAt is
     acknowledged and not recorded again. Moves the incident when its alerts say so."""
     incident = ledger.find_open_incident(target=target.name)
-    tracked = tracked_alerts(ledger.events(incident_id=incident.id)) if incident else {}
+    tracked = _tracked(ledger, incident.id) if incident else {}
     fresh = [a for a in alerts if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     dups = len(alerts) - len(fresh)
     new_firing = [a for a in fresh if a.status == "firing"]
@@ -89,7 +96,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
         if opened:
             _record(ledger, webhook, incident, [a for a in fresh if a.status == "resolved"], now, actor)
             return AlertsOutcome(incident, diagnose=True, recorded=len(fresh), duplicates=dups)
-        tracked = tracked_alerts(ledger.events(incident_id=incident.id))  # a racer's incident
+        tracked = _tracked(ledger, incident.id)  # a racer's incident
         fresh = [a for a in fresh if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     _record(ledger, webhook, incident, fresh, now, actor)
     tracked.update({a.fingerprint: _alert_json(a) for a in fresh})
@@ -189,7 +196,7 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     if verified:
         status, cause = "monitoring", "mitigation_verified"
     else:
-        tracked = tracked_alerts(ledger.events(incident_id=incident.id))
+        tracked = _tracked(ledger, incident.id)
         quiet = bool(tracked) and not firing(tracked)
         status, cause = ("monitoring" if quiet else "investigating"), "mitigation_failed"
     if incident.status == status:

@@ -72,7 +72,8 @@ class SqlLedger:
             return self._append(cur, type, actor, at, incident_id, proposal_id, data)
 
     def events(self, *, incident_id: str | None = None, proposal_id: str | None = None,
-               after_seq: int = 0, limit: int | None = None) -> list[Event]:
+               after_seq: int = 0, limit: int | None = None,
+               types: Sequence[str] | None = None) -> list[Event]:
         sql = "SELECT seq, at, type, actor, incident_id, proposal_id, data FROM events WHERE seq > ?"
         params: list[Any] = [after_seq]
         if incident_id is not None:
@@ -81,6 +82,9 @@ class SqlLedger:
         if proposal_id is not None:
             sql += " AND proposal_id = ?"
             params.append(proposal_id)
+        if types:  # in SQL: a long incident's observations are never read to find a few lines
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params.extend(types)
         sql += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit else "")
         with self._tx() as cur:
             cur.execute(sql, params)

@@ -203,3 +203,9 @@ def test_latest_events_are_the_last_of_the_asked_types_oldest_first(ledger: Ledg
     latest = ledger.latest_events(incident.id, types=("triaged", "incident_opened"), limit=3)
     assert [e.data["i"] for e in latest] == [21, 24, 27]
     assert [e.type for e in ledger.latest_events(incident.id, types=("incident_opened",))] == ["incident_opened"]
+
+
+def test_events_of_some_types_are_filtered_in_the_query(ledger: Ledger) -> None:
+    for i, kind in enumerate(["observations", "finding", "observations", "alert_fired", "finding"]):
+        ledger.append(kind, "hemostat", T0 + timedelta(seconds=i), incident_id="inc-1", data={"i": i})
+    assert [e.data["i"] for e in ledger.events(incident_id="inc-1", types=("finding", "alert_fired"))] == [1, 3, 4]

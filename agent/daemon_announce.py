@@ -2,14 +2,15 @@
 
 Every accepted webhook, diagnosis and execution asks to announce its incident. Under an alert
 flood that is thousands of requests for a handful of incidents, so at most one announcement per
-incident waits at a time; it is rendered in a worker thread from the latest events only
-(`Ledger.latest_events`), never by reading the whole timeline, and then handed to the notifier.
+incident waits at a time; it is rendered in a worker thread from the event types a status update
+uses (filtered in SQL: never a long incident's observations, findings and notifications), and
+then handed to the notifier.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,20 +20,21 @@ import structlog
 from agent.ledger import Event, Ledger
 from agent.model import HemostatError
 from agent.notify import drain_tasks
-from agent.status import SHOWN_TYPES, StatusUpdate, status_update
+from agent.status import StatusUpdate, status_update
 
 log = structlog.get_logger("hemostat.daemon")
-RECENT = 10  # timeline lines read for "Current status"; only the last one is shown
-PROPOSALS = 50  # proposal events read to name the proposals those lines mention
+# What `status_update` reads (agent.status and agent.situation): the timeline lines, the latest
+# triage, the alerts' states, status changes, roles and every mitigation step.
+STATUS_TYPES = (
+    "incident_opened", "alert_fired", "alert_resolved", "triaged", "status_changed", "role_assigned",
+    "proposal", "approval", "proposal_approved", "proposal_rejected", "proposal_expired",
+    "execution_started", "execution_finished", "verification", "proposal_succeeded",
+    "proposal_failed", "proposal_reverted", "escalated",
+)
 
 
 def status_events(ledger: Ledger, incident_id: str) -> list[Event]:
-    """The few events a status update shows: the latest lines, the latest triage, the proposals."""
-    picked = [*ledger.latest_events(incident_id, types=SHOWN_TYPES, limit=RECENT),
-              *ledger.latest_events(incident_id, types=("triaged",), limit=1),
-              *ledger.latest_events(incident_id, types=("proposal",), limit=PROPOSALS)]
-    by_seq = {e.seq: e for e in picked}
-    return [by_seq[seq] for seq in sorted(by_seq)]
+    return ledger.events(incident_id=incident_id, types=STATUS_TYPES)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Announcer:
     dispatch: Callable[[StatusUpdate], Any]
     now: Callable[[], datetime]
     cadence_minutes: float
+    roles: Mapping[Any, str] | None = None
     _waiting: set[str] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -66,7 +69,7 @@ class Announcer:
         self._waiting.discard(incident_id)  # before reading: a later change asks again
         incident = self.ledger.incident(incident_id)
         return status_update(incident, status_events(self.ledger, incident_id), self.now(),
-                             self.cadence_minutes)
+                             self.cadence_minutes, self.roles)
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Finish waiting announcements (shutdown, tests); cancel what is left at the deadline."""

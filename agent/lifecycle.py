@@ -18,9 +18,10 @@ from typing import Any
 
 from agent import service
 from agent.intake import Alert, Webhook
-from agent.ledger import Event, IncidentRecord, Ledger, ProposalRecord
+from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import TargetSpec, truncate
 from agent.service import Diagnosis, new_incident_id
+from agent.situation import firing, tracked_alerts
 from agent.wiring import App
 
 ACTIVE = ("opened", "triaged", "investigating", "identified", "mitigating")  # before monitoring
@@ -44,21 +45,9 @@ def _alert_json(alert: Alert) -> dict[str, object]:
 ALERT_EVENTS = ("alert_fired", "alert_resolved")  # what tracked_alerts reads, filtered in SQL
 
 
-def _tracked(ledger: Ledger, incident_id: str) -> dict[str, dict[str, Any]]:
+def tracked_for(ledger: Ledger, incident_id: str) -> dict[str, dict[str, Any]]:
+    """The incident's alerts as last delivered, reading only its alert events."""
     return tracked_alerts(ledger.events(incident_id=incident_id, types=ALERT_EVENTS))
-
-
-def tracked_alerts(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
-    """Each alert (by fingerprint) that joined the incident, as last delivered. Pure."""
-    out: dict[str, dict[str, Any]] = {}
-    for event in events:
-        if event.type in ALERT_EVENTS:
-            out.update({a["fingerprint"]: a for a in event.data.get("alerts", ()) if "fingerprint" in a})
-    return out
-
-
-def firing(tracked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in tracked.values() if a.get("status") == "firing"]
 
 
 def _delivery_key(alert: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -81,7 +70,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
     repeat_interval, a retry, an HA twin) of the same fingerprint, status and startsAt is
     acknowledged and not recorded again. Moves the incident when its alerts say so."""
     incident = ledger.find_open_incident(target=target.name)
-    tracked = _tracked(ledger, incident.id) if incident else {}
+    tracked = tracked_for(ledger, incident.id) if incident else {}
     fresh = [a for a in alerts if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     dups = len(alerts) - len(fresh)
     new_firing = [a for a in fresh if a.status == "firing"]
@@ -96,7 +85,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
         if opened:
             _record(ledger, webhook, incident, [a for a in fresh if a.status == "resolved"], now, actor)
             return AlertsOutcome(incident, diagnose=True, recorded=len(fresh), duplicates=dups)
-        tracked = _tracked(ledger, incident.id)  # a racer's incident
+        tracked = tracked_for(ledger, incident.id)  # a racer's incident
         fresh = [a for a in fresh if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     _record(ledger, webhook, incident, fresh, now, actor)
     tracked.update({a.fingerprint: _alert_json(a) for a in fresh})
@@ -184,6 +173,11 @@ def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     return after, after.status != recorded.status
 
 
+def mitigates(plan: dict[str, Any] | None) -> bool:
+    """A plan that touches nothing (investigate) hands work to a human; it mitigates nothing."""
+    return bool((plan or {}).get("touches", True))  # no plan at all: a mitigation that failed early
+
+
 def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: datetime) -> IncidentRecord:
     """A verified mitigation moves the incident to monitoring. A failed (or unverified) one
     leaves it investigating, unless its alerts have all resolved (then it stays monitoring,
@@ -191,12 +185,12 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     assert record.proposal.incident_id is not None
     incident = ledger.incident(record.proposal.incident_id)
     verified = record.state == "succeeded" and not record.verdict.dry_run
-    if record.verdict.dry_run or incident.status == "resolved":
+    if record.verdict.dry_run or incident.status == "resolved" or not mitigates(record.plan):
         return incident
     if verified:
         status, cause = "monitoring", "mitigation_verified"
     else:
-        tracked = _tracked(ledger, incident.id)
+        tracked = tracked_for(ledger, incident.id)
         quiet = bool(tracked) and not firing(tracked)
         status, cause = ("monitoring" if quiet else "investigating"), "mitigation_failed"
     if incident.status == status:

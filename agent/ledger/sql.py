@@ -91,18 +91,6 @@ class SqlLedger:
             rows = cur.fetchall()
         return [_event_row(r) for r in rows]
 
-    def latest_events(self, incident_id: str, *, types: Sequence[str],
-                      limit: int = 20) -> list[Event]:
-        """The incident's last `limit` events of `types`, oldest first: what a status update
-        needs, read through the (incident_id, seq) index however long the timeline grew."""
-        marks = ", ".join("?" for _ in types)
-        sql = ("SELECT seq, at, type, actor, incident_id, proposal_id, data FROM events "
-               f"WHERE incident_id = ? AND type IN ({marks}) ORDER BY seq DESC LIMIT {int(limit)}")
-        with self._tx() as cur:
-            cur.execute(sql, [incident_id, *types])
-            rows = cur.fetchall()
-        return [_event_row(r) for r in reversed(rows)]
-
     # -- incidents -----------------------------------------------------------------------------
     def _incident_row(self, r: Row) -> IncidentRecord:
         return IncidentRecord(r[0], r[1], r[2], r[3], int(r[4]), _dt(r[5]), _dt(r[6]), r[7],
@@ -273,6 +261,21 @@ class SqlLedger:
 
     def try_lead(self, name: str) -> bool:
         return True
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def beat(self, role: str, holder: str, at: datetime) -> None:
+        """Record that `holder` is alive in `role` (one row per role, overwritten: not history)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO heartbeats (role, holder, at) VALUES (?, ?, ?) ON CONFLICT (role) "
+                        "DO UPDATE SET holder = excluded.holder, at = excluded.at",
+                        (role, holder, self._stamp(at)))
+
+    def heartbeat(self, role: str) -> tuple[str, datetime] | None:
+        """Who last beat in `role`, and when; None if nobody ever did."""
+        with self._tx() as cur:
+            cur.execute("SELECT holder, at FROM heartbeats WHERE role = ?", (role,))
+            row = cur.fetchone()
+        return (row[0], _dt(row[1])) if row else None
 
 
 def _initial_state(verdict: Verdict) -> str:

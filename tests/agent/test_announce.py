@@ -1,5 +1,5 @@
-"""Status updates read only what they show: the same update from a long timeline as from the
-whole of it, from a bounded number of events, coalesced per incident."""
+"""Status updates read only the event types they use: the same update as from the whole
+timeline, without a long incident's observations and notifications; coalesced per incident."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.daemon_announce import PROPOSALS, RECENT, Announcer, status_events
+from agent.daemon_announce import Announcer, status_events
 from agent.ledger import IncidentRecord
 from agent.ledger.sqlite import SqliteLedger
 from agent.status import StatusUpdate, status_update
@@ -33,6 +33,12 @@ def _long_timeline(ledger: SqliteLedger) -> str:
         ledger.append("observations", "hemostat", next(at), incident_id=incident.id, data={"blob": "y"})
     ledger.append("approval", "dana", next(at), incident_id=incident.id, proposal_id="p-1",
                   data={"approvals": 1, "needed": 1})
+    ledger.append("role_assigned", "dana", next(at), incident_id=incident.id,
+                  data={"role": "incident_commander", "name": "lee"})
+    ledger.append("proposal_approved", "dana", next(at), incident_id=incident.id, proposal_id="p-1",
+                  data={"from": "proposed"})
+    ledger.append("alert_resolved", "alertmanager", next(at), incident_id=incident.id,
+                  data={"alerts": [{"fingerprint": "f1", "status": "resolved", "summary": "x"}]})
     ledger.set_incident_status(incident.id, "identified", "hemostat", next(at))
     return incident.id
 
@@ -42,11 +48,13 @@ def test_the_update_from_the_latest_events_is_the_update_from_the_whole_timeline
     incident_id = _long_timeline(ledger)
     incident, now = ledger.incident(incident_id), T0 + timedelta(hours=1)
     read = status_events(ledger, incident_id)
-    assert len(read) <= RECENT + 1 + PROPOSALS < len(ledger.events(incident_id=incident_id)) // 10
-    assert status_update(incident, read, now, 30) == status_update(incident, ledger.events(incident_id=incident_id), now, 30)
-    update = status_update(incident, read, now, 30)
-    assert update.impact == "checkout failing (200)"
-    assert update.current == "dana approved rollback deployment/checkout (1/1)"
+    everything = ledger.events(incident_id=incident_id)
+    assert len(read) < len(everything) // 20
+    roles = {"incident_commander": "sam"}
+    update = status_update(incident, read, now, 30, roles)
+    assert update == status_update(incident, everything, now, 30, roles)
+    assert update.impact == "checkout failing (200)" and update.commander == "lee"
+    assert "rollback deployment/checkout is approved" in update.current
 
 
 def test_a_flood_of_requests_for_one_incident_renders_it_once_with_the_latest_state(tmp_path: Path) -> None:

@@ -194,17 +194,6 @@ def test_an_unknown_incident_status_is_refused(ledger: Ledger) -> None:
     assert ledger.incident("inc-1").status == "opened"
 
 
-def test_latest_events_are_the_last_of_the_asked_types_oldest_first(ledger: Ledger) -> None:
-    incident = ledger.open_incident(IncidentRecord("inc-1", "checkout", "errors", "opened", 2, T0, T0), "hemostat")
-    for i in range(30):
-        ledger.append("triaged" if i % 3 == 0 else "observations", "hemostat", T0 + timedelta(seconds=i),
-                      incident_id=incident.id, data={"i": i})
-    ledger.append("triaged", "hemostat", T0, data={"i": "another incident"})
-    latest = ledger.latest_events(incident.id, types=("triaged", "incident_opened"), limit=3)
-    assert [e.data["i"] for e in latest] == [21, 24, 27]
-    assert [e.type for e in ledger.latest_events(incident.id, types=("incident_opened",))] == ["incident_opened"]
-
-
 def test_events_of_some_types_are_filtered_in_the_query(ledger: Ledger) -> None:
     for i, kind in enumerate(["observations", "finding", "observations", "alert_fired", "finding"]):
         ledger.append(kind, "hemostat", T0 + timedelta(seconds=i), incident_id="inc-1", data={"i": i})

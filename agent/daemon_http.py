@@ -6,7 +6,7 @@ of worker threads, so ledger I/O never runs on the event loop. Defences, in the 
 meets them: a connection cap (429 and close), a deadline for the request head (slowloris), an
 in-flight cap (429), the route's `authorize(headers)` before any body byte is read (401), the
 declared and actual body size (413), a deadline for the whole body (408). Mount an endpoint with
-one line in `Daemon.routes()`.
+one line in `agent.daemon_routes.routes()`.
 """
 
 from __future__ import annotations

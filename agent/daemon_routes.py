@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from agent.approval_api import ROUTES as APPROVAL_ROUTES
 from agent.config import IntakeConfig
 from agent.daemon_http import Answer, Limits, Raw, Route
 from agent.intake import IntakeError, authenticate
@@ -34,6 +35,9 @@ def routes(daemon: Daemon) -> list[Route]:
     if daemon.app.config.intake.webhook:  # off: 404 from the table, before any body is read
         table.append(Route("POST", WEBHOOK_PATH, partial(webhook, daemon),
                            authorize=partial(webhook_token, daemon), reads_body=True))
+    if daemon.app.config.approval_api.enabled:
+        table += [Route("POST", path, partial(approval, daemon, verb), reads_body=True)
+                  for path, verb in APPROVAL_ROUTES.items()]
     return table
 
 
@@ -59,6 +63,11 @@ def webhook_token(daemon: Daemon, headers: Mapping[str, str]) -> Answer | None:
 
 def webhook(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
     return daemon.receive_webhook(body, headers.get("Authorization"))
+
+
+def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    """The approval API (agent.approval_api): its own TokenReview authenticates the caller."""
+    return daemon.approval_request(verb, dict(headers), body)
 
 
 async def healthz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -1,5 +1,5 @@
 """`intake.webhook: false` (the chart's way to install without a webhook token): the daemon
-runs, serves health and metrics, and answers 404 on the webhook path, recording nothing."""
+runs, serves health, and answers 404 on the webhook path (not mounted), recording nothing."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_webhook_off_answers_404_and_records_nothing(tmp_path: Path, loopback: L
     daemon = start_daemon(path)
     try:
         status, answer = daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
-        assert (status, answer["error"]) == (404, "the Alertmanager webhook is off (intake.webhook: false)")
+        assert status == 404, answer  # the route is not mounted at all
         assert daemon.get("/healthz")[0] == 200
     finally:
         daemon.stop(signal.SIGKILL)

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
 from agent.model.context import ProbeContext
-from agent.model.kube import body_message, call_blocking, kube_api, server_trouble
+from agent.model.kube import RawApi, body_message, call_blocking, server_trouble
 from agent.model.rbac import KubeRule
 
 JSON = dict[str, Any]
@@ -41,8 +41,9 @@ def _warm(ctx: ProbeContext) -> None:
 
 
 def api(ctx: ProbeContext, kind: str) -> Any:
-    """`api(ctx, "CoreV1Api")` over the context's ApiClient."""
-    return kube_api(ctx.kube, kind)
+    """`api(ctx, "CoreV1Api")` over the context's ApiClient; the probes' reads go out as plain
+    GETs (`RawApi`), so a pass never pays for importing the typed API modules."""
+    return RawApi(ctx.kube, kind)
 
 
 def to_error(e: Any, verb: str, resource: str, namespace: str, name: str = "") -> HemostatError:

@@ -128,6 +128,17 @@ async def list_pods(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
     return pods[:MAX_PODS]
 
 
+async def service_slices(ctx: ProbeContext, namespace: str, service: str) -> list[JSON]:
+    """The EndpointSlices of a Service: where each of its pods answers."""
+    await connect(ctx)
+    discovery = api(ctx, "DiscoveryV1Api")
+    listing = await read_json(ctx, ("list", "endpointslices", namespace, ""),
+                              discovery.list_namespaced_endpoint_slice, namespace,
+                              label_selector=f"kubernetes.io/service-name={service}")
+    slices: list[JSON] = listing.get("items", [])
+    return slices
+
+
 def parse_quantity(text: str) -> float:
     """A Kubernetes quantity as a plain number: "250m" -> 0.25 (cores), "612344Ki" -> bytes.
 

@@ -33,6 +33,7 @@ from agent.model import (
 )
 from agent.model.bounded_http import cap_note, fetch
 from agent.model.context import ProbeContext
+from agent.model.rate import LIFETIME
 from agent.model.rbac import KubeRule
 from probes._kube import service_slices
 from probes.app_metrics_pods import combined, delta, pod_urls
@@ -177,7 +178,7 @@ def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -
     t = target.thresholds
     samples = int(rate["requests"] or 0)
     return Rate(rate["ratio"], "ratio", rate["seconds"], samples=samples, baseline=baseline,
-                baseline_from="the counters' lifetime ratio" if baseline is not None else "",
+                baseline_from=LIFETIME if baseline is not None else "",
                 verdict=judge_rate(rate["ratio"], samples, baseline, t.min_requests, t.baseline_factor))
 
 

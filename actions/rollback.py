@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import math
+from collections.abc import Awaitable
 from typing import Any
 
+from actions import rollback_gitops
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
-from agent.model.rbac import EVENTS, KubeRule
+from agent.model.rbac import EVENTS, KubeRule, gitops_rules
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -118,6 +120,11 @@ def diff(where: str, before: JSON, after: JSON) -> tuple[Change, ...]:
     return tuple(changes)
 
 
+def _gitops(plan: Plan) -> bool:
+    """Plans made by a GitOps strategy (actions/rollback_gitops.py) carry it in their state."""
+    return "strategy" in plan.state
+
+
 def _ref(deploy: JSON) -> ObjectRef:
     meta = deploy["metadata"]
     return ObjectRef("apps/v1", "Deployment", meta["namespace"], meta["name"], meta.get("uid", ""))
@@ -159,6 +166,7 @@ class RollbackAction:
         KubeRule("apps", "deployments", ("get", "patch"), "target", "put the previous template back"),
         KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
         EVENTS,
+        *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
     )
     mutates = True
 
@@ -172,6 +180,11 @@ class RollbackAction:
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
         deploy = await _read(ctx)
         _refuse_paused(deploy)
+        gitops = await rollback_gitops.plan(proposal, ctx, deploy,
+                                            lambda: self._live_plan(proposal, ctx, deploy))
+        return gitops or await self._live_plan(proposal, ctx, deploy)
+
+    async def _live_plan(self, proposal: Proposal, ctx: ActionContext, deploy: JSON) -> Plan:
         to_revision = proposal.params.get("to_revision")
         current, rs = _pick(deploy, await _owned(ctx, deploy), int(to_revision) if to_revision else None)
         before, after = clean_template(deploy["spec"]["template"]), clean_template(rs["spec"]["template"])
@@ -189,14 +202,22 @@ class RollbackAction:
         )
 
     async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        return await self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
-                                f"rolled back to revision {plan.state['to_revision']}")
+        def live() -> Awaitable[Outcome]:
+            return self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
+                              f"rolled back to revision {plan.state['to_revision']}")
+
+        return await rollback_gitops.execute(plan, ctx, live) if _gitops(plan) else await live()
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        return await self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
-                                f"rolled forward to the template of revision {plan.state['from_revision']}")
+        def live() -> Awaitable[Outcome]:
+            return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
+                              f"rolled forward to the template of revision {plan.state['from_revision']}")
+
+        return await rollback_gitops.revert(plan, ctx, live) if _gitops(plan) else await live()
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        if plan.state.get("strategy") in ("git-revert", "argocd"):
+            return Outcome(True, f"{plan.summary} (dry run: nothing pushed or patched)", {"changed": False})
         deploy = await self._fresh(plan, ctx)
         if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
             return Outcome(True, "already at the target template: nothing to do", {"changed": False})
@@ -229,16 +250,27 @@ class RollbackAction:
         return Outcome(True, f"deployment {plan.state['namespace']}/{plan.state['deployment']} {done}", facts)
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        waiting = await self._wait(plan, ctx)
-        if waiting is not None:
-            return Outcome(False, f"rollout not available after {self.verify_timeout_s:g}s: {waiting}",
-                           {"waiting": waiting})
+        if _gitops(plan):
+            return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
+                                                lambda: self._verify_live(plan, ctx), self.poll_interval_s)
+        return await self._verify_live(plan, ctx)
+
+    async def _still_bad(self, ctx: ActionContext) -> Outcome | None:
         findings = [f for f in await ctx.reprobe(ctx.target, self.reprobe) if f.kind in STILL_BAD]
         if findings:
             return Outcome(False, f"rolled out, but still: {findings[0].summary}",
                            {"findings": [f.kind for f in findings]})
-        return Outcome(True, f"revision {plan.state['to_revision']}'s template is rolled out and available",
-                       {"revision": plan.state["to_revision"]})
+        return None
+
+    async def _verify_live(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        waiting = await self._wait(plan, ctx)
+        if waiting is not None:
+            return Outcome(False, f"rollout not available after {self.verify_timeout_s:g}s: {waiting}",
+                           {"waiting": waiting})
+        bad = await self._still_bad(ctx)
+        revision = plan.state["to_revision"]
+        return bad or Outcome(True, f"revision {revision}'s template is rolled out and available",
+                              {"revision": revision})
 
     async def _wait(self, plan: Plan, ctx: ActionContext) -> str | None:
         polls = max(1, math.ceil(self.verify_timeout_s / self.poll_interval_s))

@@ -8,11 +8,15 @@ action; global rate limit; dry-run mode; auto mode within limits; otherwise ask 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from agent.model import Proposal, Verdict
 from policies.model import ActionRule, Freeze, Policy
+
+# Actions whose live edits a GitOps controller would undo: their verdicts carry the target's
+# GitOps rule (policies/model.py GitOpsRule) as `gitops_*` limits.
+GITOPS_AWARE = frozenset({"rollback", "scale-up", "feature-flag-off", "failover"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,14 @@ class Gate:
 
     def evaluate(self, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
                  severity: int = 4) -> Verdict:
+        verdict = self._evaluate(proposal, history, now, severity)
+        if proposal.action not in GITOPS_AWARE or not self.policy.gitops:
+            return verdict  # without a gitops section the actions use GitOpsRule's defaults
+        gitops = self.policy.gitops_rule(proposal.target).limits()
+        return replace(verdict, limits={**gitops, **verdict.limits})
+
+    def _evaluate(self, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
+                  severity: int) -> Verdict:
         mode, rule = self.policy.mode, self.policy.rule(proposal.action)
         if mode == "observe":
             return self._verdict("deny", "observe mode: recorded only, nothing is executed", rule)

@@ -18,7 +18,8 @@ from typing import Any
 
 from agent.model import Finding, HemostatError, Observation, PermanentError, TargetSpec, truncate
 from agent.model.context import ProbeContext
-from agent.model.rbac import KubeRule
+from agent.model.rbac import KubeRule, gitops_rules
+from probes import _gitops
 from probes._kube import (
     DEPLOYMENT_READS,
     api,
@@ -167,6 +168,7 @@ class K8sWorkloadProbe:
         KubeRule("apps", "replicasets", ("list",), why="the rollout history"),
         KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="the HPA targeting it"),
         KubeRule("metrics.k8s.io", "pods", ("list",), why="kubectl top pods"),
+        *gitops_rules(("get",), "who owns the workload: Argo CD or Flux"),
     )
 
     def applies_to(self, target: TargetSpec) -> bool:
@@ -175,13 +177,14 @@ class K8sWorkloadProbe:
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         deploy = await read_deployment(ctx, target)
         notes: list[str] = []
-        pods, replica_sets, hpa, metrics = await asyncio.gather(
+        pods, replica_sets, hpa, metrics, gitops = await asyncio.gather(
             list_pods(ctx, deploy), _replica_sets(ctx, deploy),
-            _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes))
-        return shape(deploy, pods, replica_sets, hpa, metrics, notes)
+            _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes),
+            _optional(_gitops.owner(ctx, deploy), "gitops", notes))
+        return {**shape(deploy, pods, replica_sets, hpa, metrics, notes), "gitops": gitops}
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
         if "deployment" not in data:
             return []
-        return findings(data, target, now)
+        return findings(data, target, now) + _gitops.finding(data.get("gitops"), target, now, self.name)

@@ -24,6 +24,7 @@ from agent.model.context import ActionContext, ProbeContext
 from agent.model.rbac import grants_of
 from agent.registry import Registry
 from tests.actions import test_rollback, test_scale_up
+from tests.kubeapi.gitops import register_gitops_crds
 from tests.kubeapi.server import FakeApiServer
 
 NS, APP, HPA, CONFIGMAP = "shop", "app", "app-hpa", "app-config"
@@ -88,6 +89,44 @@ def rollback(api: FakeApiServer, client: Client, action: Any) -> None:
     api.requests.clear()  # the setup's own patch is not the action's
     action.poll_interval_s, action.verify_timeout_s = 0.01, 0.05
     full_cycle(action, proposal("rollback", APP), test_rollback.ctx_for(client))
+    for owner in GITOPS_OWNERS:  # the GitOps strategies: argocd, and live with sync suspended
+        mark_owned(api, owner)
+        rule = {"rollback": "argocd"} if owner == "Application" else {"rollback": "live", "live_allowed": True}
+        limits = {f"gitops_{k}": v for k, v in {**rule, "may_suspend_sync": True, "sync_timeout_s": 0.02}.items()}
+        ctx = ActionContext(target=test_rollback.ctx_for(client).target, kube=lambda: client, limits=limits)
+        full_cycle(action, proposal("rollback", APP), ctx)
+
+
+GITOPS_OWNERS = ("Application", "Kustomization", "HelmRelease")
+
+
+def mark_owned(api: FakeApiServer, kind: str) -> None:
+    """The target Deployment as Argo CD or Flux leaves it, and the owner object, auto-syncing.
+    Seeded straight into the store: the scenario's requests stay the code's own."""
+    register_gitops_crds(api)
+    for ns in ("argocd", "flux-system"):
+        api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    deploy = api.get_object("apps/v1", "deployments", NS, APP)
+    assert deploy is not None
+    meta = deploy["metadata"]
+    meta["labels"], meta["annotations"] = {"app": "web"}, {"deployment.kubernetes.io/revision": "3"}
+    history = [{"id": 0, "revision": "a" * 40}, {"id": 1, "revision": "b" * 40}]
+    if kind == "Application":
+        meta["annotations"]["argocd.argoproj.io/tracking-id"] = f"{APP}:apps/Deployment:{NS}/{APP}"
+        owner = {"apiVersion": "argoproj.io/v1alpha1", "metadata": {"name": APP, "namespace": "argocd"},
+                 "spec": {"source": {"repoURL": "https://git.example/d.git"},
+                          "syncPolicy": {"automated": {"selfHeal": True}}},
+                 "status": {"sync": {"revision": "b" * 40}, "history": history}}
+    else:
+        prefix = "kustomize" if kind == "Kustomization" else "helm"
+        meta["labels"].update({f"{prefix}.toolkit.fluxcd.io/name": "apps",
+                               f"{prefix}.toolkit.fluxcd.io/namespace": "flux-system"})
+        version = "v1" if kind == "Kustomization" else "v2"
+        owner = {"apiVersion": f"{prefix}.toolkit.fluxcd.io/{version}",
+                 "metadata": {"name": "apps", "namespace": "flux-system"},
+                 "spec": {"interval": "5m", "driftDetection": {"mode": "enabled"}}}
+    api.seed(deploy)
+    api.seed({"kind": kind, **owner})
 
 
 def scale_up(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -126,6 +165,10 @@ def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:
     api.set_pod_log(NS, "app-1", "app", "ERROR boom\n")
     target = TargetSpec(name="shop-app", namespace=NS, deployment=APP)
     run(plugin.collect(target, ProbeContext(kube=lambda: client)))
+    if plugin.name == "k8s-workload":  # who owns it: each GitOps controller's object in turn
+        for owner in GITOPS_OWNERS:
+            mark_owned(api, owner)
+            run(plugin.collect(target, ProbeContext(kube=lambda: client)))
 
 
 Scenario = Callable[[FakeApiServer, Client, Any], None]

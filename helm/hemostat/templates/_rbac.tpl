@@ -87,13 +87,28 @@ No secrets, no wildcards, no watch, no delete.
 {{- end }}
 {{- end }}
 
-{{/* A Role and its RoleBinding in one namespace. Arg: (dict "root" $ "namespace" NS "rules" TEXT). */}}
+{{/* The GitOps controllers' objects, in each of gitops.namespaces: probes read who owns a
+workload; rollback (its argocd and live strategies) suspends and restores auto-sync. */}}
+{{- define "hemostat.rules.gitops" -}}
+- apiGroups: ["argoproj.io"]
+  resources: ["applications"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+- apiGroups: ["kustomize.toolkit.fluxcd.io"]
+  resources: ["kustomizations"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+- apiGroups: ["helm.toolkit.fluxcd.io"]
+  resources: ["helmreleases"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+{{- end }}
+
+{{/* A Role and its RoleBinding in one namespace. Arg: (dict "root" $ "namespace" NS "rules" TEXT
+["suffix" "-gitops"]); the suffix keeps a second Role in a namespace apart. */}}
 {{- define "hemostat.role" -}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
   namespace: {{ .namespace }}
   labels:
     {{- include "hemostat.labels" .root | nindent 4 }}
@@ -103,14 +118,14 @@ rules:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
   namespace: {{ .namespace }}
   labels:
     {{- include "hemostat.labels" .root | nindent 4 }}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: Role
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
 subjects:
   - kind: ServiceAccount
     name: {{ include "hemostat.serviceAccountName" .root }}

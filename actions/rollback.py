@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actions import rollback_gitops
+from actions import rollback_gitops, rollback_workloads
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
@@ -164,6 +165,11 @@ class RollbackAction:
     summary = "roll the deployment back to its previous revision (kubectl rollout undo)"
     kube_rules = (
         KubeRule("apps", "deployments", ("get", "patch"), "target", "put the previous template back"),
+        KubeRule("apps", "statefulsets", ("get", "patch"), "target", "likewise, for a StatefulSet"),
+        KubeRule("apps", "daemonsets", ("get", "patch"), "target", "likewise, for a DaemonSet"),
+        KubeRule("apps", "controllerrevisions", ("list",), why="their revisions"),
+        KubeRule("argoproj.io", "rollouts", ("get", "patch"), "target", "undo an Argo Rollout"),
+        KubeRule("argoproj.io", "rollouts/status", ("patch",), "target", "abort or retry its update"),
         KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
         EVENTS,
         *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
@@ -178,11 +184,15 @@ class RollbackAction:
         return None if target.deployment else f"target {target.name} names no deployment"
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
-        deploy = await _read(ctx)
-        _refuse_paused(deploy)
-        gitops = await rollback_gitops.plan(proposal, ctx, deploy,
-                                            lambda: self._live_plan(proposal, ctx, deploy))
-        return gitops or await self._live_plan(proposal, ctx, deploy)
+        live: Callable[[], Awaitable[Plan]]
+        if ctx.target.kind != "Deployment":  # StatefulSet, DaemonSet, Rollout
+            obj = await rollback_workloads.read(ctx)
+            live = functools.partial(rollback_workloads.plan, proposal, ctx, obj)
+        else:
+            obj = await _read(ctx)
+            _refuse_paused(obj)
+            live = functools.partial(self._live_plan, proposal, ctx, obj)
+        return await rollback_gitops.plan(proposal, ctx, obj, live) or await live()
 
     async def _live_plan(self, proposal: Proposal, ctx: ActionContext, deploy: JSON) -> Plan:
         to_revision = proposal.params.get("to_revision")
@@ -203,6 +213,8 @@ class RollbackAction:
 
     async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
         def live() -> Awaitable[Outcome]:
+            if "kind" in plan.state:
+                return rollback_workloads.apply(plan, ctx, forward=True)
             return self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
                               f"rolled back to revision {plan.state['to_revision']}")
 
@@ -210,6 +222,8 @@ class RollbackAction:
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
         def live() -> Awaitable[Outcome]:
+            if "kind" in plan.state:
+                return rollback_workloads.apply(plan, ctx, forward=False)
             return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
                               f"rolled forward to the template of revision {plan.state['from_revision']}")
 
@@ -218,6 +232,8 @@ class RollbackAction:
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
         if plan.state.get("strategy") in ("git-revert", "argocd"):
             return Outcome(True, f"{plan.summary} (dry run: nothing pushed or patched)", {"changed": False})
+        if "kind" in plan.state:
+            return await rollback_workloads.apply(plan, ctx, forward=True, dry=True)
         deploy = await self._fresh(plan, ctx)
         if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
             return Outcome(True, "already at the target template: nothing to do", {"changed": False})
@@ -268,11 +284,14 @@ class RollbackAction:
             return Outcome(False, f"rollout not available after {self.verify_timeout_s:g}s: {waiting}",
                            {"waiting": waiting})
         bad = await self._still_bad(ctx)
-        revision = plan.state["to_revision"]
-        return bad or Outcome(True, f"revision {revision}'s template is rolled out and available",
-                              {"revision": revision})
+        revision = plan.state.get("to_revision")
+        done = "aborted: the stable ReplicaSet serves" if revision is None \
+            else f"revision {revision}'s template is rolled out and available"
+        return bad or Outcome(True, done, {"revision": revision})
 
     async def _wait(self, plan: Plan, ctx: ActionContext) -> str | None:
+        if "kind" in plan.state:
+            return await rollback_workloads.wait(ctx, plan.state, self.verify_timeout_s, self.poll_interval_s)
         polls = max(1, math.ceil(self.verify_timeout_s / self.poll_interval_s))
         waiting: str | None = None
         for poll in range(polls + 1):

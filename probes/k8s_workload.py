@@ -90,13 +90,36 @@ def replica_set(rs: JSON) -> JSON:
 
 
 async def _replica_sets(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
+    """The rollout history, newest first: owned ReplicaSets, or for a StatefulSet or DaemonSet its
+    ControllerRevisions (shaped alike)."""
     ns, uid = deploy["metadata"]["namespace"], deploy["metadata"]["uid"]
     apps = api(ctx, "AppsV1Api")
-    listing = await read_json(ctx, ("list", "replicasets", ns, ""), apps.list_namespaced_replica_set, ns,
-                              label_selector=label_selector(deploy["spec"].get("selector") or {}))
-    owned = [rs for rs in listing.get("items", [])
+    selector = label_selector(deploy["spec"].get("selector") or {})
+    if deploy.get("kind") in ("StatefulSet", "DaemonSet"):
+        listing = await read_json(ctx, ("list", "controllerrevisions", ns, ""),
+                                  apps.list_namespaced_controller_revision, ns, label_selector=selector)
+        items = [_as_replica_set(r) for r in listing.get("items", [])]
+    else:
+        listing = await read_json(ctx, ("list", "replicasets", ns, ""), apps.list_namespaced_replica_set, ns,
+                                  label_selector=selector)
+        items = [_rollout_revision(rs) for rs in listing.get("items", [])] \
+            if deploy.get("kind") == "Rollout" else listing.get("items", [])
+    owned = [rs for rs in items
              if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
     return sorted((replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
+
+
+def _rollout_revision(rs: JSON) -> JSON:
+    """An Argo Rollouts ReplicaSet numbers its revision under its own annotation."""
+    annotations = rs["metadata"].get("annotations") or {}
+    revision = annotations.get("rollout.argoproj.io/revision", annotations.get(REVISION, "0"))
+    return {**rs, "metadata": {**rs["metadata"], "annotations": {**annotations, REVISION: revision}}}
+
+
+def _as_replica_set(revision: JSON) -> JSON:
+    template = ((revision.get("data") or {}).get("spec") or {}).get("template") or {"spec": {}}
+    meta = {**revision["metadata"], "annotations": {REVISION: str(revision.get("revision", 0))}}
+    return {"metadata": meta, "spec": {"template": template, "replicas": 0}}
 
 
 async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
@@ -166,6 +189,7 @@ class K8sWorkloadProbe:
     kube_rules = (
         *DEPLOYMENT_READS,
         KubeRule("apps", "replicasets", ("list",), why="the rollout history"),
+        KubeRule("apps", "controllerrevisions", ("list",), why="a StatefulSet's or DaemonSet's history"),
         KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="the HPA targeting it"),
         KubeRule("metrics.k8s.io", "pods", ("list",), why="kubectl top pods"),
         *gitops_rules(("get",), "who owns the workload: Argo CD or Flux"),

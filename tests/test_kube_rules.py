@@ -23,8 +23,9 @@ from agent.model import FallbackSpec, FlagSpec, Proposal, TargetSpec
 from agent.model.context import ActionContext, ProbeContext
 from agent.model.rbac import grants_of
 from agent.registry import Registry
-from tests.actions import test_rollback, test_scale_up
+from tests.actions import test_rollback, test_rollback_workloads, test_scale_up
 from tests.kubeapi.gitops import register_gitops_crds
+from tests.kubeapi.rollouts import RolloutsController
 from tests.kubeapi.server import FakeApiServer
 
 NS, APP, HPA, CONFIGMAP = "shop", "app", "app-hpa", "app-config"
@@ -89,6 +90,12 @@ def rollback(api: FakeApiServer, client: Client, action: Any) -> None:
     api.requests.clear()  # the setup's own patch is not the action's
     action.poll_interval_s, action.verify_timeout_s = 0.01, 0.05
     full_cycle(action, proposal("rollback", APP), test_rollback.ctx_for(client))
+    for kind in OTHER_KINDS:
+        target = seed_workload(api, client, kind)
+        full_cycle(action, proposal("rollback", APP), ActionContext(target=target, kube=lambda: client))
+        if kind == "Rollout":  # and once finished: undone, not aborted
+            full_cycle(action, proposal("rollback", APP, rollout="undo"),
+                       ActionContext(target=target, kube=lambda: client))
     for owner in GITOPS_OWNERS:  # the GitOps strategies: argocd, and live with sync suspended
         mark_owned(api, owner)
         rule = {"rollback": "argocd"} if owner == "Application" else {"rollback": "live", "live_allowed": True}
@@ -98,6 +105,26 @@ def rollback(api: FakeApiServer, client: Client, action: Any) -> None:
 
 
 GITOPS_OWNERS = ("Application", "Kustomization", "HelmRelease")
+OTHER_KINDS = ("StatefulSet", "DaemonSet", "Rollout")
+
+
+def seed_workload(api: FakeApiServer, client: Client, kind: str) -> TargetSpec:
+    """The target as a StatefulSet, DaemonSet or Argo Rollout named like the Deployment, with two
+    revisions (the Rollout's canary paused, so rollback aborts it)."""
+    register_gitops_crds(api)
+    spec = {"canary": {"steps": [{"pause": {}}]}} if kind == "Rollout" else None
+    body = test_rollback_workloads.workload(kind, "shop/app:1", **({"strategy": spec} if spec else {}))
+    body["metadata"] = {"name": APP, "namespace": NS}
+    api.seed(body)
+    controller = RolloutsController(api)
+    controller.reconcile()
+    group, plural = test_rollback_workloads.GROUPS[kind]
+    obj = api.get_object(group, plural, NS, APP)
+    assert obj is not None
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = "shop/app:2"
+    api.apply(obj)
+    controller.reconcile()
+    return TargetSpec(name="shop-app", namespace=NS, deployment=APP, kind=kind)  # type: ignore[arg-type]
 
 
 def mark_owned(api: FakeApiServer, kind: str) -> None:
@@ -165,6 +192,8 @@ def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:
     api.set_pod_log(NS, "app-1", "app", "ERROR boom\n")
     target = TargetSpec(name="shop-app", namespace=NS, deployment=APP)
     run(plugin.collect(target, ProbeContext(kube=lambda: client)))
+    for kind in OTHER_KINDS:  # the target as another kind of workload
+        run(plugin.collect(seed_workload(api, client, kind), ProbeContext(kube=lambda: client)))
     if plugin.name == "k8s-workload":  # who owns it: each GitOps controller's object in turn
         for owner in GITOPS_OWNERS:
             mark_owned(api, owner)

@@ -228,7 +228,9 @@ class TargetSpec(_Strict):
 
     name: Name
     namespace: str = "default"
-    deployment: str | None = None
+    deployment: str | None = Field(None, description="the workload's name (of kind `kind`)")
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "Rollout"] = Field(
+        "Deployment", description="what `deployment` names; Rollout is Argo Rollouts'")
     container: str | None = None
     deploy_repo: DeployRepoSpec | None = None
     dependencies: list[DependencySpec] = Field(default_factory=list)

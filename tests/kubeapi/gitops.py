@@ -71,18 +71,19 @@ def manifests_at(repo: str, revision: str, path: str) -> list[Obj]:
     return docs
 
 
-class GitOpsController:
-    """One Argo CD / Flux controller over every Application and Kustomization in the fake."""
+class ControllerLoop:
+    """A controller's passes over the fake: `reconcile()` once (deterministic, for tests), or every
+    `interval_s` in a thread between `start()` and `stop()`, as a real controller runs."""
 
     def __init__(self, fake: FakeApiServer, interval_s: float = 0.05) -> None:
         self.fake, self.interval_s = fake, interval_s
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.passes = 0
 
-    def start(self) -> GitOpsController:
-        self._thread = threading.Thread(target=self._run, name="gitops-controller", daemon=True)
+    def start(self) -> ControllerLoop:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
@@ -96,12 +97,18 @@ class GitOpsController:
             self.reconcile()
 
     def reconcile(self) -> None:
+        raise NotImplementedError
+
+
+class GitOpsController(ControllerLoop):
+    """One Argo CD / Flux controller over every Application and Kustomization in the fake."""
+
+    def reconcile(self) -> None:
         with self.lock:
             for app in self.fake.list_objects(ARGO, "v1alpha1", "applications"):
                 self._application(app)
             for kustomization in self.fake.list_objects(FLUX_K, "v1", "kustomizations"):
                 self._kustomization(kustomization)
-            self.passes += 1
 
     # -- Argo CD ---------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from tests.kubeapi.handler import KubeHTTPServer
 from tests.kubeapi.logs import PodLogs
 from tests.kubeapi.meta import bind_namespace, reset_status, stamp_new, unchanged
 from tests.kubeapi.resources import Registry, ResourceType
+from tests.kubeapi.revisions import WORKLOADS
 from tests.kubeapi.router import Response, route
 from tests.kubeapi.store import Store
 
@@ -111,7 +112,7 @@ class FakeApiServer:
             exists = self.store.get(rt.storage, meta.get("namespace", ""), meta["name"])
             stored = self.store.write(rt.storage, self.api.to_hub(obj, rt),
                                       "MODIFIED" if exists else "ADDED")
-            if rt.storage == DEPLOYMENTS and "status" not in obj:
+            if rt.storage in (DEPLOYMENTS, *WORKLOADS) and "status" not in obj:
                 self.api.after_write(rt, stored)
                 stored = self.store.get(rt.storage, meta["namespace"], meta["name"]) or stored
         return self.api.render(stored, rt)

@@ -22,7 +22,7 @@ No secrets, no wildcards, no watch, no delete.
   resources: ["pods/log"]
   verbs: ["get"]
 - apiGroups: ["apps"]
-  resources: ["replicasets"]
+  resources: ["replicasets", "controllerrevisions"]
   verbs: ["list"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
@@ -54,11 +54,22 @@ No secrets, no wildcards, no watch, no delete.
 {{- $a := .root.Values.actions -}}
 {{- $deployments := include "hemostat.targetDeployments" . | fromYamlArray }}
 {{- if $deployments }}
-# The target Deployments only: probes read them{{ if $a.rollback.enabled }}; rollback patches their template{{ end }}.
+# The target workloads only (a target's `deployment` names its Deployment, StatefulSet,
+# DaemonSet or Argo Rollout): probes read them{{ if $a.rollback.enabled }}; rollback patches their template{{ end }}.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
   resourceNames: {{ toJson $deployments }}
   verbs: {{ toJson (ternary (list "get" "patch") (list "get") $a.rollback.enabled) }}
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") $a.rollback.enabled) }}
+{{- if $a.rollback.enabled }}
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts/status"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: ["patch"]
+{{- end }}
 {{- if $a.scaleUp.enabled }}
 # scale-up: their scale subresource, and the HPAs named after them (or listed in actions.scaleUp.hpas).
 - apiGroups: ["apps"]

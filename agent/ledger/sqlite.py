@@ -50,6 +50,8 @@ MIGRATIONS = (
     """,
     # v2: one open incident per target (see the PostgreSQL backend).
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
+    # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
+    "CREATE TABLE heartbeats (role TEXT PRIMARY KEY, holder TEXT NOT NULL, at TEXT NOT NULL);",
 )
 
 

@@ -139,3 +139,17 @@ def test_the_targets_gitops_rule_travels_with_a_rollback_verdict() -> None:
     limits = gate.evaluate(_proposal("rollback"), [], NOW).limits
     assert (limits["gitops_rollback"], limits["gitops_may_suspend_sync"]) == ("argocd", True)
     assert "gitops_rollback" not in gate.evaluate(_proposal("investigate"), [], NOW).limits
+
+
+def test_a_failed_execution_starts_no_cooldown_unless_the_policy_says_so() -> None:
+    failed = [PastExecution("rollback", "checkout", "checkout", NOW - timedelta(minutes=5), took_effect=False)]
+    assert _gate(cooldown_minutes=15).evaluate(_proposal(), failed, NOW).decision == "needs_approval"
+    strict = _gate(cooldown_minutes=15, cooldown_after_failure=True).evaluate(_proposal(), failed, NOW)
+    assert strict.decision == "deny" and strict.blocked_by == "cooldown"
+
+
+def test_a_cooldown_override_applies_only_where_the_rule_allows_it() -> None:
+    ran = [PastExecution("rollback", "checkout", "checkout", NOW - timedelta(minutes=5))]
+    allowed = _gate(actions={"rollback": {"cooldown_override": True}})
+    assert allowed.evaluate(_proposal(), ran, NOW, override_cooldown=True).decision == "needs_approval"
+    assert _gate().evaluate(_proposal(), ran, NOW, override_cooldown=True).decision == "deny"

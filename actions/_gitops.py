@@ -15,10 +15,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from actions._kube import Op, api, call
+from actions._kube import Op, api, call, read_json
 from agent.model import HemostatError
 from agent.model.context import ActionContext
-from agent.model.gitops import KINDS, Owner, describe, owner_of
+from agent.model.gitops import KINDS, Owner, describe, owner_of, summary, undoes_live_edits
 
 JSON = dict[str, Any]
 
@@ -50,6 +50,19 @@ async def owner_facts(ctx: ActionContext, obj: JSON) -> JSON | None:
         return {**facts, "error": str(e)}
     return describe(Owner(owner.kind, owner.namespace, owner.name, owner.via), controller,
                     obj.get("kind") or "Deployment")
+
+
+async def configmap_warning(ctx: ActionContext, name: str) -> str:
+    """"" unless a GitOps controller auto-syncs ConfigMap `name`; else that it will put it back."""
+    core, ns = api(ctx, "CoreV1Api"), ctx.target.namespace
+    configmap = await read_json(ctx, Op("get", "configmaps", ns, name), core.read_namespaced_config_map,
+                                name, ns)
+    facts = await owner_facts(ctx, configmap)
+    if not undoes_live_edits(facts):
+        return ""
+    assert facts is not None
+    return (f"; warning: {summary(f'configmap {ns}/{name}', facts)}, which will put the key back: "
+            "change it in git, or move the flag to a flag service")
 
 
 async def _patch(ctx: ActionContext, facts: JSON, body: Any) -> JSON:

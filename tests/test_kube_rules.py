@@ -23,7 +23,7 @@ from agent.model import FallbackSpec, FlagSpec, Proposal, TargetSpec
 from agent.model.context import ActionContext, ProbeContext
 from agent.model.rbac import grants_of
 from agent.registry import Registry
-from tests.actions import test_rollback, test_rollback_workloads, test_scale_up
+from tests.actions import test_rollback, test_rollback_workloads, test_scale_targets, test_scale_up
 from tests.kubeapi.gitops import register_gitops_crds
 from tests.kubeapi.rollouts import RolloutsController
 from tests.kubeapi.server import FakeApiServer
@@ -127,13 +127,14 @@ def seed_workload(api: FakeApiServer, client: Client, kind: str) -> TargetSpec:
     return TargetSpec(name="shop-app", namespace=NS, deployment=APP, kind=kind)  # type: ignore[arg-type]
 
 
-def mark_owned(api: FakeApiServer, kind: str) -> None:
-    """The target Deployment as Argo CD or Flux leaves it, and the owner object, auto-syncing.
-    Seeded straight into the store: the scenario's requests stay the code's own."""
+def mark_owned(api: FakeApiServer, kind: str, namespace: str = NS,
+               what: tuple[str, str, str] = ("apps/v1", "deployments", APP)) -> None:
+    """The target Deployment (or `what`) as Argo CD or Flux leaves it, and the owner object,
+    auto-syncing. Seeded straight into the store: the scenario's requests stay the code's own."""
     register_gitops_crds(api)
     for ns in ("argocd", "flux-system"):
         api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    deploy = api.get_object("apps/v1", "deployments", NS, APP)
+    deploy = api.get_object(what[0], what[1], namespace, what[2])
     assert deploy is not None
     meta = deploy["metadata"]
     meta["labels"], meta["annotations"] = {"app": "web"}, {"deployment.kubernetes.io/revision": "3"}
@@ -162,6 +163,23 @@ def scale_up(api: FakeApiServer, client: Client, action: Any) -> None:
     full_cycle(action, proposal("scale-up", APP, replicas=4), test_scale_up.ctx_for(client))
     test_scale_up.seed_hpa(api)  # the other path: raise the HPA's minReplicas
     full_cycle(action, proposal("scale-up", APP, replicas=6), test_scale_up.ctx_for(client))
+    gitops = [(f"gitops-{i}", "Deployment") for i in range(len(GITOPS_OWNERS))]
+    for ns, kind in (("keda", "Deployment"), ("sts", "StatefulSet"), *gitops):
+        other_namespace(api, ns, kind)
+        target = TargetSpec(name="shop-app", namespace=ns, deployment=APP, kind=kind)  # type: ignore[arg-type]
+        full_cycle(action, proposal("scale-up", APP, replicas=8), ActionContext(target=target, kube=lambda: client))
+
+
+def other_namespace(api: FakeApiServer, ns: str, kind: str) -> None:
+    """A KEDA-scaled Deployment, a StatefulSet, or a Deployment Argo CD or Flux self-heals, in `ns`."""
+    api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    body = test_rollback_workloads.workload(kind, "shop/app:1")
+    body["metadata"] = {"name": APP, "namespace": ns}
+    api.seed(body)
+    if ns == "keda":
+        test_scale_targets.seed_keda(api, ns)
+    if ns.startswith("gitops-"):
+        mark_owned(api, GITOPS_OWNERS[int(ns.rsplit("-", 1)[1])], ns)
 
 
 def feature_flag_off(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -170,6 +188,9 @@ def feature_flag_off(api: FakeApiServer, client: Client, action: Any) -> None:
     ctx = ActionContext(target=TargetSpec(name="shop-app", namespace=NS, deployment=APP, flags=[flag]),
                         kube=lambda: client)
     full_cycle(action, proposal("feature-flag-off", "new_checkout"), ctx)
+    for owner in GITOPS_OWNERS:  # a flag ConfigMap that Argo CD or Flux puts back
+        mark_owned(api, owner, what=("v1", "configmaps", CONFIGMAP))
+        full_cycle(action, proposal("feature-flag-off", "new_checkout"), ctx)
 
 
 def failover(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -179,6 +200,9 @@ def failover(api: FakeApiServer, client: Client, action: Any) -> None:
     target = TargetSpec(name="shop-app", namespace=NS, deployment=APP, dependencies=[
         {"name": "payments", "url": "https://a.example/health", "fallback": fallback}])
     full_cycle(action, proposal("failover", "payments"), ActionContext(target=target, kube=lambda: client))
+    for owner in GITOPS_OWNERS:  # an endpoint ConfigMap that Argo CD or Flux puts back
+        mark_owned(api, owner, what=("v1", "configmaps", CONFIGMAP))
+        full_cycle(action, proposal("failover", "payments"), ActionContext(target=target, kube=lambda: client))
 
 
 def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:

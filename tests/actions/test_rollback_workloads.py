@@ -18,7 +18,8 @@ from tests.kubeapi.rollouts import RolloutsController
 from tests.kubeapi.server import FakeApiServer
 
 NS, APP = "shop", "db"
-GROUPS = {"StatefulSet": ("apps/v1", "statefulsets"), "DaemonSet": ("apps/v1", "daemonsets"),
+GROUPS = {"Deployment": ("apps/v1", "deployments"), "StatefulSet": ("apps/v1", "statefulsets"),
+          "DaemonSet": ("apps/v1", "daemonsets"),
           "Rollout": ("argoproj.io/v1alpha1", "rollouts")}
 
 

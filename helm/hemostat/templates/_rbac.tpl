@@ -73,7 +73,12 @@ No secrets, no wildcards, no watch, no delete.
 {{- if $a.scaleUp.enabled }}
 # scale-up: their scale subresource, and the HPAs named after them (or listed in actions.scaleUp.hpas).
 - apiGroups: ["apps"]
-  resources: ["deployments/scale"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: ["get", "patch"]
+# and the KEDA ScaledObjects named after them (KEDA puts back edits of the HPAs it made).
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
   resourceNames: {{ toJson $deployments }}
   verbs: ["get", "patch"]
 - apiGroups: ["autoscaling"]

@@ -20,7 +20,7 @@ from tests.services import missing
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
 AGE = re.compile(r"(?<=\s)(\d+[smhdy])+(?=\s|$)")
-HASH = re.compile(r"\b(web|api)-[a-z0-9]{6,10}\b")
+HASH = re.compile(r"\b(web|api|db)-[a-z0-9]{6,10}\b")
 HASH_LABEL = re.compile(r"pod-template-hash=[a-z0-9]+")
 VERSION = re.compile(r"v1\.35\.\d+")
 NAMESPACE = re.compile(r"\bhemostat-[0-9a-f]{8}\b")  # the kube_namespace fixture's names

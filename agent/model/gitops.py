@@ -94,7 +94,8 @@ def _flux(obj: JSON, kind: str) -> JSON:
     drift = kind == "Kustomization" or ((spec.get("driftDetection") or {}).get("mode") == "enabled")
     ready: JSON = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
     return {"auto_sync": not suspended, "self_heal": drift and not suspended, "suspended": suspended,
-            "revision": status.get("lastAppliedRevision"), "sync_status": ready.get("reason"),
+            "revision": str(status.get("lastAppliedRevision") or "").rsplit(":", 1)[-1] or None,
+            "sync_status": ready.get("reason"),
             "health": "Healthy" if ready.get("status") == "True" else ready.get("status"),
             "ignores_replicas": False, "source": {"sourceRef": spec.get("sourceRef"),
                                                   "path": spec.get("path")}, "history": []}

@@ -200,3 +200,36 @@ def test_argocd_rollback_suspends_sync_syncs_the_previous_revision_and_revert_re
     gitops.controller.reconcile()
     assert gitops.image() == "shop/checkout:2.0"
     assert gitops.app()["status"]["sync"]["revision"] == gitops.bad
+
+
+def test_flux_self_heals_a_live_edit_and_a_git_revert_holds(gitops: GitOps) -> None:
+    """The same, with Flux: a Kustomization over a GitRepository reconciles the bare repo."""
+    gitops.fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}})
+    app = gitops.app()
+    app["spec"]["syncPolicy"] = {}  # Argo CD lets go; Flux takes over the same manifests
+    gitops.fake.put_custom(app)
+    gitops.fake.seed({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                      "metadata": {"name": "deploys", "namespace": "flux-system"},
+                      "spec": {"url": str(gitops.bare), "ref": {"branch": "main"}}})
+    gitops.fake.seed({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                      "metadata": {"name": "apps", "namespace": "flux-system"},
+                      "spec": {"sourceRef": {"kind": "GitRepository", "name": "deploys"},
+                               "path": f"apps/{APP}", "targetNamespace": NS, "interval": "1m"}})
+    deploy = gitops.fake.get_object("apps/v1", "deployments", NS, APP) or {}
+    deploy["metadata"]["annotations"].pop("argocd.argoproj.io/tracking-id")
+    gitops.fake.seed(deploy)
+    gitops.controller.reconcile()
+    kubernetes.client.AppsV1Api(gitops.client).patch_namespaced_deployment(
+        APP, NS, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop/checkout:1.0"}]}}}})
+    gitops.controller.reconcile()
+    assert gitops.image() == "shop/checkout:2.0"  # drift corrected
+    ctx = gitops.ctx(rollback="git-revert", push="deploy-branch", sync_timeout_s=30)
+    plan = run(action().plan(proposal(), ctx))
+    assert plan.state["gitops"]["kind"] == "Kustomization" and plan.state["commits"] == [gitops.bad]
+    run(action().execute(plan, ctx))
+    gitops.controller.start()
+    verified = run(action().verify(plan, ctx))
+    gitops.controller.stop()
+    assert verified.ok, verified.detail
+    gitops.controller.reconcile()
+    assert gitops.image() == "shop/checkout:1.0"

@@ -35,26 +35,30 @@ Obj = dict[str, Any]
 ARGO, FLUX_K, FLUX_S, FLUX_H = ("argoproj.io", "kustomize.toolkit.fluxcd.io",
                                 "source.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io")
 TRACKING_ID = "argocd.argoproj.io/tracking-id"
+# (group, version, plural, kind, printer columns, short names), as the projects' CRDs declare them.
 CRDS = [
     (ARGO, "v1alpha1", "applications", "Application",
      (("Sync Status", "string", ".status.sync.status"),
-      ("Health Status", "string", ".status.health.status"))),
+      ("Health Status", "string", ".status.health.status")), ("app", "apps")),
     (ARGO, "v1alpha1", "rollouts", "Rollout",
      (("Desired", "integer", ".spec.replicas"), ("Current", "integer", ".status.replicas"),
-      ("Available", "integer", ".status.availableReplicas"))),
+      ("Available", "integer", ".status.availableReplicas")), ("ro",)),
     ("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject",
      (("ScaleTargetName", "string", ".status.scaleTargetGVKR.resource"),
-      ("Min", "integer", ".spec.minReplicaCount"), ("Max", "integer", ".spec.maxReplicaCount"))),
+      ("Min", "integer", ".spec.minReplicaCount"), ("Max", "integer", ".spec.maxReplicaCount")),
+     ("so",)),
     (FLUX_K, "v1", "kustomizations", "Kustomization",
-     (("Ready", "string", ".status.conditions.0.status"),)),
-    (FLUX_S, "v1", "gitrepositories", "GitRepository", (("URL", "string", ".spec.url"),)),
-    (FLUX_H, "v2", "helmreleases", "HelmRelease", (("Ready", "string", ".status.conditions.0.status"),)),
+     (("Ready", "string", ".status.conditions.0.status"),), ("ks",)),
+    (FLUX_S, "v1", "gitrepositories", "GitRepository", (("URL", "string", ".spec.url"),), ("gitrepo",)),
+    (FLUX_H, "v2", "helmreleases", "HelmRelease", (("Ready", "string", ".status.conditions.0.status"),),
+     ("hr",)),
 ]
 
 
 def register_gitops_crds(fake: FakeApiServer) -> None:
-    for group, version, plural, kind, columns in CRDS:
-        fake.register_custom_resource(group, version, plural, kind, printer_columns=columns)
+    for group, version, plural, kind, columns, short in CRDS:
+        fake.register_custom_resource(group, version, plural, kind, printer_columns=columns,
+                                      short_names=short)
 
 
 def git(repo: str, *args: str) -> str:

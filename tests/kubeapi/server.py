@@ -134,11 +134,12 @@ class FakeApiServer:
 
     def register_custom_resource(self, group: str, version: str, plural: str, kind: str,
                                  namespaced: bool = True,
-                                 printer_columns: tuple[tuple[str, str, str], ...] = ()) -> None:
+                                 printer_columns: tuple[tuple[str, str, str], ...] = (),
+                                 short_names: tuple[str, ...] = ()) -> None:
         """Serve a custom resource (with a ``status`` subresource), as an established CRD;
         ``printer_columns`` are its additionalPrinterColumns: (name, type, ``.json.path``)."""
         self.registry.add(ResourceType(group, version, plural, kind, namespaced, ("status",),
-                                       generation=True, custom=True,
+                                       generation=True, custom=True, short_names=short_names,
                                        printer_columns=printer_columns))
 
     def list_objects(self, group: str, version: str, plural: str,

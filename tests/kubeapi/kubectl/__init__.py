@@ -76,8 +76,8 @@ class Step:
         return "kubectl " + " ".join(self.cmd)
 
 
-def load_session() -> list[Step]:
-    return [Step(**entry) for entry in yaml.safe_load((HERE / "session.yaml").read_text())]
+def load_session(name: str = "session.yaml") -> list[Step]:
+    return [Step(**entry) for entry in yaml.safe_load((HERE / name).read_text())]
 
 
 def manifests() -> dict[str, Any]:

@@ -10,7 +10,8 @@ The Deployment controller then makes it the newest revision, as it does for kube
 Refused with a reason when there is no earlier revision or the Deployment is paused. Idempotent:
 a template that already equals the target changes nothing. `verify` waits (bounded) for the
 rollout to be available, then re-probes `k8s-workload`; `revert` rolls forward to the recorded
-template. Called by the executor; Kubernetes plumbing lives in `actions/_kube.py`.
+template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py);
+other kinds go through actions/rollback_workloads.py. Plumbing: `actions/_kube.py`.
 """
 
 from __future__ import annotations
@@ -121,11 +122,6 @@ def diff(where: str, before: JSON, after: JSON) -> tuple[Change, ...]:
     return tuple(changes)
 
 
-def _gitops(plan: Plan) -> bool:
-    """Plans made by a GitOps strategy (actions/rollback_gitops.py) carry it in their state."""
-    return "strategy" in plan.state
-
-
 def _ref(deploy: JSON) -> ObjectRef:
     meta = deploy["metadata"]
     return ObjectRef("apps/v1", "Deployment", meta["namespace"], meta["name"], meta.get("uid", ""))
@@ -218,7 +214,7 @@ class RollbackAction:
             return self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
                               f"rolled back to revision {plan.state['to_revision']}")
 
-        return await rollback_gitops.execute(plan, ctx, live) if _gitops(plan) else await live()
+        return await rollback_gitops.execute(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
         def live() -> Awaitable[Outcome]:
@@ -227,7 +223,7 @@ class RollbackAction:
             return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
                               f"rolled forward to the template of revision {plan.state['from_revision']}")
 
-        return await rollback_gitops.revert(plan, ctx, live) if _gitops(plan) else await live()
+        return await rollback_gitops.revert(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
         if plan.state.get("strategy") in ("git-revert", "argocd"):
@@ -266,7 +262,7 @@ class RollbackAction:
         return Outcome(True, f"deployment {plan.state['namespace']}/{plan.state['deployment']} {done}", facts)
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        if _gitops(plan):
+        if "strategy" in plan.state:
             return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
                                                 lambda: self._verify_live(plan, ctx), self.poll_interval_s)
         return await self._verify_live(plan, ctx)

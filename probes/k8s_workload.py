@@ -127,18 +127,21 @@ async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
     autoscaling = api(ctx, "AutoscalingV2Api")
     listing = await read_json(ctx, ("list", "horizontalpodautoscalers", ns, ""),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
-    return hpa_for(listing.get("items", []), name)
+    return hpa_for(listing.get("items", []), name, deploy.get("kind") or "Deployment")
 
 
-def hpa_for(items: list[JSON], deployment: str) -> JSON | None:
-    """The HPA (of `kubectl get hpa -o json` items) that scales the deployment, shaped."""
+def hpa_for(items: list[JSON], deployment: str, kind: str = "Deployment") -> JSON | None:
+    """The HPA (of `kubectl get hpa -o json` items) that scales the workload, shaped; KEDA's
+    name the ScaledObject that owns them."""
     for hpa in items:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
+        if ref.get("kind") == kind and ref.get("name") == deployment:
             status = hpa.get("status") or {}
+            keda = (hpa["metadata"].get("labels") or {}).get("scaledobject.keda.sh/name")
             return {"name": hpa["metadata"]["name"], "min": int(hpa["spec"].get("minReplicas", 1)),
                     "max": int(hpa["spec"]["maxReplicas"]), "current": int(status.get("currentReplicas", 0)),
-                    "desired": int(status.get("desiredReplicas", 0))}
+                    "desired": int(status.get("desiredReplicas", 0)),
+                    **({"scaledobject": keda} if keda else {})}
     return None
 
 

@@ -59,6 +59,15 @@ class NotifierConfig(_Strict):
         return self
 
 
+class ApprovalApiConfig(_Strict):
+    """The daemon's approval API (agent.approval_api): Kubernetes users approve as themselves."""
+
+    enabled: bool = True
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="TokenReview audiences the engineers' tokens must carry; empty: the apiserver's")
+
+
 class KubernetesConfig(_Strict):
     kubeconfig: Path | None = None
     context: str | None = None
@@ -81,6 +90,7 @@ class Config(_Strict):
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
     notifiers: list[NotifierConfig] = Field(default_factory=lambda: [NotifierConfig(type="stdout")])
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    approval_api: ApprovalApiConfig = Field(default_factory=ApprovalApiConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     roles: dict[Literal["incident_commander", "communications", "technical_lead"], str] = Field(
         default_factory=dict

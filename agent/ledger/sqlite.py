@@ -52,6 +52,23 @@ MIGRATIONS = (
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
     # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
     "CREATE TABLE heartbeats (role TEXT PRIMARY KEY, holder TEXT NOT NULL, at TEXT NOT NULL);",
+    # v4: who approved, as an identity source vouched for it (agent.model.identity); one
+    # approval per normalised subject; reverts are approved in their own table.
+    """
+    ALTER TABLE approvals ADD COLUMN source TEXT NOT NULL DEFAULT 'asserted';
+    ALTER TABLE approvals ADD COLUMN subject TEXT;
+    ALTER TABLE approvals ADD COLUMN display_name TEXT;
+    ALTER TABLE approvals ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+    UPDATE approvals SET subject = lower(trim(actor)), display_name = actor WHERE subject IS NULL;
+    CREATE UNIQUE INDEX approvals_one_per_subject ON approvals (proposal_id, subject);
+    CREATE TABLE revert_approvals (
+        proposal_id TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+        source TEXT NOT NULL, subject TEXT NOT NULL, display_name TEXT NOT NULL,
+        groups TEXT NOT NULL DEFAULT '[]', uid TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (proposal_id, subject)
+    );
+    """,
 )
 
 

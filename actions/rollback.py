@@ -207,22 +207,22 @@ class RollbackAction:
             blast_radius={"deployments": 1, "replicas": int(deploy["spec"].get("replicas", 1))},
         )
 
-    async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        def live() -> Awaitable[Outcome]:
-            if "kind" in plan.state:
-                return rollback_workloads.apply(plan, ctx, forward=True)
+    def _live(self, plan: Plan, ctx: ActionContext, forward: bool) -> Awaitable[Outcome]:
+        """The live template change, back (`forward`: executing) or forth (reverting)."""
+        if "kind" in plan.state:
+            return rollback_workloads.apply(plan, ctx, forward=forward)
+        if forward:
             return self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
                               f"rolled back to revision {plan.state['to_revision']}")
+        return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
+                          f"rolled forward to the template of revision {plan.state['from_revision']}")
 
+    async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        live = functools.partial(self._live, plan, ctx, True)
         return await rollback_gitops.execute(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        def live() -> Awaitable[Outcome]:
-            if "kind" in plan.state:
-                return rollback_workloads.apply(plan, ctx, forward=False)
-            return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
-                              f"rolled forward to the template of revision {plan.state['from_revision']}")
-
+        live = functools.partial(self._live, plan, ctx, False)
         return await rollback_gitops.revert(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:

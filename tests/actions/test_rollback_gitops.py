@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from actions.rollback import RollbackAction
-from agent.model import DeployRepoSpec, PermanentError, Proposal, TargetSpec
+from agent.model import DeployRepoSpec, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
 from tests.kubeapi.gitops import GitOpsController, git, register_gitops_crds
 from tests.kubeapi.server import FakeApiServer
@@ -112,6 +112,13 @@ def action() -> RollbackAction:
     return RollbackAction(poll_interval_s=0.01, verify_timeout_s=0.05)
 
 
+def verify_while_the_controller_runs(gitops: GitOps, plan: Plan, ctx: ActionContext) -> None:
+    gitops.controller.start()
+    verified = run(action().verify(plan, ctx))
+    gitops.controller.stop()
+    assert verified.ok, verified.detail
+
+
 def test_self_heal_undoes_a_live_rollback(gitops: GitOps) -> None:
     apps = kubernetes.client.AppsV1Api(gitops.client)
     apps.patch_namespaced_deployment(APP, NS, {"spec": {"template": {"spec": {"containers": [
@@ -189,10 +196,7 @@ def test_argocd_rollback_suspends_sync_syncs_the_previous_revision_and_revert_re
     plan = run(action().plan(proposal(), ctx))
     assert (plan.state["from_revision"], plan.state["to_revision"]) == (gitops.bad, gitops.good)
     assert run(action().execute(plan, ctx)).ok
-    gitops.controller.start()
-    verified = run(action().verify(plan, ctx))
-    gitops.controller.stop()
-    assert verified.ok, verified.detail
+    verify_while_the_controller_runs(gitops, plan, ctx)
     gitops.controller.reconcile()
     assert gitops.image() == "shop/checkout:1.0"
     assert run(action().revert(plan, ctx)).ok
@@ -227,9 +231,6 @@ def test_flux_self_heals_a_live_edit_and_a_git_revert_holds(gitops: GitOps) -> N
     plan = run(action().plan(proposal(), ctx))
     assert plan.state["gitops"]["kind"] == "Kustomization" and plan.state["commits"] == [gitops.bad]
     run(action().execute(plan, ctx))
-    gitops.controller.start()
-    verified = run(action().verify(plan, ctx))
-    gitops.controller.stop()
-    assert verified.ok, verified.detail
+    verify_while_the_controller_runs(gitops, plan, ctx)
     gitops.controller.reconcile()
     assert gitops.image() == "shop/checkout:1.0"

@@ -8,6 +8,7 @@ simulation, compaction) raise ``NotImplementedError`` and their tests are marked
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from typing import Any, NoReturn
@@ -106,7 +107,8 @@ class ClusterAdapter:
                      "versions": [{"name": version, "served": True, "storage": True,
                                    "schema": {"openAPIV3Schema": schema},
                                    "additionalPrinterColumns": [
-                                       {"name": n, "type": t, "jsonPath": p} for n, t, p in printer_columns],
+                                       {"name": n, "type": t, "jsonPath": re.sub(r"\.(\d+)", r"[\1]", p)}
+                                       for n, t, p in printer_columns],
                                    "subresources": {"status": {}}}]}}
         extensions.create_custom_resource_definition(crd)
         self._crds.append(name)

@@ -171,6 +171,7 @@ class RollbackAction:
         *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
     )
     mutates = True
+    settle_s = 10.0  # a PATCH in flight lands within the API request timeout
 
     def __init__(self, poll_interval_s: float = 2.0, verify_timeout_s: float = 300.0,
                  reprobe: str = "k8s-workload") -> None:

@@ -283,5 +283,5 @@ def main() -> None:
     cli(prog_name="hemostat")
 
 
-# Incident-handling commands live in their own module; importing it registers them on `cli`.
-from agent import cli_ops  # noqa: E402, F401
+# Incident-handling and ledger commands live in their own modules; importing them registers them.
+from agent import cli_ledger, cli_ops  # noqa: E402, F401

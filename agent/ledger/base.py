@@ -7,10 +7,12 @@ that makes execution happen once, whatever crashes or how many daemons run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from agent.ledger.chain import ChainRow, Verification
 from agent.model import HemostatError, Proposal, Verdict
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -149,6 +151,16 @@ class Ledger(Protocol):
 
     def claim_execution(self, ref: str, actor: str, at: datetime,
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
+
+    def verify_chain(self) -> Verification:
+        """Recompute the events' hash chain (agent/ledger/chain.py); names the first broken link."""
+        ...
+
+    def chain_rows(self, after_seq: int = 0) -> Iterator[ChainRow]: ...
+
+    def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
+        """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""
+        ...
 
     def try_lead(self, name: str) -> bool:
         """True while this process leads (executes). `name` is the candidate's identity, shown

@@ -17,7 +17,6 @@ if an old leader has not yet noticed it lost the lock.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,9 @@ import psycopg
 import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
+from agent.ledger import pg_trust
 from agent.ledger.base import LedgerError
+from agent.ledger.pg_trust import advisory_key
 from agent.ledger.sql import SqlLedger, iter_migrations
 from agent.model import redact
 
@@ -68,13 +69,10 @@ MIGRATIONS = (
     # v2: one open incident per target, so two replicas receiving the same alert cannot
     # open two incidents (the loser joins the winner's).
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
+    # v3: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
+    pg_trust.CHAIN,
 )
 CONNECT_TIMEOUT_S = 10
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for `name` (advisory locks are per database)."""
-    return int.from_bytes(hashlib.sha256(f"hemostat:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 MIGRATE_KEY, EVENTS_KEY, LEADER_KEY = (advisory_key(n) for n in ("migrate", "events", "leader"))
@@ -108,6 +106,8 @@ class _Cursor:
 
 class PostgresLedger(SqlLedger):
     """Ledger in a PostgreSQL database; safe for any number of processes and replicas."""
+
+    _data_text = "data::text"  # the chain hashes jsonb's own text (the trigger computes it)
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn

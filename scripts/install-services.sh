@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: PostgreSQL server binaries (the suite starts its
-# own throwaway cluster; no system service is started) and redis-server. As root only;
+# own throwaway cluster; no system service is started), redis-server and prometheus (the suite
+# starts its own on a free loopback port). As root only;
 # otherwise says what is missing and leaves it to the tests to fail or skip.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
+command -v prometheus >/dev/null || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,3 +22,4 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the packaged services on install; the tests run their own on free ports.
 service redis-server stop >/dev/null 2>&1 || true
 service postgresql stop >/dev/null 2>&1 || true
+service prometheus stop >/dev/null 2>&1 || true

@@ -1,4 +1,4 @@
-"""Shared fixtures for real services (PostgreSQL, Redis, the test apiserver, loopback HTTP),
+"""Shared fixtures for real services (PostgreSQL, Redis, Prometheus, the test apiserver, loopback HTTP),
 git repositories, and the registry.
 
 Service fixtures live in `tests/services/` and `tests/kubeapi/`; they are registered here as
@@ -19,7 +19,8 @@ import pytest
 from agent.registry import Registry
 from tests.loopback import LoopbackServer, serve
 
-pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.kubeapi.fixtures"]
+pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.services.prometheus",
+                             "tests.kubeapi.fixtures"]
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 
 import pytest
 
@@ -22,3 +23,13 @@ def missing(reason: str, remedy: str) -> None:
     if os.environ.get("HEMOSTAT_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason}, and HEMOSTAT_REQUIRE_SERVICES=1 requires it ({remedy})", pytrace=False)
     pytest.skip(reason)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Stop a server process: SIGTERM, then SIGKILL if it has not exited in `timeout_s`."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

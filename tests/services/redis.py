@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.services import free_port, missing
+from tests.services import free_port, missing, terminate
 
 
 @dataclass
@@ -60,12 +60,7 @@ class RedisServer:
     def stop(self) -> None:
         if self._proc is None:
             return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        terminate(self._proc, timeout_s=5)
         if self._proc.stderr is not None:
             self._proc.stderr.close()
         self._proc = None

@@ -34,3 +34,35 @@ def verify(obj: Ctx, as_json: bool) -> None:
         click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
         click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
     sys.exit(0 if result.ok else 1)
+
+
+@ledger.command()
+@click.option("--owner-dsn", envvar="HEMOSTAT_LEDGER_OWNER_DSN", metavar="DSN",
+              help="the owner role's DSN; prefer the env var HEMOSTAT_LEDGER_OWNER_DSN "
+                   "(default: store.dsn from the config)")
+@click.option("--daemon-role", metavar="ROLE", help="the daemon's PostgreSQL role: may append, "
+              "never alter (env HEMOSTAT_LEDGER_MIGRATE_DAEMON_ROLE)")
+@click.option("--approver-role", "approver_roles", multiple=True, metavar="ROLE",
+              help="a role whose members approve through the ledger's approval function; repeatable")
+@pass_ctx
+def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
+            approver_roles: tuple[str, ...]) -> None:
+    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers."""
+    store = obj.config.store
+    if store.backend != "postgres" and owner_dsn is None:
+        if daemon_role or approver_roles:
+            raise click.UsageError("roles exist only on a PostgreSQL ledger (store.backend: postgres)")
+        obj.ledger().close()
+        click.echo(f"ledger {store.path}: schema up to date")
+        return
+    from agent.ledger.postgres import PostgresLedger
+
+    dsn = owner_dsn or (store.dsn.resolve() if store.dsn else "")
+    ledger = PostgresLedger(dsn)
+    grants = ledger.grant(daemon_role, approver_roles)
+    click.echo(f"ledger {ledger.where}: schema version {ledger.schema_version()}")
+    for table, privileges in grants.tables.items():
+        click.echo(f"  {grants.daemon}: {privileges} on {grants.schema}.{table}")
+    for role in grants.approvers:
+        click.echo(f"  {role}: EXECUTE on the approval functions, nothing else")
+    ledger.close()

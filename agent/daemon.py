@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -26,12 +26,15 @@ from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
 from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
-from agent.ledger import IncidentRecord, Ledger
+from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
 from agent.status import StatusUpdate, status_update
 from agent.wiring import App
+
+if TYPE_CHECKING:
+    from agent.slack_actions import SlackInteractions
 
 log = structlog.get_logger("hemostat.daemon")
 REPLAY_WINDOW = timedelta(seconds=60)  # identical bodies this close together are replays
@@ -52,6 +55,7 @@ class Daemon:
     _seen_lock: threading.Lock = field(default_factory=threading.Lock)
     leader: bool = False
     notifier: Notifier | None = None
+    slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
     _slots: asyncio.Semaphore | None = None
 
     @property
@@ -238,7 +242,10 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stopping.set)
-        self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
+        buttons = self.app.config.slack is not None  # Slack updates offer Approve / Reject
+        self.notifier = Notifier(channels_from(self.app.config.notifiers, buttons),
+                                 on_result=self._delivered)
+        self.slack = self._slack_interactions()
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(self._warm_kube)
         server = serve_http(self, host, port)
@@ -252,6 +259,19 @@ class Daemon:
         tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
         await self.stopping.wait()
         await self._drain(server, tasks)
+
+    def _slack_interactions(self) -> SlackInteractions | None:
+        config = self.app.config.slack
+        if config is None:
+            return None
+        from agent.slack_actions import SlackInteractions, ledger_decider
+
+        def decided(record: ProposalRecord) -> None:
+            if record.proposal.incident_id:
+                self._announce_threadsafe(record.proposal.incident_id)
+
+        return SlackInteractions(config.signing_secret.resolve(), config.users,
+                                 ledger_decider(self.ledger, utcnow, decided))
 
     def _warm_kube(self) -> None:
         """Import the Kubernetes client and load its config now, in a worker thread: doing it on

@@ -38,6 +38,8 @@ class StatusUpdate:
     current: str
     next_update_at: datetime | None  # None once resolved
     at: datetime
+    # (proposal id, "rollback checkout") still waiting for a human: Slack shows Approve/Reject
+    pending: tuple[tuple[str, str], ...] = ()
 
     def fields(self) -> list[tuple[str, str]]:
         nxt = utc(self.next_update_at) if self.next_update_at else "none: resolved"
@@ -71,7 +73,19 @@ def status_update(incident: IncidentRecord, events: Sequence[Event], now: dateti
         STATUS_LABELS.get(incident.status, "Investigating"), _impact(events),
         incident.opened_at, _current(incident, events),
         None if resolved else now + timedelta(minutes=cadence_minutes), now,
+        () if resolved else pending_proposals(events),
     )
+
+
+def pending_proposals(events: Sequence[Event]) -> tuple[tuple[str, str], ...]:
+    """Proposals still waiting for approval: proposed, and no `proposal_<state>` event since."""
+    waiting: dict[str, str] = {}
+    for e in events:
+        if e.type == "proposal" and e.proposal_id and e.data.get("state") == "proposed":
+            waiting[e.proposal_id] = proposal_label(e.proposal_id, events)
+        elif e.type.startswith("proposal_") and e.proposal_id:
+            waiting.pop(e.proposal_id, None)
+    return tuple(waiting.items())
 
 
 def _current(incident: IncidentRecord, events: Sequence[Event]) -> str:

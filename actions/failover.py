@@ -28,6 +28,7 @@ import yaml
 from actions.base import Outcome
 from agent.model import Change, FallbackSpec, PermanentError, Plan, Proposal, TargetSpec, TemporaryError
 from agent.model.context import ActionContext
+from agent.model.rbac import KubeRule
 from agent.model.redact import redact, truncate
 
 HTTP_TIMEOUT_S = 10.0
@@ -271,6 +272,8 @@ async def _current(backend: Backend, spec: FallbackSpec) -> str:
 class FailoverAction:
     name = "failover"
     summary = "switch a dependency to its secondary endpoint (config file, flag service or ConfigMap)"
+    # The ConfigMap backend's calls; files and flag services need no Kubernetes rights.
+    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the endpoint key"),)
     mutates = True
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:

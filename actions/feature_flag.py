@@ -13,6 +13,7 @@ from actions.base import Outcome
 from actions.flag_backends import FlagBackend, backend_for
 from agent.model import Change, FlagSpec, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
+from agent.model.rbac import EVENTS, KubeRule
 
 
 def _flag(target: TargetSpec, name: str) -> FlagSpec | None:
@@ -34,6 +35,8 @@ def _word(enabled: bool) -> str:
 class FeatureFlagOffAction:
     name = "feature-flag-off"
     summary = "turn a feature flag off (ConfigMap key, Unleash, or a JSON flag webhook)"
+    # The ConfigMap backend's calls; Unleash and webhooks need no Kubernetes rights.
+    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the flag's key"), EVENTS)
     mutates = True
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:

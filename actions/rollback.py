@@ -24,6 +24,7 @@ from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, 
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
+from agent.model.rbac import EVENTS, KubeRule
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -154,6 +155,11 @@ def _rollout(deploy: JSON, template: JSON) -> str | None:
 class RollbackAction:
     name = "rollback"
     summary = "roll the deployment back to its previous revision (kubectl rollout undo)"
+    kube_rules = (
+        KubeRule("apps", "deployments", ("get", "patch"), "target", "put the previous template back"),
+        KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
+        EVENTS,
+    )
     mutates = True
 
     def __init__(self, poll_interval_s: float = 2.0, verify_timeout_s: float = 300.0,

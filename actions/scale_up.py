@@ -23,6 +23,7 @@ from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, 
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
+from agent.model.rbac import EVENTS, KubeRule
 
 JSON = dict[str, Any]
 DEFAULT_FACTOR = 2.0
@@ -123,6 +124,14 @@ def _hpa_plan(hpa: JSON, sizing: Sizing) -> tuple[JSON, tuple[Change, ...]]:
 class ScaleUpAction:
     name = "scale-up"
     summary = "add replicas to the deployment (scale subresource, or the HPA's minReplicas)"
+    kube_rules = (
+        KubeRule("apps", "deployments/scale", ("get", "patch"), "target", "raise replicas"),
+        KubeRule("apps", "deployments", ("get",), "target", "wait for the replicas to be available"),
+        KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="find the HPA targeting it"),
+        KubeRule("autoscaling", "horizontalpodautoscalers", ("get", "patch"), "target",
+                 "raise the HPA's minReplicas"),
+        EVENTS,
+    )
     mutates = True
 
     def __init__(self, poll_interval_s: float = 2.0, verify_timeout_s: float = 180.0,

@@ -110,7 +110,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     spec = app.config.target(target)
     ledger = None if no_ledger else obj.ledger()
     history = service.history_from(ledger, app) if ledger else []
-    result = asyncio.run(service.diagnose(app, spec, history=history))
+    result = asyncio.run(_checked_diagnosis(obj, app, spec, history))
     incident = None
     if ledger is not None:
         from agent.lifecycle import record_diagnosis
@@ -122,6 +122,15 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     if incident is not None and ledger is not None:
         doc["proposals"] = _bound(doc["proposals"], ledger, incident.id)
     click.echo(json.dumps(doc, indent=2, default=str) if as_json else render.diagnosis(doc))
+
+
+async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any) -> Any:
+    """Probes' live config checks (PromQL syntax), then the diagnosis, in one event loop."""
+    from agent import service
+    from agent.wiring import validate_live
+
+    await validate_live(app, str(obj.config_path), only=spec.name)
+    return await service.diagnose(app, spec, history=history)
 
 
 def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:

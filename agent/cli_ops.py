@@ -32,6 +32,9 @@ def run(obj: Ctx, listen: str | None, log_level: str) -> None:
     if not host or not port.isdigit():
         raise click.BadParameter(f"{listen!r} is not host:port", param_hint="--listen")
     app = obj.app()
+    from agent.wiring import validate_live
+
+    asyncio.run(validate_live(app, str(obj.config_path)))  # a bad query refuses to start
     daemon = Daemon(app, obj.ledger())
     asyncio.run(daemon.serve(host, int(port)))
 

@@ -38,6 +38,8 @@ class IntakeConfig(_Strict):
     """The Alertmanager webhook receiver."""
 
     listen: str = "127.0.0.1:9095"
+    webhook: bool = Field(True, description="false: no Alertmanager intake; the port serves "
+                          "/metrics and the health checks only")
     token: SecretRef | None = None
     max_body_bytes: int = Field(1 << 20, gt=0)
     target_labels: list[str] = Field(

@@ -73,6 +73,8 @@ class Daemon:
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """Validate, record and schedule. Returns the HTTP status and JSON answer."""
         try:
+            if not self.app.config.intake.webhook:
+                raise IntakeError(404, "the Alertmanager webhook is off (intake.webhook: false)")
             token = self.app.config.intake.token.resolve() if self.app.config.intake.token else None
             authenticate(authorization, token)
             webhook = parse(body, self.app.config.intake.max_body_bytes)

@@ -50,14 +50,17 @@ class Diagnosis:
         }
 
 
-def probe_context(app: App) -> ProbeContext:
+def probe_context(app: App, alerts: Sequence[dict[str, Any]] = ()) -> ProbeContext:
     return ProbeContext(breakers=app.breakers, timeout_s=app.config.probe_timeout_s,
-                        kube=app.kube_provider())
+                        kube=app.kube_provider(), alerts=tuple(alerts))
 
 
 async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,
-                   history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
-    ctx = probe_context(app)
+                   history: Sequence[PastExecution] = (), incident_id: str | None = None,
+                   alerts: Sequence[dict[str, Any]] = ()) -> Diagnosis:
+    """Probe, then evaluate. `alerts` (Alertmanager JSON) are what fired, for probes that
+    re-check an alert's own expression."""
+    ctx = probe_context(app, alerts)
     observations = await collect_all(target, app.registry, ctx)
     now = started_at or utcnow()
     return evaluate(app, target, observations, now, history, incident_id)

@@ -90,3 +90,27 @@ def _load_kube(config: Config) -> Any:
     # executor's bounded retries decide that instead, so a hung apiserver costs one timeout.
     configuration.retries = False
     return client.ApiClient(configuration)
+
+
+async def validate_live(app: App, source: str, only: str | None = None) -> None:
+    """Let each probe check its part of the config against the system it asks (the PromQL of
+    `prometheus`, by Prometheus's own parser); the first problem is a ConfigError naming the
+    file and the field. A probe without a `validate` method has nothing to check."""
+    import asyncio
+
+    from agent.model import ConfigError
+    from agent.model.context import ProbeContext
+
+    ctx = ProbeContext(breakers=app.breakers, timeout_s=app.config.probe_timeout_s)
+    checks, where = [], []
+    for index, target in enumerate(app.config.targets):
+        if only is not None and target.name != only:
+            continue
+        for reg in app.registry.probes.values():
+            validate = getattr(reg.plugin, "validate", None)
+            if validate is not None and reg.plugin.applies_to(target):
+                checks.append(validate(target, ctx))
+                where.append(index)
+    for index, problems in zip(where, await asyncio.gather(*checks), strict=True):
+        for field_name, message in problems:
+            raise ConfigError(source, f"targets.{index}.{field_name}", message)

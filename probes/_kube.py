@@ -17,9 +17,15 @@ from typing import Any
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
 from agent.model.context import ProbeContext
 from agent.model.kube import body_message, call_blocking, kube_api, server_trouble
+from agent.model.rbac import KubeRule
 
 JSON = dict[str, Any]
 MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventory
+# What `read_deployment` and `list_pods` call: every Kubernetes probe starts with them.
+DEPLOYMENT_READS = (
+    KubeRule("apps", "deployments", ("get",), "target", "the target's Deployment"),
+    KubeRule("", "pods", ("list",), why="the pods its selector picks"),
+)
 
 
 async def connect(ctx: ProbeContext) -> None:

@@ -21,7 +21,8 @@ from typing import Any
 
 from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact, truncate
 from agent.model.context import ProbeContext
-from probes._kube import api, call, list_pods, read_deployment
+from agent.model.rbac import KubeRule
+from probes._kube import DEPLOYMENT_READS, api, call, list_pods, read_deployment
 
 LIMIT_BYTES = 4 * 1024 * 1024  # per container log read: a chatty pod must not eat the probe's memory
 CONCURRENT_READS = 8
@@ -160,6 +161,7 @@ def _reads(pods: list[dict[str, Any]], container: str | None) -> list[tuple[str,
 class K8sLogsProbe:
     name = "k8s-logs"
     summary = "error lines in the deployment's pod logs, grouped by signature (kubectl logs)"
+    kube_rules = (*DEPLOYMENT_READS, KubeRule("", "pods/log", ("get",), why="kubectl logs"))
 
     def applies_to(self, target: TargetSpec) -> bool:
         return target.deployment is not None

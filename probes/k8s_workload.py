@@ -17,7 +17,16 @@ from typing import Any
 
 from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, truncate
 from agent.model.context import ProbeContext
-from probes._kube import api, label_selector, list_pods, parse_quantity, read_deployment, read_json
+from agent.model.rbac import KubeRule
+from probes._kube import (
+    DEPLOYMENT_READS,
+    api,
+    label_selector,
+    list_pods,
+    parse_quantity,
+    read_deployment,
+    read_json,
+)
 
 REVISION = "deployment.kubernetes.io/revision"
 JSON = dict[str, Any]
@@ -126,6 +135,12 @@ async def _optional(step: Any, what: str, notes: list[str]) -> Any:
 class K8sWorkloadProbe:
     name = "k8s-workload"
     summary = "deployment, pods, rollout history, HPA and usage (kubectl get deploy,rs,pods,hpa; top)"
+    kube_rules = (
+        *DEPLOYMENT_READS,
+        KubeRule("apps", "replicasets", ("list",), why="the rollout history"),
+        KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="the HPA targeting it"),
+        KubeRule("metrics.k8s.io", "pods", ("list",), why="kubectl top pods"),
+    )
 
     def applies_to(self, target: TargetSpec) -> bool:
         return target.deployment is not None

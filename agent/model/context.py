@@ -97,6 +97,9 @@ class ProbeContext:
     kube: Callable[[], Any] = _no_kube
     tls: Callable[[], ssl.SSLContext] = shared_tls
     log: Any = None
+    # The alerts behind this diagnosis (Alertmanager JSON: labels, generatorURL, startsAt), so a
+    # probe can look at what fired; empty for sweeps and the CLI.
+    alerts: tuple[dict[str, Any], ...] = ()
 
 
 Reprobe = Callable[[TargetSpec, str], Awaitable[list[Finding]]]

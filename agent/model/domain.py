@@ -56,6 +56,9 @@ _KINDS = (
     "dependency_slow",
     "provider_incident",
     "probe_failed",
+    "latency_high",
+    "slo_burn",
+    "alert_condition",
 )
 
 

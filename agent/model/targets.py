@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from agent.model.errors import PermanentError
+from agent.model.prometheus import PrometheusSpec
 
 
 class _Strict(BaseModel):
@@ -191,6 +192,7 @@ class TargetSpec(_Strict):
     deploy_repo: DeployRepoSpec | None = None
     dependencies: list[DependencySpec] = Field(default_factory=list)
     metrics: MetricsSpec | None = None
+    prometheus: PrometheusSpec | None = None
     logs: LogsSpec = Field(default_factory=LogsSpec)
     postgres: PostgresSpec | None = None
     flags: list[FlagSpec] = Field(default_factory=list)

@@ -25,6 +25,8 @@ import pytest
 import yaml
 
 from agent.config import Config
+from agent.model.rbac import KubeRule
+from agent.registry import Registry
 from tests.services import missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +37,8 @@ KUBE_VERSION = "1.35.0"
 # CRDs are not in the core schemas; their shape is checked by the tests that read them.
 NOT_IN_CORE_SCHEMAS = {"ServiceMonitor"}
 NAMESPACE = "ops"
+# What a render without a values file starts from: the defaults plus the required token Secret.
+DEFAULTS = ("defaults-values.yaml",)
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
@@ -65,7 +69,7 @@ def _template_args(helm: str, values: Sequence[str], sets: Sequence[str]) -> lis
     for name in values:
         args += ["--values", str(CHART / "ci" / name)]
     for item in sets:
-        args += ["--set", item]
+        args += ["--set-json" if "=[" in item else "--set", item]  # JSON for an empty list
     return args
 
 
@@ -80,7 +84,7 @@ def _render(helm: str, values: tuple[str, ...], sets: tuple[str, ...]) -> tuple[
 def render(helm: str) -> Render:
     """render(*ci_values_files, sets=[...]) -> the manifests; a failed render fails the test."""
     def _do(*values: str, sets: Iterable[str] = ()) -> list[Manifest]:
-        code, out, err = _render(helm, values, tuple(sets))
+        code, out, err = _render(helm, values or DEFAULTS, tuple(sets))
         assert code == 0, f"helm template failed: {err}"
         return [doc for doc in yaml.safe_load_all(out) if doc]
     return _do
@@ -90,7 +94,7 @@ def render(helm: str) -> Render:
 def render_error(helm: str) -> Callable[..., str]:
     """render_error(sets=[...]) -> helm's message; the render must fail."""
     def _do(*values: str, sets: Iterable[str] = ()) -> str:
-        code, _, err = _render(helm, values, tuple(sets))
+        code, _, err = _render(helm, values or DEFAULTS, tuple(sets))
         assert code != 0, "helm template should have refused these values"
         return err
     return _do
@@ -128,50 +132,72 @@ def _grants(rules: list[dict[str, Any]]) -> set[Grant]:
     }
 
 
-def _role_grants(manifests: list[Manifest], namespace: str = NAMESPACE) -> set[Grant]:
+def _effective_grants(manifests: list[Manifest], namespace: str = NAMESPACE) -> set[Grant]:
+    """What the service account may do in `namespace`: the ClusterRole's rules (if any) plus the
+    namespace's Role."""
+    rules = [r for m in manifests if m["kind"] == "ClusterRole" for r in m["rules"]]
     roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == namespace
              and not m["metadata"]["name"].endswith("-leader")]
-    assert len(roles) == 1, f"expected one action Role in {namespace}, got {len(roles)}"
-    return _grants(roles[0]["rules"])
+    assert len(roles) <= 1, f"expected at most one action Role in {namespace}, got {len(roles)}"
+    return _grants(rules + [r for role in roles for r in role["rules"]])
 
 
 def _all_rules(manifests: list[Manifest]) -> list[dict[str, Any]]:
     return [r for m in manifests if m["kind"] in ("Role", "ClusterRole") for r in m["rules"]]
 
 
-def _each(group: str, resource: str, *verbs: str, names: Iterable[str] = ()) -> set[Grant]:
-    return {Grant(group, resource, verb, frozenset(names)) for verb in verbs}
+# --- what the code calls, from the tables next to it (agent/model/rbac.py) ----------------
+
+VALUES_KEY = {"rollback": "rollback", "scaleUp": "scale-up", "featureFlagOff": "feature-flag-off",
+              "failover": "failover", "killQueries": "kill-queries", "circuitBreak": "circuit-break",
+              "investigate": "investigate"}
+CONFIGMAPS = {"featureFlagOff": ["checkout-flags"], "failover": ["checkout-endpoints"]}
+REGISTRY = Registry.discover()
 
 
-PROBES_READ = (
-    _each("", "pods", "get", "list", "watch")
-    | _each("", "pods/log", "get")
-    | _each("apps", "deployments", "get", "list", "watch")
-    | _each("apps", "replicasets", "get", "list", "watch")
-    | _each("autoscaling", "horizontalpodautoscalers", "get", "list", "watch")
-    | _each("", "events", "list")
-    | _each("metrics.k8s.io", "pods", "get", "list")
-)
-EVENTS_WRITE = _each("", "events", "create") | _each("events.k8s.io", "events", "create")
-ACTION_GRANTS: dict[str, set[Grant]] = {
-    "rollback": _each("apps", "deployments", "patch"),
-    "scaleUp": _each("apps", "deployments/scale", "get", "patch", "update")
-    | _each("autoscaling", "horizontalpodautoscalers", "patch"),
-    "featureFlagOff": _each("", "configmaps", "get", "patch", names=["checkout-flags"]),
-    "failover": _each("", "configmaps", "get", "patch", names=["checkout-endpoints"]),
-    "killQueries": set(),
-    "circuitBreak": set(),
-    "investigate": set(),
-}
+@dataclass(frozen=True)
+class Install:
+    """What the expected grants depend on: enabled actions and the targets' Deployments."""
+
+    actions: tuple[str, ...] = ()
+    deployments: tuple[str, ...] = ()
+    hpas: tuple[str, ...] = ()
 
 
-def _actions_set(enabled: Iterable[str]) -> list[str]:
+def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
+    """The resourceNames a rule's scope becomes; None when the chart must leave it out."""
+    if rule.scope == "namespace":
+        return frozenset()
+    if rule.scope == "configured":
+        return frozenset(CONFIGMAPS[key])
+    names = set(install.deployments)
+    if rule.resource == "horizontalpodautoscalers":
+        names |= set(install.hpas)
+    return frozenset(names) or None  # an empty resourceNames would mean every object
+
+
+def _expected(install: Install) -> set[Grant]:
+    """Every probe's table plus the enabled actions' tables, in the chart's terms."""
+    tables: list[tuple[str, KubeRule]] = [
+        ("", rule) for reg in REGISTRY.probes.values() for rule in getattr(reg.plugin, "kube_rules", ())]
+    for key in install.actions:
+        tables += [(key, rule) for rule in getattr(REGISTRY.action(VALUES_KEY[key]), "kube_rules", ())]
+    grants = set()
+    for key, rule in tables:
+        names = _names(rule, key, install)
+        if names is not None:
+            grants |= {Grant(rule.group, rule.resource, verb, names) for verb in rule.verbs}
+    return grants
+
+
+def _actions_set(enabled: Iterable[str], targets: Iterable[str] = ()) -> list[str]:
     on = set(enabled)
-    sets = [f"actions.{name}.enabled={str(name in on).lower()}" for name in ACTION_GRANTS]
-    if "featureFlagOff" in on:
-        sets.append("actions.featureFlagOff.configMaps={checkout-flags}")
-    if "failover" in on:
-        sets.append("actions.failover.configMaps={checkout-endpoints}")
+    sets = [f"actions.{name}.enabled={str(name in on).lower()}" for name in VALUES_KEY]
+    for key, names in CONFIGMAPS.items():
+        if key in on:
+            sets.append(f"actions.{key}.configMaps={{{','.join(names)}}}")
+    for i, name in enumerate(targets):
+        sets += [f"targets[{i}].name={name}", f"targets[{i}].deployment={name}"]
     return sets
 
 
@@ -235,11 +261,11 @@ def test_chart_never_creates_secrets(render: Render, values: str) -> None:
     assert "Secret" not in _kinds(render(values))
 
 
-# --- RBAC follows the enabled actions -----------------------------------------------------
+# --- RBAC: exactly what the enabled actions' code calls, on their targets only --------------
 
 
-def test_defaults_grant_probe_reads_and_events_only(render: Render) -> None:
-    assert _role_grants(render("defaults-values.yaml")) == PROBES_READ | EVENTS_WRITE
+def test_defaults_grant_only_the_probes_reads(render: Render) -> None:
+    assert _effective_grants(render("defaults-values.yaml")) == _expected(Install())
 
 
 @pytest.mark.parametrize(
@@ -252,21 +278,45 @@ def test_defaults_grant_probe_reads_and_events_only(render: Render) -> None:
         ["failover"],
         ["featureFlagOff", "failover"],
         ["killQueries", "circuitBreak", "investigate"],
-        list(ACTION_GRANTS),
+        list(VALUES_KEY),
     ],
     ids=lambda enabled: "+".join(enabled) or "none",
 )
-def test_role_grants_exactly_what_the_enabled_actions_need(render: Render, enabled: list[str]) -> None:
-    expected = PROBES_READ | EVENTS_WRITE
-    for action in enabled:
-        expected |= ACTION_GRANTS[action]
-    assert _role_grants(render(sets=_actions_set(enabled))) == expected
+def test_role_grants_exactly_what_the_enabled_actions_call(render: Render, enabled: list[str]) -> None:
+    manifests = render(sets=_actions_set(enabled, targets=["checkout", "cart"]))
+    assert _effective_grants(manifests) == _expected(
+        Install(tuple(enabled), deployments=("cart", "checkout")))
 
 
-def test_deployments_are_patchable_only_with_rollback_on(render: Render) -> None:
-    patch = Grant("apps", "deployments", "patch")
-    assert patch not in _role_grants(render(sets=_actions_set(["scaleUp", "featureFlagOff"])))
-    assert patch in _role_grants(render(sets=_actions_set(["rollback"])))
+def test_writes_on_deployments_name_only_the_target_deployments(render: Render) -> None:
+    """The audit found rollback could patch every Deployment of the namespace, Hemostat's own
+    included: now only the targets'."""
+    manifests = render(sets=[*_actions_set(["rollback", "scaleUp"], targets=["checkout"]),
+                             "actions.scaleUp.hpas={checkout-hpa}"])
+    for rule in _all_rules(manifests):
+        if {"patch", "update", "get"} & set(rule["verbs"]) and rule["apiGroups"] != [""] and \
+                rule["resources"][0] in ("deployments", "deployments/scale", "horizontalpodautoscalers"):
+            assert rule["resourceNames"], rule
+    grants = _effective_grants(manifests)
+    assert Grant("apps", "deployments", "patch", frozenset({"checkout"})) in grants
+    assert Grant("autoscaling", "horizontalpodautoscalers", "patch",
+                 frozenset({"checkout", "checkout-hpa"})) in grants
+    assert not [g for g in grants if g.verb in ("patch", "update", "create") and not g.names
+                and g.resource != "events"]
+
+
+def test_no_target_deployment_means_no_deployment_rights_at_all(render: Render) -> None:
+    """An empty resourceNames would grant every Deployment: the rule is left out instead."""
+    grants = _effective_grants(render(sets=_actions_set(["rollback", "scaleUp"])))
+    assert not [g for g in grants if g.resource.startswith("deployments")]
+
+
+def test_unused_verbs_are_gone(render: Render) -> None:
+    """Granted before and never called: update on the scale, watch, list events, events.k8s.io."""
+    grants = _grants(_all_rules(render("all-actions-values.yaml")))
+    assert not {g for g in grants if g.verb in ("watch", "update")}
+    assert not {g for g in grants if g.resource == "events" and g.verb != "create"}
+    assert not {g for g in grants if g.group == "events.k8s.io"}
 
 
 @pytest.mark.parametrize("values", CI_VALUES)
@@ -293,14 +343,11 @@ def test_no_lease_rights_even_with_replicas_because_the_ledger_elects_the_leader
         assert not any(g.resource == "leases" for g in _grants(_all_rules(render(values))))
 
 
-def test_each_watched_namespace_gets_a_role_bound_to_the_release_service_account(
-    render: Render,
-) -> None:
+def test_each_watched_namespace_gets_a_role_for_its_own_targets(render: Render) -> None:
     manifests = render("multi-namespace-values.yaml")
-    for namespace in ("shop", "payments"):
-        assert _role_grants(manifests, namespace) == (
-            PROBES_READ | EVENTS_WRITE | ACTION_GRANTS["rollback"]
-        )
+    for namespace, deployment in (("shop", "checkout"), ("payments", "ledger-api")):
+        assert _effective_grants(manifests, namespace) == _expected(
+            Install(("rollback",), deployments=(deployment,)))
         binding = next(m for m in manifests if m["kind"] == "RoleBinding"
                        and m["metadata"]["namespace"] == namespace)
         assert binding["subjects"] == [
@@ -309,11 +356,15 @@ def test_each_watched_namespace_gets_a_role_bound_to_the_release_service_account
     assert not [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == NAMESPACE]
 
 
-def test_cluster_wide_rbac_uses_one_cluster_role_instead_of_roles(render: Render) -> None:
-    manifests = render(sets=["rbac.clusterWide=true", *_actions_set(["rollback"])])
-    assert "Role" not in _kinds(manifests) and "RoleBinding" not in _kinds(manifests)
+def test_cluster_wide_reads_everywhere_but_changes_only_its_targets(render: Render) -> None:
+    """With clusterWide the ClusterRole only reads; rights over named objects stay in a Role in
+    the targets' namespace, so kube-system's Deployments are out of reach."""
+    manifests = render(sets=["rbac.clusterWide=true", *_actions_set(["rollback"], targets=["checkout"])])
     role = _one(manifests, "ClusterRole")
-    assert _grants(role["rules"]) == PROBES_READ | EVENTS_WRITE | ACTION_GRANTS["rollback"]
+    assert all(not rule.get("resourceNames") for rule in role["rules"])
+    assert not {g.verb for g in _grants(role["rules"])} & {"patch", "update"}
+    assert _effective_grants(manifests) == _expected(Install(("rollback",), deployments=("checkout",)))
+    assert _effective_grants(manifests, "kube-system") == _grants(role["rules"])
     binding = _one(manifests, "ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}
@@ -439,8 +490,30 @@ def test_network_policy_admits_only_the_configured_peers_to_the_port(render: Ren
     assert policy["policyTypes"] == ["Ingress"]
     [rule] = policy["ingress"]
     assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
-    names = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in rule["from"]}
-    assert names == {"alertmanager", "prometheus"}
+    peers = {peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]:
+             peer["namespaceSelector"]["matchExpressions"] for peer in rule["from"]}
+    only_monitoring = [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]
+    assert peers == {"alertmanager": only_monitoring, "prometheus": only_monitoring}
+
+
+def test_network_policy_admits_alertmanager_only_from_the_configured_namespaces(render: Render) -> None:
+    """The audit: any pod labelled alertmanager in any namespace could reach the webhook."""
+    policy = _one(render(sets=["networkPolicy.alertmanager.namespaces={observability,alerting}",
+                               "networkPolicy.prometheus.namespaces=[]"]), "NetworkPolicy")["spec"]
+    [peer] = policy["ingress"][0]["from"]
+    assert peer["namespaceSelector"] == {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["observability", "alerting"]}]}
+    assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "alertmanager"}}
+    for rule in policy["ingress"]:
+        for peer in rule["from"]:
+            assert peer.get("namespaceSelector") != {}, "a peer from every namespace"
+
+
+def test_webhook_off_needs_no_token_and_says_so_in_the_config(render: Render) -> None:
+    manifests = render(sets=["intake.existingSecret=", "intake.webhook=false"])
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["intake"]["webhook"] is False and "token" not in config["intake"]
+    assert Config.model_validate(config).intake.webhook is False
 
 
 def test_network_policy_restricts_egress_only_when_rules_are_given(render: Render) -> None:
@@ -494,6 +567,12 @@ def test_service_monitor_scrapes_metrics_on_the_service_port(render: Render) -> 
                      id="target-outside-watched-namespaces"),
         pytest.param(["rbac.clusterWide=true", "watchNamespaces={a}"], r"watchNamespaces has no effect",
                      id="cluster-wide-with-namespaces"),
+        pytest.param(["intake.existingSecret="],
+                     r"intake\.existingSecret is empty: the Alertmanager webhook would take "
+                     r"unauthenticated calls.*or set intake\.webhook: false",
+                     id="webhook-without-token"),
+        pytest.param(["networkPolicy.alertmanager.namespaces=[]", "networkPolicy.prometheus.namespaces=[]"],
+                     r"networkPolicy admits no peer", id="network-policy-without-peers"),
     ],
 )
 def test_wrong_values_fail_with_a_clear_message(

@@ -1,7 +1,7 @@
 """Pytest plugin: a real Prometheus (Debian `prometheus`, 2.42) on a free loopback port.
 
 `prometheus` (function) is a factory: `prometheus(targets=[...], rules=..., alertmanagers=[...],
-backfill=...)` writes a config (scrape and evaluation interval 1 s), starts the server and waits
+backfill=...)` (keyword arguments; `launch(workdir, ...)` is the same for a wider scope) writes a config (scrape and evaluation interval 1 s), starts the server and waits
 until it is ready; every server it started is stopped when the test ends.
 - `targets`: "127.0.0.1:PORT" or "127.0.0.1:PORT/path" strings, scraped as job "app" (each
   target keeps its own `instance` label); `metrics_path` defaults to /metrics.
@@ -161,24 +161,36 @@ def backfill_blocks(workdir: Path, openmetrics: str) -> None:
 StartPrometheus = Callable[..., PrometheusServer]
 
 
+def binary() -> str:
+    """The `prometheus` executable, or skip (fail under HEMOSTAT_REQUIRE_SERVICES=1)."""
+    found = shutil.which("prometheus")
+    if found is None:
+        missing("prometheus is not installed", "install it: apt-get install -y prometheus "
+                "(scripts/install-services.sh does)")
+    assert found is not None
+    return found
+
+
+def launch(workdir: Path, targets: list[str] | None = None, rules: dict[str, Any] | str | None = None,
+           alertmanagers: list[str] | None = None, backfill: str | None = None) -> PrometheusServer:
+    """Configure and start one server in `workdir`; the caller stops it."""
+    server = PrometheusServer(binary=binary(), workdir=workdir)
+    write_config(server, targets or [], rules, alertmanagers or [])
+    if backfill:
+        backfill_blocks(server.workdir, backfill)
+    return server.start()
+
+
 @pytest.fixture
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartPrometheus]:
     """Start real Prometheus servers for this test (see the module docstring)."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        missing("prometheus is not installed", "install it: apt-get install -y prometheus "
-                "(scripts/install-services.sh does)")
-    assert binary is not None
+    binary()
     started: list[PrometheusServer] = []
 
-    def start(targets: list[str] | None = None, rules: dict[str, Any] | str | None = None,
-              alertmanagers: list[str] | None = None, backfill: str | None = None) -> PrometheusServer:
-        server = PrometheusServer(binary=binary, workdir=tmp_path_factory.mktemp("prometheus"))
-        write_config(server, targets or [], rules, alertmanagers or [])
-        if backfill:
-            backfill_blocks(server.workdir, backfill)
+    def start(**kwargs: Any) -> PrometheusServer:
+        server = launch(tmp_path_factory.mktemp("prometheus"), **kwargs)
         started.append(server)
-        return server.start()
+        return server
 
     try:
         yield start

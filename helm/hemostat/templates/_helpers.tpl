@@ -128,6 +128,9 @@ Secrets below); the rest comes from targets, notifiers and config.
 {{- $_ = set $config "store" (dict "backend" "sqlite" "path" (printf "%s/ledger.db" (include "hemostat.ledgerDir" .))) }}
 {{- end }}
 {{- $intake := dict "listen" (printf "0.0.0.0:%d" (int .Values.intake.port)) }}
+{{- if not .Values.intake.webhook }}
+{{- $_ = set $intake "webhook" false }}
+{{- end }}
 {{- if .Values.intake.existingSecret }}
 {{- $_ = set $intake "token" (dict "file" (printf "%s/webhook-token" (include "hemostat.secretsDir" .))) }}
 {{- end }}

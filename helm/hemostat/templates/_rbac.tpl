@@ -1,54 +1,78 @@
 {{/*
-The RBAC rules, built from the enabled actions: what every probe reads, plus exactly what each
-switched-on action writes. No secrets, no wildcards. Shared by the per-namespace Roles and the
-ClusterRole so both grant the same thing.
+The RBAC rules, derived from the `kube_rules` table each probe and action declares next to its
+code (agent/model/rbac.py; tests/test_kube_rules.py checks each table against the calls the code
+really makes, tests/helm/test_chart.py checks these rules equal the tables of the enabled
+actions). Two kinds:
+
+- "hemostat.rules.namespace": rights over any object of a namespace (lists cannot be cut by
+  name): what the probes read, and creating the Event an action leaves on what it changed.
+- "hemostat.rules.named": rights over named objects only (resourceNames): the targets'
+  Deployments (and their HPAs), the ConfigMaps the flag and failover actions were given.
+  A name list that would be empty is left out: an empty resourceNames means every object.
+
+No secrets, no wildcards, no watch, no delete.
 */}}
-{{- define "hemostat.rules" -}}
+{{- define "hemostat.rules.namespace" -}}
 {{- $a := .Values.actions -}}
-# Probes: pods and their logs, rollouts, autoscalers, events.
+# Probes (k8s-workload, k8s-logs): the target's pods, their logs, rollout history, HPAs, usage.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
 - apiGroups: ["apps"]
-  resources: ["deployments", "replicasets"]
-  verbs: ["get", "list", "watch"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["events"]
   verbs: ["list"]
-# Probes: CPU and memory from metrics-server.
 - apiGroups: ["metrics.k8s.io"]
   resources: ["pods"]
-  verbs: ["get", "list"]
-# Every executed action records a Kubernetes Event on what it touched.
+  verbs: ["list"]
+{{- if or $a.rollback.enabled $a.scaleUp.enabled $a.featureFlagOff.enabled }}
+# rollback, scale-up and feature-flag-off record a core/v1 Event on what they changed.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create"]
-{{- if $a.rollback.enabled }}
-# rollback: put the previous ReplicaSet's pod template back on the Deployment.
+{{- end }}
+{{- end }}
+
+{{/* The target Deployments in one namespace, as a YAML list. Arg: (dict "root" $ "namespace" NS). */}}
+{{- define "hemostat.targetDeployments" -}}
+{{- $names := list }}
+{{- range .root.Values.targets }}
+{{- if and .deployment (eq (.namespace | default $.root.Release.Namespace) $.namespace) }}
+{{- $names = append $names .deployment }}
+{{- end }}
+{{- end }}
+{{- toYaml (uniq $names) }}
+{{- end }}
+
+{{/* Rights over named objects in one namespace. Arg: (dict "root" $ "namespace" NS). */}}
+{{- define "hemostat.rules.named" -}}
+{{- $a := .root.Values.actions -}}
+{{- $deployments := include "hemostat.targetDeployments" . | fromYamlArray }}
+{{- if $deployments }}
+# The target Deployments only: probes read them{{ if $a.rollback.enabled }}; rollback patches their template{{ end }}.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["patch"]
-{{- end }}
+  resourceNames: {{ toJson $deployments }}
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") $a.rollback.enabled) }}
 {{- if $a.scaleUp.enabled }}
-# scale-up: raise replicas through the scale subresource, or an HPA's minReplicas.
+# scale-up: their scale subresource, and the HPAs named after them (or listed in actions.scaleUp.hpas).
 - apiGroups: ["apps"]
   resources: ["deployments/scale"]
-  verbs: ["get", "patch", "update"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: ["get", "patch"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["patch"]
+  resourceNames: {{ toJson (concat $deployments $a.scaleUp.hpas | uniq) }}
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end }}
 {{- if $a.featureFlagOff.enabled }}
-# feature-flag-off: only the named flag ConfigMaps (resourceNames; never all ConfigMaps).
+# feature-flag-off: only the named flag ConfigMaps (never all ConfigMaps).
 - apiGroups: [""]
   resources: ["configmaps"]
   resourceNames: {{ toJson (uniq $a.featureFlagOff.configMaps) }}
@@ -61,4 +85,34 @@ ClusterRole so both grant the same thing.
   resourceNames: {{ toJson (uniq $a.failover.configMaps) }}
   verbs: ["get", "patch"]
 {{- end }}
+{{- end }}
+
+{{/* A Role and its RoleBinding in one namespace. Arg: (dict "root" $ "namespace" NS "rules" TEXT). */}}
+{{- define "hemostat.role" -}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ include "hemostat.fullname" .root }}
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "hemostat.labels" .root | nindent 4 }}
+rules:
+  {{- .rules | trim | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ include "hemostat.fullname" .root }}
+  namespace: {{ .namespace }}
+  labels:
+    {{- include "hemostat.labels" .root | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ include "hemostat.fullname" .root }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "hemostat.serviceAccountName" .root }}
+    namespace: {{ .root.Release.Namespace }}
 {{- end }}

@@ -28,6 +28,13 @@ every render has, so `helm template`, `helm install` and `helm upgrade` all stop
 {{- fail (printf "config.%s is set by the chart (it must match the mounts and Secrets); use the chart's `%s` values instead." $owned $owned) }}
 {{- end }}
 {{- end }}
+{{- if and $v.intake.webhook (not $v.intake.existingSecret) }}
+{{- fail "intake.existingSecret is empty: the Alertmanager webhook would take unauthenticated calls. Create a Secret holding a random token (kubectl create secret generic hemostat-webhook --from-literal=token=$(openssl rand -hex 32)) and set intake.existingSecret, or set intake.webhook: false to install without the webhook." }}
+{{- end }}
+{{- $np := $v.networkPolicy }}
+{{- if and $np.enabled (not $np.alertmanager.namespaces) (not $np.prometheus.namespaces) (not $np.ingressFrom) }}
+{{- fail "networkPolicy admits no peer: set networkPolicy.alertmanager.namespaces (where Alertmanager runs), networkPolicy.prometheus.namespaces or networkPolicy.ingressFrom, or set networkPolicy.enabled: false." }}
+{{- end }}
 {{- if and $v.rbac.clusterWide $v.watchNamespaces }}
 {{- fail "watchNamespaces has no effect with rbac.clusterWide: true (the ClusterRole covers every namespace); leave it empty or turn clusterWide off." }}
 {{- end }}

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint services bench helm clean
+.PHONY: demo test lint services bench helm image clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench: $(STAMP) services
 
 helm:
 	scripts/fetch-helm.sh
+
+image: $(STAMP) services
+	scripts/build-image.sh
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache

@@ -16,7 +16,6 @@ import signal
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,7 +24,7 @@ from agent import lifecycle, service
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
-from agent.intake import IntakeError, Webhook, authenticate, body_digest, group, parse
+from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from agent.slack_actions import SlackInteractions
 
 log = structlog.get_logger("hemostat.daemon")
-REPLAY_WINDOW = timedelta(seconds=60)  # identical bodies this close together are replays
 
 
 @dataclass
@@ -51,8 +49,8 @@ class Daemon:
     _loop: asyncio.AbstractEventLoop | None = None
     _inflight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
     _sweeping: set[str] = field(default_factory=set)
-    _seen: dict[str, datetime] = field(default_factory=dict)
-    _seen_lock: threading.Lock = field(default_factory=threading.Lock)
+    _intake_lock: threading.Lock = field(default_factory=threading.Lock)
+    _unmatched: SeenAlerts = field(default_factory=SeenAlerts)
     leader: bool = False
     notifier: Notifier | None = None
     slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
@@ -71,17 +69,22 @@ class Daemon:
         return (False, "stopping") if self.stopping.is_set() else (True, "ready")
 
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        """Validate, record and schedule. Returns the HTTP status and JSON answer."""
+        """Validate, record and schedule. Returns the HTTP status and JSON answer: 202 when
+        something was new, 200 when every alert was a re-delivery (acknowledged, not recorded
+        again), 4xx for a payload that will never be right, 503 to make the sender retry."""
         try:
             if not self.app.config.intake.webhook:
                 raise IntakeError(404, "the Alertmanager webhook is off (intake.webhook: false)")
             token = self.app.config.intake.token.resolve() if self.app.config.intake.token else None
             authenticate(authorization, token)
             webhook = parse(body, self.app.config.intake.max_body_bytes)
-            self._refuse_replay(body_digest(body))
             if self.stopping.is_set():
                 raise IntakeError(503, "shutting down; Alertmanager will retry")
-            return 202, self._accept(webhook)
+            with self._intake_lock:  # two deliveries of one alert at once must not both be news
+                answer = self._accept(webhook)
+            code = 202 if answer["recorded"] else 200
+            self.metrics.webhooks.labels(result=str(code)).inc()
+            return code, answer
         except IntakeError as e:
             self.metrics.webhooks.labels(result=str(e.status)).inc()
             log.warning("webhook refused", status=e.status, reason=str(e))
@@ -89,40 +92,38 @@ class Daemon:
         except HemostatError as e:  # ledger full or unreachable: make Alertmanager retry
             self.metrics.webhooks.labels(result="503").inc()
             log.error("webhook not recorded", error=str(e), code=e.code)
-            self._forget(body_digest(body))
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def _forget(self, digest: str) -> None:
-        """A delivery we failed to record must not be refused as a replay when retried."""
-        with self._seen_lock:
-            self._seen.pop(digest, None)
-
-    def _refuse_replay(self, digest: str) -> None:
-        now = utcnow()
-        with self._seen_lock:
-            for key, at in list(self._seen.items()):
-                if now - at > REPLAY_WINDOW:
-                    del self._seen[key]
-            if digest in self._seen:
-                raise IntakeError(409, "duplicate delivery of an identical payload (replay)")
-            self._seen[digest] = now
-
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
-        now, incidents = utcnow(), []
+        now, incidents, recorded, dups = utcnow(), [], 0, 0
+        if webhook.truncatedAlerts:
+            log.warning("alert group truncated by the sender", group=webhook.groupKey[:200],
+                        truncated=webhook.truncatedAlerts)
         for target, alerts in group(webhook, self.app.config):
             if target is None:
-                lifecycle.on_unmatched(self.ledger, alerts, now)
+                news = self._unmatched.news(alerts)
+                self.metrics.alerts.labels(result="unmatched").inc(len(news))
+                if news:
+                    lifecycle.on_unmatched(self.ledger, webhook, news, now)
+                    log.warning("alerts match no target", alerts=sorted({a.labels.get("alertname", "?")
+                                                                          for a in news}))
+                recorded, dups = recorded + len(news), dups + len(alerts) - len(news)
                 continue
-            incident, diagnose = lifecycle.on_alerts(self.ledger, webhook, target, alerts, now)
-            if incident is None:
+            outcome = lifecycle.on_alerts(self.ledger, webhook, target, alerts, now, webhook.source)
+            self.metrics.alerts.labels(result="recorded").inc(outcome.recorded)
+            self.metrics.alerts.labels(result="duplicate").inc(outcome.duplicates)
+            recorded, dups = recorded + outcome.recorded, dups + outcome.duplicates
+            if outcome.incident is None:
                 continue
-            incidents.append(incident.id)
-            self._announce_threadsafe(incident.id)
-            if diagnose:
+            incidents.append(outcome.incident.id)
+            if outcome.recorded:
+                self._announce_threadsafe(outcome.incident.id)
+            if outcome.diagnose:
+                incident = outcome.incident
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
                 self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
-        self.metrics.webhooks.labels(result="202").inc()
-        return {"accepted": len(webhook.alerts), "incidents": incidents}
+        return {"accepted": len(webhook.alerts), "recorded": recorded, "duplicates": dups,
+                "incidents": incidents}
 
     def _schedule(self, coro: Awaitable[Any], name: str) -> None:
         assert self._loop is not None
@@ -133,7 +134,8 @@ class Daemon:
     # -- loop side ------------------------------------------------------------------------------
     async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
-        result = await service.diagnose(self.app, target, incident.opened_at, history, incident.id)
+        # One clock: the diagnosis happens now, however long ago the alert started.
+        result = await service.diagnose(self.app, target, None, history, incident.id)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 
@@ -157,6 +159,8 @@ class Daemon:
         self.notifier.dispatch(update)
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
+        self.metrics.notifications.labels(channel=delivery.channel,
+                                          result="ok" if delivery.ok else "failed").inc()
         self.ledger.append("notification", self.actor, utcnow(), incident_id=update.incident_id,
                            data=delivery.to_json())
 
@@ -232,8 +236,7 @@ class Daemon:
             record = self.ledger.proposal(pid)
             self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
             if record.proposal.incident_id:
-                lifecycle.after_execution(self.ledger, record.proposal.incident_id,
-                                          record.state == "succeeded", self.actor, utcnow())
+                lifecycle.after_execution(self.ledger, record, self.actor, utcnow())
                 self.announce(record.proposal.incident_id)
 
     async def _pause(self, seconds: float) -> None:

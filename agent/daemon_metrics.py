@@ -32,6 +32,11 @@ class Metrics:
                               ["endpoint"], registry=r)
         self.webhooks = Counter("hemostat_webhooks_total", "webhook deliveries by HTTP status",
                                 ["result"], registry=r)
+        self.alerts = Counter("hemostat_alerts_total", "alerts received, by what became of them "
+                              "(recorded, duplicate: a re-delivery, unmatched: no target)", ["result"],
+                              registry=r)
+        self.notifications = Counter("hemostat_notifications_total", "status updates delivered, "
+                                     "by channel and result", ["channel", "result"], registry=r)
         self.leader = Gauge("hemostat_leader", "1 when this daemon leads (executes)", registry=r)
 
     def observe(self, diagnosis: Diagnosis) -> None:

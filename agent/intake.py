@@ -1,4 +1,10 @@
-"""Alertmanager webhook intake (payload version 4): validate, authenticate, map alerts to targets.
+"""Alert webhook intake: validate, authenticate, map alerts to targets.
+
+Two payloads share one shape: Alertmanager's webhook (`version: "4"`) and Grafana unified
+alerting's (`version: "1"`, which adds fields we ignore). Timestamps must carry a timezone: a
+naive one is refused with the field named, never guessed. Each alert is identified by its
+fingerprint (Alertmanager's, or a hash of its labels when a sender gives none); a delivery of
+the same fingerprint, status and `startsAt` is a duplicate, whatever the body bytes say.
 
 Pure parsing and routing; the daemon's HTTP handler calls these and records the result.
 Every rejection is an `IntakeError` carrying the HTTP status to answer with.
@@ -9,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.config import Config
 from agent.model import HemostatError, TargetSpec
@@ -33,17 +40,29 @@ class Alert(BaseModel):
     status: Literal["firing", "resolved"]
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: AwareDatetime
+    endsAt: AwareDatetime | None = None
     generatorURL: str = ""
     fingerprint: str = ""
+
+    @model_validator(mode="after")
+    def _fingerprinted(self) -> Alert:
+        if not self.fingerprint:  # stable across deliveries: the labels are the alert's identity
+            labels = json.dumps(self.labels, sort_keys=True).encode()
+            self.fingerprint = hashlib.sha256(labels).hexdigest()[:16]
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What makes a delivery new: fingerprint, status and when this firing began."""
+        return self.fingerprint, self.status, self.startsAt.isoformat()
 
 
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    version: Literal["4"]
-    groupKey: str = Field(min_length=1, max_length=4096)
+    version: Literal["4", "1"]  # "1": Grafana unified alerting, same shape plus extras
+    groupKey: str = Field("", max_length=4096)
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)
@@ -52,6 +71,16 @@ class Webhook(BaseModel):
     externalURL: str = ""
     truncatedAlerts: int = 0
     alerts: list[Alert] = Field(min_length=1, max_length=1000)
+
+    @property
+    def source(self) -> str:
+        return "grafana" if self.version == "1" else "alertmanager"
+
+    @model_validator(mode="after")
+    def _keyed(self) -> Webhook:
+        if not self.groupKey:  # Grafana may leave it out; the group labels name the group
+            self.groupKey = json.dumps(self.groupLabels, sort_keys=True)
+        return self
 
 
 def authenticate(header: str | None, token: str | None) -> None:
@@ -75,11 +104,8 @@ def parse(body: bytes, limit: int) -> Webhook:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise IntakeError(422, f"not an Alertmanager v4 payload: {where}: {first['msg']}") from None
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+        raise IntakeError(422, "not an Alertmanager (v4) or Grafana (v1) alert payload: "
+                               f"{where}: {first['msg']}") from None
 
 
 def target_for(alert: Alert, config: Config) -> TargetSpec | None:
@@ -109,3 +135,23 @@ def group(webhook: Webhook, config: Config) -> list[tuple[TargetSpec | None, Seq
         targets[key] = target
         by_target.setdefault(key, []).append(alert)
     return [(targets[k], alerts) for k, alerts in by_target.items()]
+
+
+class SeenAlerts:
+    """Deliveries already recorded for alerts that match no target (those have no incident to
+    remember them by): the most recent `size` keys, so a repeat is not recorded again."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._keys: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def news(self, alerts: Sequence[Alert]) -> list[Alert]:
+        with self._lock:
+            fresh = [a for a in alerts if a.key not in self._keys]
+            for alert in alerts:
+                self._keys[alert.key] = None
+                self._keys.move_to_end(alert.key)
+            while len(self._keys) > self.size:
+                self._keys.popitem(last=False)
+        return fresh

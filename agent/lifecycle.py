@@ -1,5 +1,10 @@
-"""Incident lifecycle on the ledger: alerts open, repeat and resolve incidents; diagnoses and
-executions move them through investigating -> identified -> monitoring -> resolved.
+"""Incident lifecycle on the ledger: alerts open, join, resolve and re-open incidents; diagnoses
+and executions move them through investigating -> identified -> monitoring -> resolved.
+
+An incident tracks each alert that joined it by fingerprint (from its alert events). It leaves
+investigating/identified for monitoring only when every alert has resolved or a verified
+mitigation is in place; a fresh firing alert while monitoring re-opens it and asks for a new
+diagnosis.
 
 Each function records what happened as events and returns what the daemon should do next.
 """
@@ -7,15 +12,18 @@ Each function records what happened as events and returns what the daemon should
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from agent import service
 from agent.intake import Alert, Webhook
-from agent.ledger import IncidentRecord, Ledger
+from agent.ledger import Event, IncidentRecord, Ledger, ProposalRecord
 from agent.model import TargetSpec
 from agent.service import Diagnosis, new_incident_id
 from agent.wiring import App
 
+ACTIVE = ("opened", "triaged", "investigating", "identified", "mitigating")  # before monitoring
 ALERT_SEVERITY = {"critical": 1, "page": 1, "high": 2, "error": 2, "warning": 3, "info": 4}
 
 
@@ -27,52 +35,121 @@ def alert_severity(alerts: Sequence[Alert]) -> int:
 
 def _alert_json(alert: Alert) -> dict[str, object]:
     return {"status": alert.status, "labels": alert.labels, "fingerprint": alert.fingerprint,
-            "startsAt": alert.startsAt.isoformat(), "summary": alert.annotations.get("summary", "")}
+            "startsAt": alert.startsAt.isoformat(),
+            "endsAt": alert.endsAt.isoformat() if alert.endsAt else None,
+            "summary": alert.annotations.get("summary", "")}
+
+
+def tracked_alerts(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
+    """Each alert (by fingerprint) that joined the incident, as last delivered. Pure."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.type in ("alert_fired", "alert_resolved"):
+            out.update({a["fingerprint"]: a for a in event.data.get("alerts", ()) if "fingerprint" in a})
+    return out
+
+
+def firing(tracked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in tracked.values() if a.get("status") == "firing"]
+
+
+def _delivery_key(alert: dict[str, Any]) -> tuple[str, str, str] | None:
+    return (alert["fingerprint"], alert["status"], alert["startsAt"]) if alert else None
+
+
+@dataclass(frozen=True)
+class AlertsOutcome:
+    """What one webhook did to one target's incident."""
+
+    incident: IncidentRecord | None
+    diagnose: bool = False  # opened, or re-opened by a fresh firing alert: diagnose (again)
+    recorded: int = 0  # alerts that were news
+    duplicates: int = 0  # re-deliveries of what the ledger already holds
 
 
 def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequence[Alert],
-              now: datetime, actor: str = "alertmanager") -> tuple[IncidentRecord | None, bool]:
-    """Record alerts for one target. Returns the incident and whether it needs a diagnosis."""
-    group_key = f"{webhook.groupKey}|{target.name}"
-    # One open incident per target: a second alert group, or a sweep's incident, joins it.
-    incident = ledger.find_open_incident(group_key=group_key) or ledger.find_open_incident(
-        target=target.name)
-    firing = [a for a in alerts if a.status == "firing"]
+              now: datetime, actor: str = "alertmanager") -> AlertsOutcome:
+    """Record one delivery's alerts for one target, once each: a re-delivery (Alertmanager's
+    repeat_interval, a retry, an HA twin) of the same fingerprint, status and startsAt is
+    acknowledged and not recorded again. Moves the incident when its alerts say so."""
+    incident = ledger.find_open_incident(target=target.name)
+    tracked = tracked_alerts(ledger.events(incident_id=incident.id)) if incident else {}
+    fresh = [a for a in alerts if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
+    dups = len(alerts) - len(fresh)
+    new_firing = [a for a in fresh if a.status == "firing"]
+    if not fresh:
+        return AlertsOutcome(incident, duplicates=dups)
     if incident is None:
-        if not firing:
+        if not new_firing:
             ledger.append("alert_resolved_unknown", actor, now,
-                          data={"target": target.name, "alerts": [_alert_json(a) for a in alerts]})
-            return None, False
-        incident, opened = _open(ledger, webhook, target, firing, group_key, now, actor)
+                          data={"target": target.name, "alerts": [_alert_json(a) for a in fresh]})
+            return AlertsOutcome(None, recorded=len(fresh), duplicates=dups)
+        incident, opened = _open(ledger, webhook, target, new_firing, now, actor)
         if opened:
-            return incident, True
-    kind = "alert_repeated" if firing else "alert_resolved"
-    ledger.append(kind, actor, now, incident_id=incident.id,
-                  data={"alerts": [_alert_json(a) for a in alerts]})
-    if webhook.status == "resolved" and incident.status != "monitoring":
-        incident = ledger.set_incident_status(incident.id, "monitoring", actor, now,
-                                              data={"reason": "all alerts resolved"})
+            _record(ledger, webhook, incident, [a for a in fresh if a.status == "resolved"], now, actor)
+            return AlertsOutcome(incident, diagnose=True, recorded=len(fresh), duplicates=dups)
+        tracked = tracked_alerts(ledger.events(incident_id=incident.id))  # a racer's incident
+        fresh = [a for a in fresh if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
+    _record(ledger, webhook, incident, fresh, now, actor)
+    tracked.update({a.fingerprint: _alert_json(a) for a in fresh})
+    incident, diagnose = _move(ledger, incident, tracked, new_firing, now, actor)
+    return AlertsOutcome(incident, diagnose, len(fresh), dups)
+
+
+def _record(ledger: Ledger, webhook: Webhook, incident: IncidentRecord, alerts: Sequence[Alert],
+            now: datetime, actor: str) -> None:
+    for status in ("firing", "resolved"):
+        these = [_alert_json(a) for a in alerts if a.status == status]
+        if these:
+            ledger.append("alert_fired" if status == "firing" else "alert_resolved", actor, now,
+                          incident_id=incident.id, data=_delivery(webhook, these))
+
+
+def _delivery(webhook: Webhook, alerts: list[dict[str, object]]) -> dict[str, object]:
+    """The event data of a delivery; `truncated` says Alertmanager left alerts out (max_alerts)."""
+    return {"alerts": alerts, "receiver": webhook.receiver, "group_key": webhook.groupKey,
+            "source": webhook.source, "truncated": webhook.truncatedAlerts}
+
+
+def _move(ledger: Ledger, incident: IncidentRecord, tracked: dict[str, dict[str, Any]],
+          new_firing: Sequence[Alert], now: datetime, actor: str) -> tuple[IncidentRecord, bool]:
+    """Re-open on a fresh firing alert while monitoring (diagnose again, escalate if worse);
+    escalate on a worse one joining; to monitoring once every alert has resolved."""
+    worse = min(incident.severity, alert_severity(new_firing)) if new_firing else incident.severity
+    if new_firing and incident.status == "monitoring":
+        names = ", ".join(sorted({a.labels.get("alertname", "alert") for a in new_firing}))
+        return ledger.set_incident_status(
+            incident.id, "investigating", actor, now, severity=worse,
+            data={"reason": f"{names} fired again while monitoring", "cause": "refired"}), True
+    if new_firing and worse < incident.severity:
+        return ledger.set_incident_status(incident.id, incident.status, actor, now, severity=worse,
+                                          data={"reason": "a more severe alert joined"}), False
+    if not firing(tracked) and incident.status in ACTIVE:
+        return ledger.set_incident_status(incident.id, "monitoring", actor, now, data={
+            "reason": "every alert has resolved", "cause": "alerts_resolved"}), False
     return incident, False
 
 
 def _open(ledger: Ledger, webhook: Webhook, target: TargetSpec, firing: Sequence[Alert],
-          group_key: str, now: datetime, actor: str) -> tuple[IncidentRecord, bool]:
-    """Open the incident, unless another replica opened one for the target a moment ago."""
-    started = min(a.startsAt for a in firing)
+          now: datetime, actor: str) -> tuple[IncidentRecord, bool]:
+    """Open the incident, unless another replica opened one for the target a moment ago.
+    It starts when its earliest alert started (never in the future)."""
+    started = min(min(a.startsAt for a in firing), now)
     title = firing[0].annotations.get("summary") or firing[0].labels.get("alertname", "alert firing")
     incident, opened = ledger.open_or_join(IncidentRecord(
-        new_incident_id(now), target.name, title, "opened", alert_severity(firing), min(started, now),
-        now, group_key, data={"alertname": firing[0].labels.get("alertname", "")}), actor)
+        new_incident_id(now), target.name, title, "opened", alert_severity(firing), started,
+        now, f"{webhook.groupKey}|{target.name}",
+        data={"alertname": firing[0].labels.get("alertname", "")}), actor)
     if opened:
         ledger.append("alert_fired", actor, now, incident_id=incident.id,
-                      data={"alerts": [_alert_json(a) for a in firing], "receiver": webhook.receiver})
+                      data=_delivery(webhook, [_alert_json(a) for a in firing]))
     return incident, opened
 
 
-def on_unmatched(ledger: Ledger, alerts: Sequence[Alert], now: datetime) -> None:
+def on_unmatched(ledger: Ledger, webhook: Webhook, alerts: Sequence[Alert], now: datetime) -> None:
     """Alerts for no configured target are recorded, never dropped."""
-    ledger.append("alert_unmatched", "alertmanager", now,
-                  data={"alerts": [_alert_json(a) for a in alerts]})
+    ledger.append("alert_unmatched", webhook.source, now,
+                  data=_delivery(webhook, [_alert_json(a) for a in alerts]))
 
 
 def after_diagnosis(ledger: Ledger, incident: IncidentRecord, diagnosis: Diagnosis, actor: str,
@@ -98,11 +175,24 @@ def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     return after, after.status != recorded.status
 
 
-def after_execution(ledger: Ledger, incident_id: str, succeeded: bool, actor: str,
-                    now: datetime) -> IncidentRecord:
-    """A verified mitigation moves the incident to monitoring; a failed one back to investigating."""
-    incident = ledger.incident(incident_id)
-    status = "monitoring" if succeeded else "investigating"
-    if incident.status in (status, "resolved"):
+def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: datetime) -> IncidentRecord:
+    """A verified mitigation moves the incident to monitoring. A failed (or unverified) one
+    leaves it investigating, unless its alerts have all resolved (then it stays monitoring,
+    and the status update says no mitigation is in place)."""
+    assert record.proposal.incident_id is not None
+    incident = ledger.incident(record.proposal.incident_id)
+    verified = record.state == "succeeded" and not record.verdict.dry_run
+    if record.verdict.dry_run or incident.status == "resolved":
         return incident
-    return ledger.set_incident_status(incident_id, status, actor, now)
+    if verified:
+        status, cause = "monitoring", "mitigation_verified"
+    else:
+        tracked = tracked_alerts(ledger.events(incident_id=incident.id))
+        quiet = bool(tracked) and not firing(tracked)
+        status, cause = ("monitoring" if quiet else "investigating"), "mitigation_failed"
+    if incident.status == status:
+        return incident
+    what = f"{record.proposal.action} {record.proposal.subject}"
+    reason = f"{what} applied and verified" if verified else f"{what} did not work"
+    return ledger.set_incident_status(incident.id, status, actor, now,
+                                      data={"reason": reason, "cause": cause})

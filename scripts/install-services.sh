@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite runs for real: PostgreSQL server binaries (the suite starts its
-# own throwaway cluster; no system service is started), redis-server and prometheus (the suite
-# starts its own on a free loopback port). As root only;
-# otherwise says what is missing and leaves it to the tests to fail or skip.
+# own throwaway cluster; no system service is started) and the other real parts the tests run
+# (each listed below with why). As root only; otherwise says what is missing and leaves it to the
+# tests to fail or skip.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v git >/dev/null || need+=(git)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+# The container image test: podman with runc (crun fails on hybrid cgroups) and a Debian base
+# made by mmdebstrap, since no container registry is reachable.
+command -v podman >/dev/null || need+=(podman fuse-overlayfs slirp4netns)
+command -v runc >/dev/null || need+=(runc)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -18,8 +24,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts the packaged services on install; the tests run their own on free ports.
 service redis-server stop >/dev/null 2>&1 || true
 service postgresql stop >/dev/null 2>&1 || true
 service prometheus stop >/dev/null 2>&1 || true
+service prometheus-alertmanager stop >/dev/null 2>&1 || true

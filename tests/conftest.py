@@ -20,7 +20,7 @@ from agent.registry import Registry
 from tests.loopback import LoopbackServer, serve
 
 pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.services.prometheus",
-                             "tests.kubeapi.fixtures"]
+                             "tests.services.alertmanager", "tests.kubeapi.fixtures"]
 
 
 @pytest.fixture

@@ -11,13 +11,53 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agent.ledger.sqlite import SqliteLedger
+from tests.conftest import git_commit
+from tests.loopback import LoopbackServer
 from tests.services import free_port
 
 HEMOSTAT = str(Path(sys.executable).parent / "hemostat")
+TOKEN = "test-webhook-token-123"
+
+
+def now_iso(minutes_ago: float = 1) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def failing_metrics(loopback: LoopbackServer) -> str:
+    state = {"n": 0}
+
+    def body() -> str:
+        state["n"] += 1
+        return f"http_requests_total {1000 + 200 * state['n']}\nhttp_requests_errors_total {80 * state['n']}\n"
+
+    return loopback.route("/metrics", body=body)
+
+
+def daemon_config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, **extra: Any) -> Path:
+    """A daemon config (sweeps off, webhook token in a file) for `checkout`: a deploy 4 minutes
+    ago and a loopback app whose error counter climbs."""
+    git_commit(deploy_repo, "checkout v1.8", datetime.now(UTC) - timedelta(minutes=4))
+    (tmp_path / "token").write_text(TOKEN)
+    config = {
+        "store": {"path": "ledger.db"},
+        "sweeps": False,
+        "intake": {"token": {"file": str(tmp_path / "token")}, "max_body_bytes": 65536},
+        "targets": [{"name": "checkout", "deployment": "checkout",
+                     "probes": ["git-deploys", "app-metrics"],  # no cluster in these tests
+                     "deploy_repo": {"path": str(deploy_repo)},
+                     "metrics": {"url": failing_metrics(loopback), "scrape_interval_s": 0.05}}],
+        **extra,
+    }
+    path = tmp_path / "hemostat.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 @dataclass

@@ -7,56 +7,28 @@ import json
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.agent.daemon_harness import DaemonProcess, alert_payload, start_daemon, wait_until
-from tests.conftest import git_commit
+from tests.agent.daemon_harness import (
+    TOKEN,
+    DaemonProcess,
+    alert_payload,
+    daemon_config,
+    now_iso,
+    start_daemon,
+    wait_until,
+)
 from tests.loopback import LoopbackServer
 from tests.plugins.install import install_plugin
-
-TOKEN = "test-webhook-token-123"
-
-
-def _now_iso(minutes_ago: float = 1) -> str:
-    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _failing_metrics(loopback: LoopbackServer) -> str:
-    state = {"n": 0}
-
-    def body() -> str:
-        state["n"] += 1
-        return f"http_requests_total {1000 + 200 * state['n']}\nhttp_requests_errors_total {80 * state['n']}\n"
-
-    return loopback.route("/metrics", body=body)
-
-
-def _config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, **extra: Any) -> Path:
-    git_commit(deploy_repo, "checkout v1.8", datetime.now(UTC) - timedelta(minutes=4))
-    (tmp_path / "token").write_text(TOKEN)
-    config = {
-        "store": {"path": "ledger.db"},
-        "sweeps": False,
-        "intake": {"token": {"file": str(tmp_path / "token")}, "max_body_bytes": 65536},
-        "targets": [{"name": "checkout", "deployment": "checkout",
-                     "probes": ["git-deploys", "app-metrics"],  # no cluster in these tests
-                     "deploy_repo": {"path": str(deploy_repo)},
-                     "metrics": {"url": _failing_metrics(loopback), "scrape_interval_s": 0.05}}],
-        **extra,
-    }
-    path = tmp_path / "hemostat.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture
 def daemon(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> Iterator[DaemonProcess]:
-    process = start_daemon(_config(tmp_path, loopback, deploy_repo))
+    process = start_daemon(daemon_config(tmp_path, loopback, deploy_repo))
     yield process
     process.stop(signal.SIGKILL)
 
@@ -69,7 +41,7 @@ def _incident(daemon: DaemonProcess, status: str) -> Any:
 
 
 def test_alert_opens_an_incident_that_is_diagnosed_and_gets_a_proposal(daemon: DaemonProcess) -> None:
-    status, answer = daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+    status, answer = daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
     assert status == 202 and answer["accepted"] == 1
     incident = _incident(daemon, "identified")
     assert answer["incidents"] == [incident.id] and incident.severity == 1  # severity=critical label
@@ -81,25 +53,60 @@ def test_alert_opens_an_incident_that_is_diagnosed_and_gets_a_proposal(daemon: D
     assert proposal.proposal.action == "rollback" and proposal.state == "proposed"
 
 
-def test_repeats_join_the_incident_and_resolved_moves_it_to_monitoring(daemon: DaemonProcess) -> None:
-    starts = _now_iso()
+def test_repeats_are_acknowledged_once_and_resolved_moves_it_to_monitoring(daemon: DaemonProcess) -> None:
+    starts = now_iso()
     daemon.post(alert_payload(starts_at=starts), TOKEN)
     incident = _incident(daemon, "identified")
     repeat = alert_payload(starts_at=starts)
-    repeat["commonAnnotations"]["description"] = "still firing"  # a new body, same group
-    assert daemon.post(repeat, TOKEN)[0] == 202
+    repeat["commonAnnotations"]["description"] = "still firing"  # a new body, the same alert
+    assert daemon.post(repeat, TOKEN) == (200, {"accepted": 1, "recorded": 0, "duplicates": 1,
+                                                "incidents": [incident.id]})
     assert daemon.post(alert_payload(status="resolved", starts_at=starts), TOKEN)[0] == 202
     assert _incident(daemon, "monitoring").id == incident.id
     types = [e.type for e in daemon.ledger().events(incident_id=incident.id)]
-    assert "alert_repeated" in types and "alert_resolved" in types
+    assert types.count("alert_fired") == 1 and types.count("alert_resolved") == 1
     assert len(daemon.ledger().incidents()) == 1
 
 
-def test_unknown_target_is_recorded_not_dropped(daemon: DaemonProcess) -> None:
-    status, answer = daemon.post(alert_payload(target="billing", starts_at=_now_iso()), TOKEN)
-    assert status == 202 and answer["incidents"] == []
+def test_identical_redelivery_is_acknowledged_and_recorded_once(daemon: DaemonProcess) -> None:
+    payload = alert_payload(starts_at=now_iso())
+    assert daemon.post(payload, TOKEN)[0] == 202
+    status, answer = daemon.post(payload, TOKEN)
+    assert status == 200 and answer["duplicates"] == 1 and answer["recorded"] == 0
+    assert [e.type for e in daemon.ledger().events()].count("alert_fired") == 1
+    assert 'hemostat_alerts_total{result="duplicate"} 1.0' in daemon.get("/metrics")[1]
+
+
+def test_unknown_target_is_recorded_logged_and_counted_not_dropped(daemon: DaemonProcess) -> None:
+    payload = alert_payload(target="billing", starts_at=now_iso())
+    status, answer = daemon.post(payload, TOKEN)
+    assert status == 202 and answer["incidents"] == [] and answer["recorded"] == 1
+    assert daemon.post(payload, TOKEN)[0] == 200  # a repeat is not recorded twice
     [event] = [e for e in daemon.ledger().events() if e.type == "alert_unmatched"]
     assert event.data["alerts"][0]["labels"]["hemostat_target"] == "billing"
+    assert 'hemostat_alerts_total{result="unmatched"} 1.0' in daemon.get("/metrics")[1]
+    assert "alerts match no target" in daemon.log.read_text()
+
+
+def test_a_timestamp_without_timezone_is_refused_naming_the_field(daemon: DaemonProcess) -> None:
+    status, answer = daemon.post(alert_payload(starts_at="2026-11-27T02:55:00"), TOKEN)
+    assert status == 422 and "alerts.0.startsAt" in answer["error"] and "timezone" in answer["error"]
+    assert daemon.ledger().incidents() == []
+
+
+def test_grafana_unified_alerting_payload_opens_an_incident(daemon: DaemonProcess) -> None:
+    """Grafana's webhook (version "1"): the same alert shape plus its own fields, no groupKey."""
+    payload = alert_payload(starts_at=now_iso())
+    payload.update(version="1", orgId=1, title="[FIRING:1] HighErrorRate", state="alerting",
+                   message="checkout error rate above 5%")
+    del payload["groupKey"]
+    payload["alerts"][0].update(silenceURL="http://grafana/alerting/silence/new", values={"B": 0.37},
+                                valueString="[ var='B' value=0.37 ]")
+    status, answer = daemon.post(payload, TOKEN)
+    assert status == 202
+    incident = _incident(daemon, "identified")
+    fired = [e for e in daemon.ledger().events(incident_id=incident.id) if e.type == "alert_fired"]
+    assert answer["incidents"] == [incident.id] and fired[0].data["source"] == "grafana"
 
 
 @pytest.mark.parametrize(("token", "raw", "status", "message"), [
@@ -107,26 +114,19 @@ def test_unknown_target_is_recorded_not_dropped(daemon: DaemonProcess) -> None:
     ("wrong", None, 401, "missing or wrong bearer token"),
     (TOKEN, b"{not json", 400, "payload is not JSON"),
     (TOKEN, b'{"version": "3", "groupKey": "g", "status": "firing", "alerts": []}', 422,
-     "not an Alertmanager v4 payload: version"),
+     "not an Alertmanager (v4) or Grafana (v1) alert payload: version"),
     (TOKEN, b"x" * 70000, 413, "over the 65536-byte limit"),
 ])
 def test_bad_webhooks_get_4xx_and_the_daemon_stays_up(daemon: DaemonProcess, token: str | None,
                                                       raw: bytes | None, status: int, message: str) -> None:
-    got, answer = daemon.post(alert_payload(starts_at=_now_iso()), token, raw=raw)
+    got, answer = daemon.post(alert_payload(starts_at=now_iso()), token, raw=raw)
     assert got == status and message in answer["error"]
     assert daemon.get("/healthz")[0] == 200
     assert daemon.ledger().incidents() == []
 
 
-def test_replayed_identical_payload_is_refused(daemon: DaemonProcess) -> None:
-    payload = alert_payload(starts_at=_now_iso())
-    assert daemon.post(payload, TOKEN)[0] == 202
-    status, answer = daemon.post(payload, TOKEN)
-    assert status == 409 and "replay" in answer["error"]
-
-
 def test_metrics_and_readiness(daemon: DaemonProcess) -> None:
-    daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+    daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
     _incident(daemon, "identified")
     status, text = daemon.get("/metrics")
     assert status == 200
@@ -137,7 +137,7 @@ def test_metrics_and_readiness(daemon: DaemonProcess) -> None:
 
 
 def test_sigterm_drains_and_exits_cleanly(daemon: DaemonProcess) -> None:
-    daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+    daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
     assert daemon.stop(signal.SIGTERM) == 0
     assert "stopped" in daemon.log.read_text()
 
@@ -161,7 +161,7 @@ def marker_setup(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, sl
         "propose": [{"action": "slow-marker", "params": {"file": str(marker), "sleep_s": sleep_s}}]}]}))
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"mode": "auto", "actions": {"slow-marker": {"auto": True}}}))
-    config = _config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy))
+    config = daemon_config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy))
     return MarkerSetup(config, {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}, marker)
 
 
@@ -170,7 +170,7 @@ def test_kill_9_mid_execution_then_restart_never_runs_it_twice(tmp_path: Path, l
     setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=3)
     config, env, marker = setup.config, setup.env, setup.marker
     first = start_daemon(config, env)
-    first.post(alert_payload(starts_at=_now_iso()), TOKEN)
+    first.post(alert_payload(starts_at=now_iso()), TOKEN)
     wait_until(lambda: marker.exists() and "start" in marker.read_text())
     first.stop(signal.SIGKILL, timeout=10)
     [record] = first.ledger().proposals()
@@ -196,7 +196,7 @@ def test_auto_policy_executes_once_and_verifies(tmp_path: Path, loopback: Loopba
     marker = setup.marker
     daemon = start_daemon(setup.config, setup.env)
     try:
-        daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+        daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
         incident = _incident(daemon, "monitoring")
     finally:
         daemon.stop(signal.SIGKILL)
@@ -224,11 +224,11 @@ def test_a_plugin_that_fails_to_import_stops_start_up(tmp_path: Path) -> None:
 def test_status_updates_reach_a_slack_webhook_and_are_recorded(tmp_path: Path, loopback: LoopbackServer,
                                                                deploy_repo: Path) -> None:
     hook = loopback.route("/services/T1/B2/sekrit", status=200, body="ok")
-    config = _config(tmp_path, loopback, deploy_repo,
+    config = daemon_config(tmp_path, loopback, deploy_repo,
                      notifiers=[{"type": "slack", "url": {"env": "HEMOSTAT_TEST_SLACK_URL"}}])
     daemon = start_daemon(config, {"HEMOSTAT_TEST_SLACK_URL": hook})
     try:
-        daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+        daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
         incident = _incident(daemon, "identified")
         wait_until(lambda: len(loopback.posts.get("/services/T1/B2/sekrit", [])) >= 2)
     finally:

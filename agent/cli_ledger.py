@@ -7,10 +7,14 @@ only through `Ledger.prune_through` (see agent/ledger/chain.py for the anchor it
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli import Ctx, cli, emit_json, pass_ctx
+
+if TYPE_CHECKING:
+    from agent.ledger.chain import Anchor
 
 
 @cli.group()
@@ -20,20 +24,34 @@ def ledger() -> None:
 
 @ledger.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--expect", metavar="SEQ:HASH", callback=lambda _c, _p, v: _head(v),
+              help="a head printed by an earlier verify: the chain must still hold it")
 @pass_ctx
-def verify(obj: Ctx, as_json: bool) -> None:
+def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
     """Recompute every event's hash; exit 1 naming the first event that does not chain."""
-    result = obj.ledger().verify_chain()
+    result = obj.ledger().verify_chain(expect)
     if as_json:
         emit_json(result.to_json())
     elif result.ok:
         since = f" since the anchor at event {result.anchor.through_seq}" if result.anchor else ""
-        head = f"; head is event {result.head_seq}, hash {result.head_hash}" if result.checked else ""
+        head = f"; head {result.head_seq}:{result.head_hash}" if result.checked else ""
         click.echo(f"ledger ok: {result.checked} events chained{since}{head}")
     else:
         click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
         click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
     sys.exit(0 if result.ok else 1)
+
+
+def _head(value: str | None) -> Anchor | None:
+    from agent.ledger.chain import Anchor
+
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise click.BadParameter(f"{value[:80]!r} is not SEQ:HASH as `ledger verify` prints it "
+                                 "(e.g. 1834:5d1c…, 64 hex digits)", param_hint="--expect")
+    return Anchor(int(seq), digest)
 
 
 @ledger.command()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from agent.ledger.chain import ChainRow, Verification
+from agent.ledger.chain import Anchor, ChainRow, Verification
 from agent.model import HemostatError, Proposal, Verdict
 
 ALLOWED: dict[str, frozenset[str]] = {
@@ -152,7 +152,7 @@ class Ledger(Protocol):
     def claim_execution(self, ref: str, actor: str, at: datetime,
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
 
-    def verify_chain(self) -> Verification:
+    def verify_chain(self, expect: Anchor | None = None) -> Verification:
         """Recompute the events' hash chain (agent/ledger/chain.py); names the first broken link."""
         ...
 

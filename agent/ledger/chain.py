@@ -103,14 +103,21 @@ class Verification:
                 "broken_seq": self.broken_seq, "reason": self.reason}
 
 
-def verify(rows: Iterable[ChainRow], anchor: Anchor | None) -> Verification:
-    """Walk `rows` (every event after the anchor, in seq order) and stop at the first break."""
+def verify(rows: Iterable[ChainRow], anchor: Anchor | None,
+           expect: Anchor | None = None) -> Verification:
+    """Walk `rows` (every event after the anchor, in seq order) and stop at the first break.
+    `expect` is a head written down earlier (seq, hash): the chain must still hold it, which
+    also catches events cut from the end, where no later link could break."""
     prev = anchor.hash if anchor else GENESIS
     before = f"the anchor at event {anchor.through_seq}" if anchor else "the start of the ledger"
     checked, first, last, confirmed = 0, None, None, anchor is None
     for row in rows:
         if row.hash != row.expected(prev):
             return Verification(checked, first, last, prev or None, anchor, row.seq, _why(row, before))
+        if expect is not None and row.seq == expect.through_seq and row.hash != expect.hash:
+            return Verification(checked, first, last, prev or None, anchor, row.seq,
+                                f"{row.describe()} is not the event written down as {expect.hash}: "
+                                "the ledger up to it was rewritten")
         confirmed = confirmed or _confirms(row, anchor)
         first = row.seq if first is None else first
         checked, last, prev, before = checked + 1, row.seq, row.hash, row.describe()
@@ -119,6 +126,10 @@ def verify(rows: Iterable[ChainRow], anchor: Anchor | None) -> Verification:
         return Verification(checked, first, last, prev or None, anchor, anchor.through_seq,
                             f"the anchor at event {anchor.through_seq} is not confirmed by a "
                             f"{PRUNED} event in the chain: the anchor was forged or altered")
+    if expect is not None and expect.through_seq > (last or 0):
+        return Verification(checked, first, last, prev or None, anchor, expect.through_seq,
+                            f"the ledger ends at event {last}, before event {expect.through_seq} "
+                            "written down earlier: events were cut from its end")
     return Verification(checked, first, last, prev or None, anchor)
 
 

@@ -51,10 +51,11 @@ class ChainOps:
                 return
             after_seq = int(rows[-1][0])
 
-    def verify_chain(self) -> chain.Verification:
-        """Recompute every link from the newest anchor (or the start) to the head."""
+    def verify_chain(self, expect: chain.Anchor | None = None) -> chain.Verification:
+        """Recompute every link from the newest anchor (or the start) to the head; `expect`, a
+        head written down earlier, must still be in the chain."""
         anchor = self.anchor()
-        return chain.verify(self.chain_rows(anchor.through_seq if anchor else 0), anchor)
+        return chain.verify(self.chain_rows(anchor.through_seq if anchor else 0), anchor, expect)
 
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq`, keeping the chain verifiable; returns how many.

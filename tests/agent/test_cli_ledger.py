@@ -42,7 +42,26 @@ def test_a_clean_ledger_verifies(tmp_path: Path) -> None:
     ledger.close()
     result = CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify"])
     assert result.exit_code == 0, result.output
-    assert f"ledger ok: 4 events chained; head is event {seqs[-1]}" in result.output
+    assert f"ledger ok: 4 events chained; head {seqs[-1]}:" in result.output
+
+
+def test_a_head_written_down_earlier_catches_events_cut_from_the_end(tmp_path: Path) -> None:
+    config, db = _sqlite_config(tmp_path)
+    ledger = SqliteLedger(db)
+    seqs = _timeline(ledger)
+    head = ledger.verify_chain().head_hash
+    ledger.close()
+    verify = ["--config", str(config), "ledger", "verify", "--expect", f"{seqs[-1]}:{head}"]
+    assert CliRunner().invoke(cli, verify).exit_code == 0
+    conn = sqlite3.connect(db, isolation_level=None)  # the chain alone cannot see a cut end
+    conn.execute("DROP TRIGGER events_no_delete")
+    conn.execute("DELETE FROM events WHERE seq = ?", (seqs[-1],))
+    conn.close()
+    assert CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify"]).exit_code == 0
+    result = CliRunner().invoke(cli, verify)
+    assert result.exit_code == 1 and "events were cut from its end" in result.output
+    bad = CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify", "--expect", "12:abc"])
+    assert bad.exit_code == 2 and "is not SEQ:HASH" in bad.output
 
 
 def test_a_tampered_sqlite_ledger_names_the_first_broken_link(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ or `lock_contention` (the root blockers of sessions waiting longer than `lock_wa
 Never touched: superusers, non-client backends (walsenders, autovacuum), `PostgresSpec.exclude_roles`,
 and Hemostat's own sessions (`application_name`). The policy's `max_sessions` caps the plan: more
 matches refuse the plan, unless `params.take_worst` asks for the worst N (longest-running, or
-blocking the most sessions), which the plan then says.
+blocking the most sessions), which the plan then says. `params.pids`, when the proposal carries
+them (the sessions its evidence named, shown to the approver), bounds the plan to those pids:
+a session that matches now but was not shown is left alone and named in the plan.
 
 `execute` cancels (`pg_cancel_backend`), waits up to `params.grace_s` (default 5) for the sessions
 to move on, then terminates the survivors only if the policy's `allow_terminate` is true. A pid is
@@ -153,6 +155,11 @@ class KillQueriesAction:
         skipped = [{"pid": s["pid"], "user": s["user"], "why": why}
                    for s in hits if (why := _excluded(s, spec))]
         chosen = [s for s in hits if _excluded(s, spec) is None]
+        shown = proposal.params.get("pids")
+        if shown is not None:  # only what the approver saw: a newcomer waits for its own proposal
+            skipped += [{"pid": s["pid"], "user": s["user"], "why": "not among the proposal's pids"}
+                        for s in chosen if s["pid"] not in shown]
+            chosen = [s for s in chosen if s["pid"] in shown]
         picked = [_entry(s) for s in _cap(chosen, cap, take_worst, reason, db)]
         after = f"cancelled, terminated if still there after {grace:g}s" if terminate else "cancelled"
         return Plan(

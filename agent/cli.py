@@ -243,15 +243,14 @@ def policy_check(file: Path) -> None:
 @pass_ctx
 def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool) -> None:
     """Replay recorded incidents through triage, the tree and the gate, in dry-run."""
-    from agent.drill import run_drill
+    from agent.drill import conclusions, run_drill
     from policies.model import bundled_policy_path
 
     app = obj.app(policy or bundled_policy_path("staging-drill"))
     results = [run_drill(app, f) for f in files]
     passed = sum(r.passed for r in results)
     if as_json:
-        emit_json([{"file": str(r.path), "name": r.name, "passed": r.passed,
-                    "failures": list(r.failures)} for r in results])
+        emit_json([conclusions(r) for r in results])
     else:
         for r in results:
             mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")

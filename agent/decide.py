@@ -1,7 +1,11 @@
-"""Walk the decision tree over the findings: which mitigations to propose, and why. Pure.
+"""Walk the decision tree over the findings: which causes the evidence supports, which
+mitigations to propose for them, and why. Pure.
 
-Each proposal carries the branch path and the findings behind each step, in words:
-"recent deployment: deploy 3f2a9c (...) at 02:51, 4 min before the incident; 37% of requests failing".
+Every branch whose kinds match is a candidate cause. Time rules some out (`before: symptom`: a
+deploy that landed after the errors began did not cause them) and so can required evidence (a
+docs-only change). Competing candidates are ranked by the weight of the evidence they hold; the
+best is proposed as the cause and the rest as alternatives. Each proposal carries the evidence
+for it, the evidence against it, and what it would do now (its preview).
 """
 
 from __future__ import annotations
@@ -9,11 +13,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
+from agent.evidence import Evidence
 from agent.model import DecisionStep, Finding, Proposal, TargetSpec
+from agent.preview import preview
 from agent.registry import Registry
 from policies.tree import Branch, Step, Tree
+
+Role = Literal["primary", "alternative"]
 
 
 @dataclass(frozen=True)
@@ -27,62 +36,145 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class Cause:
+    """A branch the evidence supports: its cause findings, their weight, and the words for and
+    against it."""
+
+    branch: Branch
+    findings: tuple[Finding, ...]
+    score: int
+    support: tuple[str, ...]
+    against: tuple[str, ...]
+    role: Role = "primary"
+
+    @property
+    def onset(self) -> datetime | None:
+        return min((f.began for f in self.findings), default=None)
+
+
+@dataclass(frozen=True)
 class Decision:
     proposals: tuple[Proposal, ...]
     skipped: tuple[Skipped, ...]
     branches: tuple[str, ...]
+    causes: tuple[Cause, ...] = ()
+    ruled_out: tuple[str, ...] = ()  # candidates the evidence excluded, and why
 
 
 def decide(findings: Sequence[Finding], target: TargetSpec, tree: Tree, registry: Registry,
            now: datetime, incident_id: str | None = None) -> Decision:
-    kinds = {f.kind for f in findings}
+    ev = Evidence(tuple(findings), target, frozenset(tree.causality.symptoms),
+                  timedelta(minutes=tree.causality.tolerance_minutes))
+    live = [f for f in findings if not f.noise]
+    kinds = {f.kind for f in live}
+    causes, ruled_out = _candidates(tree, ev, live, kinds)
+    if not causes:  # a fallback branch only when nothing else explains the trouble
+        causes = [Cause(b, tuple(_of(live, b.any + b.all)), 0, (), ())
+                  for b in tree.branches if b.fallback and b.matches(kinds)][:1]
+    causes = _ranked(causes)
     proposals: list[Proposal] = []
     skipped: list[Skipped] = []
-    taken: list[str] = []
-    for branch in tree.branches:
-        if not branch.matches(kinds):
-            continue
-        taken.append(branch.name)
-        step_path = _path_step(branch, findings)
-        for step in branch.propose:
-            for subject, matched in _subjects(step, branch, findings, target):
+    for cause in sorted(causes, key=lambda c: c.role != "primary"):
+        step_path = _path_step(cause, live)
+        for step in cause.branch.propose:
+            for subject, matched, why in _subjects(step, cause, live, ev, target):
+                if any((p.action, p.subject) == (step.action, subject) for p in proposals):
+                    continue  # a better-supported cause already proposes this mitigation
                 reason = registry.action(step.action).unavailable_reason(target, subject)
                 if reason is not None:
-                    skipped.append(Skipped(branch.name, step.action, subject, reason))
+                    skipped.append(Skipped(cause.branch.name, step.action, subject, reason))
                     continue
-                proposals.append(_proposal(step, subject, matched, step_path, target, now, incident_id))
-        if branch.then == "stop":
-            break
-    return Decision(tuple(proposals), tuple(skipped), tuple(taken))
+                proposals.append(_proposal(step, subject, matched, why, cause, step_path, target, now,
+                                           incident_id))
+    order = [b.name for b in tree.branches]
+    taken = sorted((c.branch.name for c in causes), key=order.index)
+    return Decision(tuple(proposals), tuple(skipped), tuple(taken), tuple(causes), tuple(ruled_out))
 
 
-def _matching(branch: Branch, findings: Sequence[Finding]) -> list[Finding]:
-    wanted = set(branch.any) | set(branch.all)
-    return [f for f in findings if f.kind in wanted]
+def _of(findings: Sequence[Finding], kinds: Sequence[str]) -> list[Finding]:
+    return [f for f in findings if f.kind in kinds]
 
 
-def _path_step(branch: Branch, findings: Sequence[Finding]) -> DecisionStep:
-    matched = sorted(_matching(branch, findings), key=lambda f: (f.kind != "recent_deploy", f.severity))
+def _candidates(tree: Tree, ev: Evidence, live: list[Finding],
+                kinds: set[str]) -> tuple[list[Cause], list[str]]:
+    causes: list[Cause] = []
+    ruled_out: list[str] = []
+    for branch in tree.branches:
+        if branch.fallback or not branch.matches(kinds):
+            continue
+        cause = _weigh(branch, ev, _of(live, branch.cause_kinds))
+        if isinstance(cause, Cause):
+            causes.append(cause)
+        else:
+            ruled_out += [f"{branch.name}: {why}" for why in cause]
+    return causes, ruled_out
+
+
+def _weigh(branch: Branch, ev: Evidence, found: list[Finding]) -> Cause | list[str]:
+    """The branch as a cause, or why the evidence rules it out."""
+    exclude = branch.cause_kinds
+    support: list[str] = []
+    against: list[str] = []
+    symptom = ev.symptom(exclude)
+    if branch.before == "symptom" and symptom is not None:
+        against += [ev.not_the_cause(c, symptom) for c in found if not ev.precedes(c, symptom)]
+        found = [c for c in found if ev.precedes(c, symptom)]
+        if not found:
+            return against
+        support.append(ev.came_before(max(found, key=lambda c: c.began), symptom))
+    score = 0
+    for rule in branch.evidence:
+        if rule.required:
+            checks = [(c, ev.check(rule.check, [c], exclude)) for c in found]
+            against += [check.words for _, check in checks if not check.held]
+            found = [c for c, check in checks if check.held]
+            if not found:
+                return against
+        check = ev.check(rule.check, found, exclude)
+        score += rule.weight if check.held else 0
+        (support if check.held else against).append(check.words)
+    return Cause(branch, tuple(found), score, tuple(support), tuple(against))
+
+
+def _ranked(causes: list[Cause]) -> list[Cause]:
+    """Competing causes best-supported first (tree order breaks ties); the rest are alternatives."""
+    competing = sorted((c for c in causes if c.branch.then == "stop"), key=lambda c: -c.score)
+    best = competing[0] if competing else None
+    out = []
+    for cause in causes:
+        if cause.branch.then == "stop" and cause is not best and best is not None:
+            note = (f"alternative: {best.branch.title} is better supported "
+                    f"(evidence weight {best.score} vs {cause.score})")
+            cause = replace(cause, role="alternative", against=(*cause.against, note))
+        out.append(cause)
+    return out
+
+
+def _path_step(cause: Cause, live: Sequence[Finding]) -> DecisionStep:
+    branch = cause.branch
+    symptoms = [f for f in _of(live, branch.any + branch.all) if f not in cause.findings]
+    matched = [*cause.findings, *sorted(symptoms, key=lambda f: f.severity)]
     because = "; ".join(f.summary for f in matched[:3])
     return DecisionStep(branch.title, because, tuple(f"{f.kind}:{f.subject}" for f in matched))
 
 
-def _subjects(step: Step, branch: Branch, findings: Sequence[Finding],
-              target: TargetSpec) -> list[tuple[str, list[Finding]]]:
-    if step.per == "flag":
-        return [(flag.name, []) for flag in target.flags]
+def _subjects(step: Step, cause: Cause, live: Sequence[Finding], ev: Evidence,
+              target: TargetSpec) -> list[tuple[str, list[Finding], str | None]]:
+    if step.per == "flag":  # only flags the failing evidence is about; the match is the rationale
+        return [(flag.name, [], why) for flag in target.flags if (why := ev.flag_match(flag))]
     if step.per == "target":
-        return [(target.deployment or target.name, _matching(branch, findings))]
-    kinds = set(step.kinds or branch.any + branch.all)
+        return [(target.deployment or target.name, list(cause.findings), None)]
+    kinds = set(step.kinds or cause.branch.cause_kinds)
     by_subject: dict[str, list[Finding]] = {}
-    for finding in findings:
+    for finding in cause.findings:
         if finding.kind in kinds:
             by_subject.setdefault(finding.subject, []).append(finding)
-    return list(by_subject.items())
+    return [(subject, found, None) for subject, found in by_subject.items()]
 
 
-def _proposal(step: Step, subject: str, matched: list[Finding], branch_step: DecisionStep,
-              target: TargetSpec, now: datetime, incident_id: str | None) -> Proposal:
+def _proposal(step: Step, subject: str, matched: list[Finding], why: str | None, cause: Cause,
+              branch_step: DecisionStep, target: TargetSpec, now: datetime,
+              incident_id: str | None) -> Proposal:
     params = dict(step.params)
     if step.param_from_kind and matched:
         params[step.param_from_kind] = sorted(matched, key=lambda f: f.severity)[0].kind
@@ -91,11 +183,14 @@ def _proposal(step: Step, subject: str, matched: list[Finding], branch_step: Dec
     if matched and step.per == "finding" and len(subjects) > 1:  # say which one this is about
         path += (DecisionStep(f"{step.action} {subject}", "; ".join(f.summary for f in matched[:2]),
                               tuple(f"{f.kind}:{f.subject}" for f in matched)),)
+    shown, params = preview(step.action, subject, params, matched or list(cause.findings))
+    lead = "(alternative) " if cause.role == "alternative" else ""
     return Proposal(
         id=proposal_id(target.name, step.action, subject, incident_id or now.isoformat()),
         target=target.name, action=step.action, subject=subject, params=params, path=path,
-        reason=f"{step.action} {subject} — {branch_step.branch}: {branch_step.because}",
-        created_at=now, incident_id=incident_id,
+        reason=f"{lead}{step.action} {subject} — {branch_step.branch}: {why or branch_step.because}",
+        created_at=now, incident_id=incident_id, role=cause.role, preview=shown,
+        support=(*([why] if why else []), *cause.support), against=cause.against,
     )
 
 

@@ -2,7 +2,9 @@
 the expectations. Every real incident recorded with `--record` becomes a regression test.
 
 Scenario file (YAML or JSON): `name`, `target` (a target spec), `started_at`, `observations`
-(what the probes saw), `expect` (`severity`, `branches`, `actions`). See docs/drills.md.
+(what the probes saw), `history` (past executions, for cooldowns), `expect` (`severity`,
+`branches`, `actions`, `not_actions`, `any_of`, `first`, `params`, `since`, `complete`). See
+docs/drills.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from agent.config import first_error, read_yaml
 from agent.model import ConfigError, Observation, Severity, TargetSpec
 from agent.service import Diagnosis, evaluate
 from agent.wiring import App
+from policies.gate import PastExecution
 
 
 class Expect(BaseModel):
@@ -25,7 +28,14 @@ class Expect(BaseModel):
 
     severity: str | None = Field(None, description="SEV-1..SEV-4, or 'none' for healthy")
     branches: list[str] | None = None
-    actions: list[str] | None = None
+    actions: list[str] | None = Field(None, description="exactly this set of actions proposed")
+    not_actions: list[str] = Field(default_factory=list, description="none of these proposed")
+    any_of: list[str] = Field(default_factory=list, description="at least one of these proposed")
+    first: str | None = Field(None, description="the action proposed first (the best-supported cause)")
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict,
+                                              description="action -> params its proposal must carry")
+    since: datetime | None = Field(None, description="triage's 'since', to the minute")
+    complete: bool | None = Field(None, description="whether every probe could look")
 
     @field_validator("severity")
     @classmethod
@@ -47,6 +57,15 @@ class ObservationModel(BaseModel):
     duration_s: float = 0.0
 
 
+class PastExecutionModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: str
+    subject: str
+    at: datetime
+    target: str | None = Field(None, description="default: the scenario's target")
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +73,7 @@ class Scenario(BaseModel):
     target: TargetSpec
     started_at: datetime
     observations: list[ObservationModel]
+    history: list[PastExecutionModel] = Field(default_factory=list)
     expect: Expect
 
 
@@ -88,7 +108,9 @@ def run_drill(app: App, path: Path) -> DrillResult:
         if obs.probe not in app.registry.probes:
             raise ConfigError(str(path), f"observations.{i}.probe", f"unknown probe {obs.probe!r}")
     observations = [Observation(**o.model_dump()) for o in scenario.observations]
-    diagnosis = evaluate(app, scenario.target, observations, scenario.started_at)
+    history = [PastExecution(h.action, h.target or scenario.target.name, h.subject, h.at)
+               for h in scenario.history]
+    diagnosis = evaluate(app, scenario.target, observations, scenario.started_at, history)
     return DrillResult(path, scenario.name, _check(scenario.expect, diagnosis), diagnosis)
 
 
@@ -100,14 +122,62 @@ def _check(expect: Expect, diagnosis: Diagnosis) -> tuple[str, ...]:
     branches = list(diagnosis.decision.branches)
     if expect.branches is not None and expect.branches != branches:
         failures.append(f"branches: expected {expect.branches}, got {branches}")
-    actions = sorted({p.action for p in diagnosis.decision.proposals})
-    if expect.actions is not None and sorted(set(expect.actions)) != actions:
-        failures.append(f"actions: expected {sorted(set(expect.actions))}, got {actions}")
+    failures += _check_actions(expect, diagnosis)
+    failures += _check_timing(expect, diagnosis)
     for p in diagnosis.decision.proposals:
         verdict = diagnosis.verdicts[p.id]
         if verdict.decision == "allow" and not verdict.dry_run:
             failures.append(f"{p.action}: a drill must never allow a real execution")
     return tuple(failures)
+
+
+def _check_actions(expect: Expect, diagnosis: Diagnosis) -> list[str]:
+    proposals = diagnosis.decision.proposals
+    actions = sorted({p.action for p in proposals})
+    failures = []
+    if expect.actions is not None and sorted(set(expect.actions)) != actions:
+        failures.append(f"actions: expected {sorted(set(expect.actions))}, got {actions}")
+    unwanted = sorted(set(expect.not_actions) & set(actions))
+    if unwanted:
+        failures.append(f"not_actions: {', '.join(unwanted)} proposed: "
+                        + "; ".join(p.reason for p in proposals if p.action in unwanted))
+    if expect.any_of and not set(expect.any_of) & set(actions):
+        failures.append(f"any_of: expected one of {expect.any_of}, got {actions}")
+    first = proposals[0].action if proposals else None
+    if expect.first is not None and expect.first != first:
+        failures.append(f"first: expected {expect.first}, got {first}")
+    for action, wanted in expect.params.items():
+        got = [p.params for p in proposals if p.action == action]
+        if not any(all(params.get(k) == v for k, v in wanted.items()) for params in got):
+            failures.append(f"params: expected {action} with {wanted}, got {got or 'no proposal'}")
+    return failures
+
+
+def _check_timing(expect: Expect, diagnosis: Diagnosis) -> list[str]:
+    failures = []
+    since = diagnosis.triage.since
+    if expect.since is not None and (since is None or abs((since - expect.since).total_seconds()) >= 60):
+        got = since.isoformat() if since else None
+        failures.append(f"since: expected {expect.since.isoformat()}, got {got}")
+    if expect.complete is not None and expect.complete != diagnosis.triage.complete:
+        missing = ", ".join(f"{g.probe}: {g.why}" for g in diagnosis.triage.missing) or "nothing missing"
+        failures.append(f"complete: expected {expect.complete}, got {diagnosis.triage.complete} ({missing})")
+    return failures
+
+
+def conclusions(result: DrillResult) -> dict[str, Any]:
+    """What the drill concluded, for `drill --json`: the answer an engineer would have seen."""
+    d = result.diagnosis
+    return {"file": str(result.path), "name": result.name, "passed": result.passed,
+            "failures": list(result.failures),
+            "severity": d.triage.severity.label() if d.triage.severity else None,
+            "headline": d.triage.headline, "since": d.triage.since.isoformat() if d.triage.since else None,
+            "complete": d.triage.complete, "missing": [g.to_json() for g in d.triage.missing],
+            "branches": list(d.decision.branches), "ruled_out": list(d.decision.ruled_out),
+            "proposals": [{"action": p.action, "subject": p.subject, "params": p.params, "role": p.role,
+                           "reason": p.reason, "support": list(p.support), "against": list(p.against),
+                           "preview": p.preview, "verdict": d.verdicts[p.id].decision}
+                          for p in d.decision.proposals]}
 
 
 def scenario_from(diagnosis: Diagnosis, target: TargetSpec, name: str) -> dict[str, Any]:

@@ -37,9 +37,14 @@ def diagnosis(doc: dict[str, Any]) -> str:
     out += [f"  broken   {b}" for b in t["broken"][:5]]
     out += [f"  changed  {c}" for c in t["changed"][:3]]
     out += [f"  impact   {i}" for i in t["impact"][:3]]
+    out += [f"  noise    {n}" for n in t.get("noise", [])[:3]]
+    out += [click.style(f"  INCOMPLETE {g['probe']} could not look: {g['why']}", fg="yellow")
+            for g in t.get("missing", [])]
     if doc["findings"]:
-        out += ["", table([(f["severity"], f["kind"], f["subject"], f["summary"])
-                           for f in doc["findings"]], ("SEV", "KIND", "SUBJECT", "SUMMARY"))]
+        out += ["", table([(f["severity"], f["kind"], f["subject"], hhmm(f.get("onset")), f["summary"])
+                           for f in doc["findings"]], ("SEV", "KIND", "SUBJECT", "BEGAN", "SUMMARY"))]
+        out += _signatures(doc["findings"])
+    out += [f"  {line}" for line in doc.get("ruled_out", [])]
     out += _proposals(doc)
     probes = ", ".join(f"{p['probe']} {'ok' if p['ok'] else 'FAILED'} {p['duration_s']:.2f}s"
                        for p in doc["probes"])
@@ -48,6 +53,13 @@ def diagnosis(doc: dict[str, Any]) -> str:
     if open_breakers:
         out.append(f"breakers open: {', '.join(open_breakers)}")
     return "\n".join(out)
+
+
+def _signatures(findings: Sequence[dict[str, Any]]) -> list[str]:
+    """Error signatures whole, each with its count and first/last seen."""
+    lines = [e for f in findings if f["kind"] == "error_spike" and f.get("facts", {}).get("top")
+             for e in f["evidence"]]
+    return ["", click.style("Error signatures", bold=True), *(f"  {line}" for line in lines)] if lines else []
 
 
 def _proposals(doc: dict[str, Any]) -> list[str]:
@@ -65,9 +77,17 @@ def proposal_lines(p: dict[str, Any], verdict: dict[str, Any], state: str | None
     decision = verdict["decision"] + (" (dry-run)" if verdict.get("dry_run") else "")
     head = f"  {p['id']}  {p['action']} {p['subject']}  -> " + click.style(
         decision, fg=VERDICT_COLOR[verdict["decision"]], bold=True)
-    out = [head + (f"  [{state}]" if state else "")]
+    role = "  (alternative)" if p.get("role") == "alternative" else ""
+    out = [head + role + (f"  [{state}]" if state else "")]
     for step in p["path"]:
         out.append(f"      {step['branch']}: {step['because']}")
+    out += [f"      for:     {line}" for line in p.get("support", [])]
+    out += [f"      against: {line}" for line in p.get("against", [])]
+    preview = p.get("preview") or {}
+    if preview.get("summary"):
+        out.append(f"      would:   {preview['summary']}")
+    out += [f"               pid {s['pid']} {s.get('user') or '-'} {s.get('state') or '-'}: {s.get('query')}"
+            for s in preview.get("sessions", [])[:10]]
     out.append(f"      policy: {'; '.join(verdict['reasons'])}")
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact
@@ -57,7 +58,9 @@ def analyze_all(observations: Iterable[Observation], target: TargetSpec, registr
         if not obs.ok:
             findings.append(_gap_finding(obs))
             continue
-        findings.extend(registry.probe(obs.probe).analyze(obs, target, now))
+        # observed_at is when the probe looked, whatever `now` (the incident's start) is
+        findings.extend(replace(f, observed_at=obs.collected_at)
+                        for f in registry.probe(obs.probe).analyze(obs, target, now))
     return findings
 
 
@@ -65,5 +68,5 @@ def _gap_finding(obs: Observation) -> Finding:
     return Finding(
         kind="probe_failed", subject=obs.probe, severity=Severity.SEV4, observed_at=obs.collected_at,
         summary=f"{obs.probe} could not look: {obs.error}", probe=obs.probe,
-        facts={"error_code": obs.error_code},
+        facts={"error_code": obs.error_code, "error": obs.error},
     )

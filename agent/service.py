@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from agent.decide import Decision, bind_incident, decide
+from agent.evidence import CHANGE_KINDS
 from agent.ledger import IncidentRecord, Ledger
-from agent.model import Finding, Observation, TargetSpec, Verdict
+from agent.model import Finding, Observation, Proposal, TargetSpec, Verdict
 from agent.model.context import ProbeContext, utcnow
 from agent.runner import analyze_all, collect_all
 from agent.triage import Triage, triage
@@ -44,6 +45,8 @@ class Diagnosis:
                            "verdict": self.verdicts[p.id].to_json()}
                           for p in self.decision.proposals],
             "skipped": [s.__dict__ for s in self.decision.skipped],
+            "complete": self.triage.complete, "missing": [g.to_json() for g in self.triage.missing],
+            "ruled_out": list(self.decision.ruled_out),
             "probes": [{"probe": o.probe, "ok": o.ok, "error": o.error,
                         "duration_s": round(o.duration_s, 3)} for o in self.observations],
             "breakers": self.breakers,
@@ -70,12 +73,31 @@ def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], 
              history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
     """Pure: everything after the probes, from recorded observations."""
     findings = analyze_all(observations, target, app.registry, now)
-    tri = triage(findings, target.name, now)
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
+    tri = triage(findings, target.name, now, cause_onset(decision))
     severity = int(tri.severity) if tri.severity else 4
-    verdicts = {p.id: app.gate.evaluate(p, history, now, severity) for p in decision.proposals}
+    verdicts = {p.id: _gated(app, p, history, now, severity) for p in decision.proposals}
     return Diagnosis(target.name, now, tuple(observations), tuple(findings), tri, decision,
                      verdicts, app.breakers.states())
+
+
+def cause_onset(decision: Decision) -> datetime | None:
+    """When the best-supported cause began, by its own evidence; a change is not the trouble
+    itself (the symptom it caused is), so a change-caused incident answers None here."""
+    onsets = [f.onset for c in decision.causes if c.role == "primary"
+              for f in c.findings if f.onset is not None and f.kind not in CHANGE_KINDS]
+    return min(onsets, default=None)
+
+
+def _gated(app: App, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
+           severity: int) -> Verdict:
+    """The policy's verdict; an alternative cause's mitigation never runs without a human."""
+    verdict = app.gate.evaluate(proposal, history, now, severity)
+    if proposal.role == "alternative" and verdict.decision == "allow" and not verdict.dry_run:
+        return replace(verdict, decision="needs_approval",
+                       approvals_required=max(1, verdict.approvals_required),
+                       reasons=(*verdict.reasons, "an alternative cause: a human picks between causes"))
+    return verdict
 
 
 def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[PastExecution]:

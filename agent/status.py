@@ -102,7 +102,9 @@ def _impact(events: Sequence[Event]) -> str:
         return "being assessed"
     latest = triaged[-1]
     parts = latest.get("impact") or latest.get("broken", [])[:2] or [latest.get("headline", "")]
-    return "; ".join(str(p) for p in parts if p) or "being assessed"
+    text = "; ".join(str(p) for p in parts if p) or "being assessed"
+    missing = [str(m.get("probe")) for m in latest.get("missing") or []]
+    return text + (f" (diagnosis incomplete: {', '.join(missing)} could not look)" if missing else "")
 
 
 def proposal_label(proposal_id: str | None, events: Sequence[Event]) -> str:

@@ -1,5 +1,7 @@
-"""The mitigation decision tree as data (`tree.yaml`): branches in order, each matching on
-finding kinds and proposing actions. The bundled tree encodes the playbook.
+"""The mitigation decision tree as data (`tree.yaml`): branches, each matching on finding kinds
+and proposing actions, plus the conditions that make it an honest cause — when (`before:
+symptom`) and on what evidence (`evidence:`). The bundled tree encodes the playbook; the schema
+is documented in docs/decision-tree.md. A bad tree refuses to load, naming the file and field.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from agent.model import ConfigError
 
 BUNDLED_TREE = Path(__file__).parent / "tree.yaml"
 
+SYMPTOM_KINDS = ["error_spike", "crash_loop", "oom_killed", "replicas_unavailable", "rollout_stuck",
+                 "pods_pending", "latency_high", "slo_burn", "alert_condition"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -22,7 +27,8 @@ class _Strict(BaseModel):
 
 class Step(_Strict):
     """One proposal a branch makes. `per` decides how many: one for the target, one per
-    subject of the matching findings, or one per configured feature flag."""
+    subject of the matching findings, or one per feature flag whose declaration matches the
+    failing evidence (a flag that declares nothing is never proposed)."""
 
     action: str
     per: Literal["target", "finding", "flag"] = "target"
@@ -31,28 +37,75 @@ class Step(_Strict):
     param_from_kind: str | None = Field(None, description="put the finding's kind in this param")
 
 
+class Evidence(_Strict):
+    """One piece of evidence the branch weighs: held, it adds `weight` to the cause's rank;
+    `required` and not held, the branch does not match (and says why). The checks:
+    `logs_name_cause` (an error signature in the app's logs names the cause: a dependency's name
+    or host, the database), `cause_precedes_symptom` (the cause's own evidence says it began
+    before the symptom), `change_touches_runtime` (the change touched more than documentation),
+    `change_changes_image` (the rollout changed a container image)."""
+
+    check: Literal["logs_name_cause", "cause_precedes_symptom", "change_touches_runtime",
+                   "change_changes_image"]
+    weight: int = Field(1, ge=0, le=10)
+    required: bool = False
+
+
 class Branch(_Strict):
     name: str
     title: str
     any: list[str] = Field(default_factory=list, description="matches if any of these kinds")
     all: list[str] = Field(default_factory=list, description="and all of these kinds")
+    cause: list[str] | None = Field(None, description="the kinds that are the cause (default: "
+                                    "`all` when given, else `any`)")
+    before: Literal["symptom"] | None = Field(None, description="the cause must begin before the "
+                                              "symptom's onset (within the tree's tolerance)")
+    evidence: list[Evidence] = Field(default_factory=list)
     then: Literal["stop", "continue"] = "stop"
+    fallback: bool = Field(False, description="only when no other branch matched")
     propose: list[Step]
 
     @model_validator(mode="after")
     def _matches_something(self) -> Branch:
         if not self.any and not self.all:
             raise ValueError("a branch needs 'any' or 'all' finding kinds")
+        if self.fallback and (self.before or self.evidence):
+            raise ValueError("a fallback branch has no cause to time or weigh: drop 'before' and 'evidence'")
+        stray = sorted(set(self.cause or ()) - set(self.any) - set(self.all))
+        if stray:
+            raise ValueError(f"cause kinds must be among 'any' or 'all': {', '.join(stray)}")
         return self
 
     def matches(self, kinds: set[str]) -> bool:
         any_ok = not self.any or bool(kinds.intersection(self.any))
         return any_ok and set(self.all) <= kinds
 
+    @property
+    def cause_kinds(self) -> list[str]:
+        return self.cause if self.cause is not None else (self.all or self.any)
+
+
+class Causality(_Strict):
+    """How time decides what can be a cause. The tolerance absorbs clock skew between the
+    deploy repo, the cluster and the app's log stamps, and a rollout's own minute or two."""
+
+    tolerance_minutes: float = Field(2, ge=0, le=60)
+    symptoms: list[str] = Field(default_factory=lambda: list(SYMPTOM_KINDS),
+                                description="finding kinds that are the symptom a cause explains")
+
 
 class Tree(_Strict):
     version: Literal[1] = 1
+    causality: Causality = Field(default_factory=Causality)
     branches: list[Branch]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Tree:
+        names = [b.name for b in self.branches]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"branch names must be unique, repeated: {', '.join(dupes)}")
+        return self
 
 
 def load_tree(path: Path, known_actions: Iterable[str]) -> Tree:

@@ -127,16 +127,15 @@ async def list_pods(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
     return pods[:MAX_PODS]
 
 
-_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-           "P": 1e15, "E": 1e18, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40,
-           "Pi": 2.0**50, "Ei": 2.0**60}
-
-
 def parse_quantity(text: str) -> float:
-    """A Kubernetes quantity as a plain number: "250m" -> 0.25 (cores), "512Mi" -> 536870912 (bytes)."""
-    text = text.strip()
-    digits = text.rstrip("numkMGTPEi")
-    suffix = text[len(digits):]
-    if suffix not in _SUFFIX:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
-    return float(digits) * _SUFFIX[suffix]
+    """A Kubernetes quantity as a plain number: "250m" -> 0.25 (cores), "612344Ki" -> bytes.
+
+    The official client's own parser, so every form the apiserver and metrics-server emit
+    (decimal and binary suffixes, exponents like "1e3", "1.5Gi") reads the way Kubernetes means it.
+    """
+    from kubernetes.utils import parse_quantity as kube_parse
+
+    try:
+        return float(kube_parse(text.strip()))  # type: ignore[no-untyped-call]
+    except (ValueError, ArithmeticError) as e:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}") from e

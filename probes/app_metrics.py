@@ -13,7 +13,16 @@ from typing import Any
 
 import httpx
 
-from agent.model import Finding, MetricsSpec, Observation, PermanentError, Severity, TargetSpec
+from agent.model import (
+    Finding,
+    MetricsSpec,
+    Observation,
+    PermanentError,
+    Rate,
+    Severity,
+    TargetSpec,
+    judge_rate,
+)
 from agent.model.context import ProbeContext
 from probes.http_health import safe_url
 
@@ -41,7 +50,8 @@ class AppMetricsProbe:
         if len(scrapes) < 2:
             return []
         rate = error_rate(scrapes[0], scrapes[1])
-        return _judge(rate, target, now, self.name, observation.data.get("url", ""))
+        return _judge(rate, target, now, self.name, observation.data.get("url", ""),
+                      _baseline(scrapes[0]), datetime.fromisoformat(scrapes[0]["at"]))
 
 
 async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, ctx: ProbeContext,
@@ -101,21 +111,46 @@ def error_rate(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             "seconds": seconds}
 
 
+def _baseline(first: dict[str, Any]) -> float | None:
+    """The counters' lifetime ratio at the first scrape: what this app's error ratio has been
+    since it started, the only history two scrapes carry (a baseline from Prometheus or the
+    ledger's sweeps, when another probe has one, is better)."""
+    errors, requests = first.get("errors"), first.get("requests")
+    return errors / requests if errors is not None and requests else None
+
+
+def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -> Rate | None:
+    """The ratio as a `Rate` judged against the target's sample size and baseline thresholds."""
+    if rate["ratio"] is None:
+        return None
+    t = target.thresholds
+    samples = int(rate["requests"] or 0)
+    return Rate(rate["ratio"], "ratio", rate["seconds"], samples=samples, baseline=baseline,
+                baseline_from="the counters' lifetime ratio" if baseline is not None else "",
+                verdict=judge_rate(rate["ratio"], samples, baseline, t.min_requests, t.baseline_factor))
+
+
 def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
-           url: str) -> list[Finding]:
+           url: str, baseline: float | None = None, onset: datetime | None = None) -> list[Finding]:
     t = target.thresholds
     ratio, per_min = rate["ratio"], rate["per_minute"]
     spiking = (ratio is not None and ratio >= t.error_rate) or (
         ratio is None and per_min is not None and per_min >= t.errors_per_minute)
     if not spiking:
         return []
+    judged = measured(rate, baseline, target)
+    noise = judged is not None and judged.verdict != "spike"
     outage = ratio is not None and ratio >= t.error_rate_sev1
     what = f"{ratio:.0%} of requests failing" if ratio is not None else f"{per_min:.0f} errors/min"
+    why = {"small_sample": f": too few requests to judge (n={judged.samples}, needs {t.min_requests})",
+           "at_baseline": ": no worse than its baseline"}.get(judged.verdict, "") if judged else ""
     return [Finding(
         kind="error_spike", subject=target.deployment or target.name, observed_at=now, probe=probe,
-        severity=Severity.SEV1 if outage else Severity.SEV2,
+        severity=Severity.SEV4 if noise else Severity.SEV1 if outage else Severity.SEV2,
         summary=f"{what} ({rate['errors']:.0f} errors / {rate['requests'] or 0:.0f} requests "
-                f"in {rate['seconds']:.0f}s)",
-        evidence=(f"GET {url}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",),
+                f"in {rate['seconds']:.0f}s){why}",
+        evidence=(f"GET {url}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",
+                  *([judged.describe()] if judged else [])),
         facts={k: (round(v, 4) if isinstance(v, float) else v) for k, v in rate.items()},
+        onset=onset, onset_from="first scrape of the window" if onset else "", rate=judged,
     )]

@@ -7,6 +7,7 @@ the incident started becomes a `recent_deploy` finding, the rollback branch's ev
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,31 +43,43 @@ class GitDeploysProbe:
         window = timedelta(minutes=target.thresholds.recent_deploy_minutes)
         deploys = [c for c in observation.data.get("commits", [])
                    if now - window <= datetime.fromisoformat(c["at"]) <= now]
-        if not deploys:
-            return []
-        latest = deploys[0]  # git log order: newest first
-        return [_recent_deploy(latest, deploys, target, now, observation.probe)]
+        # One finding per deploy (newest first): which of them could have caused the symptom
+        # depends on when the symptom began, which only the decision tree sees.
+        return [_recent_deploy(c, target, now, observation.probe) for c in deploys[:MAX_DEPLOYS]]
 
 
-def _recent_deploy(latest: dict[str, Any], deploys: list[dict[str, Any]], target: TargetSpec,
-                   now: datetime, probe: str) -> Finding:
-    at = datetime.fromisoformat(latest["at"])
+MAX_DEPLOYS = 5
+DOCS = re.compile(r"(^|/)(docs?|\.github)/|\.(md|rst|txt|adoc)$"
+                  r"|(^|/)(README|CHANGELOG|LICENSE|OWNERS|CODEOWNERS)[^/]*$", re.IGNORECASE)
+
+
+def docs_only(files: list[str]) -> bool:
+    """A change that touches only documentation cannot break a running app."""
+    return bool(files) and all(DOCS.search(f) for f in files)
+
+
+def _recent_deploy(commit: dict[str, Any], target: TargetSpec, now: datetime, probe: str) -> Finding:
+    at = datetime.fromisoformat(commit["at"])
     minutes = (now - at).total_seconds() / 60
-    evidence = tuple(f"{c['short']} {c['at'][11:16]} {c['author']}: {c['subject']}" for c in deploys[:5])
+    files = commit.get("files")
     return Finding(
         kind="recent_deploy", subject=target.deployment or target.name, severity=Severity.SEV4,
-        observed_at=now, probe=probe, evidence=evidence,
-        summary=f"deploy {latest['short']} ({latest['subject']}) by {latest['author']} "
-                f"at {at:%H:%M}, {minutes:.0f} min before the incident",
-        facts={"sha": latest["sha"], "short": latest["short"], "at": latest["at"],
-               "author": latest["author"], "subject": latest["subject"],
-               "minutes_before": round(minutes, 1), "tags": latest["tags"],
-               "deploys_in_window": len(deploys)},
+        observed_at=now, probe=probe, onset=at, onset_from="commit time on the deploy branch",
+        evidence=(f"{commit['short']} {commit['at'][11:16]} {commit['author']}: {commit['subject']}",
+                  *([f"files: {', '.join(files[:8])}" + (" …" if len(files) > 8 else "")] if files else [])),
+        summary=f"deploy {commit['short']} ({commit['subject']}) by {commit['author']} "
+                f"landed {at:%H:%M}, {minutes:.0f} min before the incident",
+        facts={"sha": commit["sha"], "short": commit["short"], "at": commit["at"],
+               "author": commit["author"], "subject": commit["subject"],
+               "minutes_before": round(minutes, 1), "tags": commit["tags"],
+               "files": files, "docs_only": docs_only(files or [])},
     )
 
 
 _SEP = "\x1f"
-_FORMAT = _SEP.join(("%H", "%an", "%ct", "%P", "%s"))
+_RECORD = "\x1e"
+_FORMAT = _RECORD + _SEP.join(("%H", "%an", "%ct", "%P", "%s"))
+MAX_FILES = 50  # per commit: enough to tell a docs-only change from a code or image change
 
 
 def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
@@ -79,14 +92,19 @@ def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
         raise PermanentError(f"{spec.path} is not a git repository", code="git_no_repo") from e
     with repo:
         try:
-            out = repo.git.log(spec.branch, f"--max-count={spec.max_commits}",
+            out = repo.git.log(spec.branch, f"--max-count={spec.max_commits}", "--name-only",
                                f"--since={int(since.timestamp())}", f"--format={_FORMAT}", "--")
             tags = repo.git.for_each_ref("refs/tags", format="%(objectname) %(*objectname) %(refname:short)")
         except git.GitCommandError as e:
             raise PermanentError(f"branch {spec.branch!r} not found in {spec.path}",
                                  code="git_no_branch") from e
+    return parse_log(out, tags)
+
+
+def parse_log(log: str, tags: str = "") -> list[dict[str, Any]]:
+    """`git log --name-only --format=<_FORMAT>` and `git for-each-ref refs/tags` output as commits."""
     by_sha = _tags_by_sha(tags)
-    return [_commit_json(line, by_sha) for line in out.splitlines() if line]
+    return [_commit_json(record, by_sha) for record in log.split(_RECORD) if record.strip()]
 
 
 def _tags_by_sha(listing: str) -> dict[str, list[str]]:
@@ -99,10 +117,14 @@ def _tags_by_sha(listing: str) -> dict[str, list[str]]:
     return out
 
 
-def _commit_json(line: str, tags: dict[str, list[str]]) -> dict[str, Any]:
+def _commit_json(record: str, tags: dict[str, list[str]]) -> dict[str, Any]:
+    """One `git log --name-only` record: the formatted line, then the files it touched."""
+    line, *names = record.strip("\n").split("\n")
     sha, author, ts, parents, subject = line.split(_SEP, 4)
+    files = [n for n in names if n]
     return {
         "sha": sha, "short": sha[:7], "at": datetime.fromtimestamp(int(ts), tz=UTC).isoformat(),
         "author": author, "subject": truncate(subject, 120),
         "merge": len(parents.split()) > 1, "tags": tags.get(sha, []),
+        "files": files[:MAX_FILES], "files_total": len(files),
     }

@@ -54,22 +54,30 @@ class HttpHealthProbe:
 
 async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
     url = str(dep.url)
-    result: dict[str, Any] = {"name": dep.name, "url": safe_url(url), "method": dep.method,
-                              "expect": dep.expect_status}
     started = time.perf_counter()
+    status, error, kind = None, None, None
     try:
         with ctx.breakers.guard(f"http:{safe_url(url)}"):
             response = await client.request(dep.method, url, timeout=dep.timeout_s)
             if response.status_code >= 500:
                 raise _Unhealthy(response.status_code)
-        result["status"] = response.status_code
+        status = response.status_code
     except _Unhealthy as e:
-        result["status"] = e.status
+        status = e.status
     except CircuitOpenError as e:
-        result.update(error=str(e), error_kind="circuit_open")
+        error, kind = str(e), "circuit_open"
     except httpx.HTTPError as e:
-        result.update(error=_describe(e, dep), error_kind=_kind(e))
-    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        error, kind = _describe(e, dep), _kind(e)
+    return check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
+
+
+def check_result(dep: DependencySpec, latency_ms: float, status: int | None = None,
+                 error: str | None = None, error_kind: str | None = None) -> dict[str, Any]:
+    """One check as the observation records it: the answer's status, or the error and its kind."""
+    result: dict[str, Any] = {"name": dep.name, "url": safe_url(str(dep.url)), "method": dep.method,
+                              "expect": dep.expect_status}
+    result.update({"status": status} if error is None else {"error": error, "error_kind": error_kind})
+    result["latency_ms"] = round(latency_ms, 1)
     return result
 
 

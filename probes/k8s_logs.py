@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact, truncate
+from agent.model import (
+    Finding,
+    HemostatError,
+    Observation,
+    Rate,
+    Severity,
+    TargetSpec,
+    redact,
+    shorten,
+)
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import DEPLOYMENT_READS, api, call, list_pods, read_deployment
@@ -138,8 +147,8 @@ def merge_groups(per_source: Sequence[tuple[str, list[dict[str, Any]]]]) -> list
 
 def _safe(group: dict[str, Any]) -> dict[str, Any]:
     """A group as recorded: signature and example redacted and truncated, sources bounded."""
-    return {**group, "signature": truncate(redact(group["signature"]), 300),
-            "example": truncate(redact(group["example"]), 300),
+    return {**group, "signature": shorten(redact(group["signature"]), 300),
+            "example": shorten(redact(group["example"]), 300),
             "sources": group["sources"][:5], "source_count": len(group["sources"])}
 
 
@@ -172,7 +181,7 @@ class K8sLogsProbe:
         reads = _reads(pods, target.container)
         gate = asyncio.Semaphore(CONCURRENT_READS)
         results = await asyncio.gather(*(self._read(ctx, target, read, gate) for read in reads))
-        return _summarise(target, len(pods), reads, results)
+        return summarise(target, len(pods), reads, results)
 
     async def _read(self, ctx: ProbeContext, target: TargetSpec, read: tuple[str, str, bool],
                     gate: asyncio.Semaphore) -> str | HemostatError:
@@ -196,23 +205,56 @@ class K8sLogsProbe:
             return []
         groups = data.get("groups", [])[:EVIDENCE_GROUPS]
         subject = target.deployment or target.name
+        onset = _first_seen(groups)
+        rate = _rate(data, target, observation.collected_at, onset)
+        spike = rate.verdict == "spike"
         top = groups[0]["signature"] if groups else "?"
         return [Finding(
             kind="error_spike", subject=subject, observed_at=now, probe=self.name,
-            severity=Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3,
-            summary=f"{matched} error lines in {subject}'s logs (threshold {threshold}); "
-                    f"top: {truncate(top, 120)}",
+            severity=(Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3) if spike
+            else Severity.SEV4,
+            summary=f"{matched} error lines in {subject}'s logs ({rate.describe()}"
+                    f"{'' if spike else ': too thin to call a spike'}); top: {shorten(top, 160)}",
             evidence=tuple(_evidence(g) for g in groups),
             facts={"matched": matched, "lines": data.get("lines", 0), "groups": len(data.get("groups", [])),
                    "top": groups, "pods": data.get("pods", 0)},
+            onset=onset, onset_from="first matching log line" if onset else "", rate=rate,
         )]
 
 
+def _stamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _first_seen(groups: list[dict[str, Any]]) -> datetime | None:
+    """When the evidence's error lines began: the earliest first-seen stamp of the top groups."""
+    stamps = [s for g in groups if (s := _stamp(g.get("first_seen")))]
+    return min(stamps) if stamps else None
+
+
+def _rate(data: dict[str, Any], target: TargetSpec, at: datetime, onset: datetime | None) -> Rate:
+    """Matching lines per minute, from the first one to the collection (at least a minute, at
+    most the window). Logs carry no request count, so the rate is the only measure they give:
+    below `log_errors_per_minute` it is too thin to call a spike (a dozen lines in 15 minutes is
+    most apps' normal), however many lines the window holds."""
+    window_s = float(data.get("since_seconds") or target.logs.since_seconds)
+    span_s = max(60.0, min(window_s, (at - onset).total_seconds() if onset else window_s))
+    matched = int(data.get("matched", 0))
+    per_min = matched * 60 / span_s
+    verdict: Any = "spike" if per_min >= target.thresholds.log_errors_per_minute else "small_sample"
+    return Rate(per_min, "per_minute", span_s, samples=matched, verdict=verdict)
+
+
 def _evidence(group: dict[str, Any]) -> str:
-    seen = f" ({(group.get('first_seen') or '')[11:19]}..{(group.get('last_seen') or '')[11:19]})" \
-        if group.get("first_seen") else ""
-    return truncate(f"{group['count']}x in {group.get('source_count', 1)} containers{seen}: "
-                    f"{group['signature']}", 240)
+    first, last = (group.get("first_seen") or "")[11:19], (group.get("last_seen") or "")[11:19]
+    seen = f" (first {first}, last {last})" if first else ""
+    return f"{group['count']}x in {group.get('source_count', 1)} containers{seen}: " \
+        f"{shorten(group['signature'], 200)}"
 
 
 def _note(read: tuple[str, str, bool], error: HemostatError) -> str:
@@ -220,7 +262,7 @@ def _note(read: tuple[str, str, bool], error: HemostatError) -> str:
     return f"{pod}/{container}{' (previous)' if previous else ''}: {error}"
 
 
-def _summarise(target: TargetSpec, pods: int, reads: list[tuple[str, str, bool]],
+def summarise(target: TargetSpec, pods: int, reads: list[tuple[str, str, bool]],
                results: list[str | HemostatError]) -> dict[str, Any]:
     """The observation: grouped errors, counts, and a note for every log that could not be read."""
     texts = [(read, r) for read, r in zip(reads, results, strict=True) if isinstance(r, str)]

@@ -15,7 +15,7 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, truncate
+from agent.model import Finding, HemostatError, Observation, PermanentError, Severity, TargetSpec, truncate
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import (
@@ -70,12 +70,13 @@ def _deployment(deploy: JSON) -> JSON:
         "paused": bool(spec.get("paused")), "generation": int(meta.get("generation", 0)),
         "observed_generation": int(status.get("observedGeneration", 0)),
         "revision": (meta.get("annotations") or {}).get(REVISION),
-        "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message", "lastUpdateTime")}
+        "conditions": [{k: c.get(k) for k in ("type", "status", "reason", "message", "lastUpdateTime",
+                                              "lastTransitionTime")}
                        for c in status.get("conditions") or []],
     }
 
 
-def _replica_set(rs: JSON) -> JSON:
+def replica_set(rs: JSON) -> JSON:
     annotations = rs["metadata"].get("annotations") or {}
     containers = rs["spec"]["template"]["spec"].get("containers") or []
     return {"name": rs["metadata"]["name"], "revision": int(annotations.get(REVISION, "0") or 0),
@@ -92,7 +93,7 @@ async def _replica_sets(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
     owned = [rs for rs in listing.get("items", [])
              if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
-    return sorted((_replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
+    return sorted((replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
 
 
 async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
@@ -100,9 +101,14 @@ async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
     autoscaling = api(ctx, "AutoscalingV2Api")
     listing = await read_json(ctx, ("list", "horizontalpodautoscalers", ns, ""),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
-    for hpa in listing.get("items", []):
+    return hpa_for(listing.get("items", []), name)
+
+
+def hpa_for(items: list[JSON], deployment: str) -> JSON | None:
+    """The HPA (of `kubectl get hpa -o json` items) that scales the deployment, shaped."""
+    for hpa in items:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        if ref.get("kind") == "Deployment" and ref.get("name") == name:
+        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
             status = hpa.get("status") or {}
             return {"name": hpa["metadata"]["name"], "min": int(hpa["spec"].get("minReplicas", 1)),
                     "max": int(hpa["spec"]["maxReplicas"]), "current": int(status.get("currentReplicas", 0)),
@@ -117,9 +123,21 @@ async def _metrics(ctx: ProbeContext, deploy: JSON) -> dict[str, dict[str, JSON]
     listing = await read_json(ctx, ("list", "pods.metrics.k8s.io", ns, ""),
                               custom.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1", ns, "pods",
                               label_selector=label_selector(deploy["spec"].get("selector") or {}))
-    return {item["metadata"]["name"]: {c["name"]: {k: parse_quantity(str(v)) for k, v in c["usage"].items()}
-                                       for c in item.get("containers") or []}
-            for item in listing.get("items", [])}
+    try:
+        return usage_by_pod(listing.get("items", []))
+    except ValueError as e:  # usage the client's parser refuses: a gap in usage, not in the probe
+        raise PermanentError(f"metrics.k8s.io answered an unreadable usage: {e}",
+                             code="kube_bad_usage") from e
+
+
+def usage_by_pod(items: list[JSON]) -> dict[str, dict[str, JSON]]:
+    """PodMetrics items as pod -> container -> {cpu (cores), memory (bytes)}."""
+    return {item["metadata"]["name"]: {c["name"]: _usage(c) for c in item.get("containers") or []}
+            for item in items}
+
+
+def _usage(container: JSON) -> dict[str, float]:
+    return {k: parse_quantity(str(v)) for k, v in container["usage"].items()}
 
 
 async def _optional(step: Any, what: str, notes: list[str]) -> Any:
@@ -130,6 +148,13 @@ async def _optional(step: Any, what: str, notes: list[str]) -> Any:
         notes.append(f"{what}: metrics API (metrics.k8s.io) not available" if what == "metrics"
                      and e.code == "kube_not_found" else f"{what}: {e}")
         return None
+
+
+def shape(deploy: JSON, pods: list[JSON], replica_sets: list[JSON], hpa: JSON | None,
+          metrics: dict[str, dict[str, JSON]] | None, notes: list[str]) -> JSON:
+    """The observation from the API's answers (replica sets already shaped, newest first)."""
+    return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
+            "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
 
 
 class K8sWorkloadProbe:
@@ -151,8 +176,7 @@ class K8sWorkloadProbe:
         pods, replica_sets, hpa, metrics = await asyncio.gather(
             list_pods(ctx, deploy), _replica_sets(ctx, deploy),
             _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes))
-        return {"deployment": _deployment(deploy), "pods": [_pod(p) for p in pods],
-                "replicasets": replica_sets, "hpa": hpa, "metrics": metrics, "notes": notes}
+        return shape(deploy, pods, replica_sets, hpa, metrics, notes)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
@@ -163,10 +187,23 @@ class K8sWorkloadProbe:
 
 
 def _finding(kind: str, target: TargetSpec, now: datetime, severity: Severity, summary: str,
-             evidence: list[str], **facts: Any) -> Finding:
+             evidence: list[str], onset: tuple[datetime | None, str] = (None, ""), **facts: Any) -> Finding:
     return Finding(kind=kind, subject=target.deployment or target.name, severity=severity,
                    observed_at=now, summary=summary, probe="k8s-workload",
-                   evidence=tuple(truncate(e, 240) for e in evidence[:5]), facts=facts)
+                   evidence=tuple(truncate(e, 240) for e in evidence[:5]), facts=facts,
+                   onset=onset[0], onset_from=onset[1] if onset[0] else "")
+
+
+def _earliest(stamps: list[str | None], why: str) -> tuple[datetime | None, str]:
+    """The earliest of the evidence's timestamps, and what they are."""
+    times = [_time(s) for s in stamps if s]
+    return (min(times) if times else None), why
+
+
+def _condition_since(d: JSON, kind: str) -> tuple[datetime | None, str]:
+    cond = next((c for c in d["conditions"] if c["type"] == kind and c["status"] == "False"), None)
+    at = cond and (cond.get("lastTransitionTime") or cond.get("lastUpdateTime"))
+    return (_time(at) if at else None), f"the {kind} condition turning False"
 
 
 def _containers(data: JSON) -> list[tuple[str, JSON]]:
@@ -181,7 +218,7 @@ def _replicas(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
     return [_finding("replicas_unavailable", target, now, severity,
                      f"{d['available']}/{d['replicas']} replicas of {d['name']} available",
                      [f"{c['type']}={c['status']} {c.get('reason') or ''}: {c.get('message') or ''}"
-                      for c in d["conditions"]],
+                      for c in d["conditions"]], onset=_condition_since(d, "Available"),
                      desired=d["replicas"], available=d["available"], ready=d["ready"], updated=d["updated"])]
 
 
@@ -194,7 +231,10 @@ def _rollout(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
     reason = progressing.get("reason")
     return [_finding("rollout_stuck", target, now, Severity.SEV2,
                      f"rollout of {d['name']} revision {d['revision']} is stuck: {reason}",
-                     [progressing.get("message") or ""], revision=d["revision"], reason=reason)]
+                     [progressing.get("message") or ""], revision=d["revision"], reason=reason,
+                     onset=_earliest([rs["created"] for rs in data.get("replicasets") or []
+                                      if str(rs["revision"]) == str(d["revision"])],
+                                     f"rollout of revision {d['revision']}"))]
 
 
 def _crash_loop(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
@@ -211,7 +251,8 @@ def _crash_loop(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
     name = data["deployment"]["name"]
     return [_finding("crash_loop", target, now, Severity.SEV2 if looping else Severity.SEV3,
                      f"{len(hits)} container(s) of {name} {what} (max {worst} restarts)",
-                     last, containers=len(hits), max_restarts=worst, crash_loop_backoff=bool(looping))]
+                     last, containers=len(hits), max_restarts=worst, crash_loop_backoff=bool(looping),
+                     onset=_earliest([_pod_created(data, p) for p, _ in hits], "the crashing pods' start"))]
 
 
 def _recent_termination(c: JSON, now: datetime, window: timedelta) -> bool:
@@ -230,7 +271,9 @@ def _oom(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
     return [_finding("oom_killed", target, now, Severity.SEV2,
                      f"{len(hits)} container(s) of {data['deployment']['name']} OOMKilled",
                      [f"{p}/{c['name']} OOMKilled, memory limit {_mib(c['limits'].get('memory'))}"
-                      for p, c in hits], containers=len(hits), memory_limits=limits)]
+                      for p, c in hits], containers=len(hits), memory_limits=limits,
+                     onset=_earliest([(c["last_terminated"] or {}).get("finished_at") for _, c in hits],
+                                     "the OOM kill"))]
 
 
 PENDING_REASONS = frozenset({"ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError",
@@ -252,11 +295,17 @@ def _pending(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
     every = len(stuck) == len(data["pods"])
     return [_finding("pods_pending", target, now, Severity.SEV2 if every else Severity.SEV3,
                      f"{len(stuck)} pod(s) of {data['deployment']['name']} pending: {stuck[0][1]}",
-                     [f"{name}: {why}" for name, why in stuck], pods=len(stuck))]
+                     [f"{name}: {why}" for name, why in stuck], pods=len(stuck),
+                     onset=_earliest([_pod_created(data, name) for name, _ in stuck],
+                                     "the pending pods' creation"))]
 
 
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _pod_created(data: JSON, name: str) -> str | None:
+    return next((p.get("created") for p in data.get("pods", []) if p["name"] == name), None)
 
 
 def _recent_deploy(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
@@ -271,9 +320,11 @@ def _recent_deploy(data: JSON, target: TargetSpec, now: datetime) -> list[Findin
     image = next(iter(newest["images"].values()), None)
     return [_finding(
         "recent_deploy", target, now, Severity.SEV4,
-        f"rollout of {data['deployment']['name']} revision {newest['revision']} ({image}) at {at:%H:%M}, "
+        f"rollout of {data['deployment']['name']} revision {newest['revision']} ({image}) landed {at:%H:%M}, "
         f"{minutes:.0f} min before the incident",
         [f"revision {rs['revision']} {rs['created']}: {_images(rs)}" for rs in history[:3]],
+        onset=(at, f"rollout of revision {newest['revision']}"),
+        image_changed=previous is not None and previous["images"] != newest["images"],
         revision=newest["revision"], image=image, images=newest["images"], at=at.isoformat(),
         minutes_before=round(minutes, 1), replicaset=newest["name"],
         previous_revision=previous["revision"] if previous else None,
@@ -309,7 +360,8 @@ def _saturation(data: JSON, target: TargetSpec, now: datetime) -> list[Finding]:
                 f"{len(hot)} container(s) of {data['deployment']['name']} at >= {threshold:.0%} of their "
                 f"{resource} limit (max {hot[0][0]:.0%})",
                 [f"{p}/{c}: {ratio:.0%} of the {resource} limit" for ratio, p, c in hot],
-                containers=len(hot), max_ratio=round(hot[0][0], 3), threshold=threshold))
+                containers=len(hot), max_ratio=round(hot[0][0], 3), threshold=threshold,
+                replicas=data["deployment"]["replicas"]))
     return findings
 
 

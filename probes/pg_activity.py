@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -162,6 +163,13 @@ def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: Postg
     }
 
 
+def shape(server: str, settings: dict[str, Any], rows: list[dict[str, Any]],
+          spec: PostgresSpec) -> dict[str, Any]:
+    """The observation from the two statements' rows."""
+    data = {"server": server, **_summarize(settings, rows, spec)}
+    return {**data, "blind_spot": _blind_spot(data)}
+
+
 class PgActivityProbe:
     name = "pg-activity"
     summary = "PostgreSQL sessions: connection use, long queries, lock chains, idle transactions"
@@ -182,8 +190,7 @@ class PgActivityProbe:
             if error.code != "pg_too_many_connections":
                 raise error from None
             return {"database": parts.get("dbname"), "server": address(parts), "refused": str(error)}
-        data = {"server": address(parts), **_summarize(settings, rows, spec)}
-        return {**data, "blind_spot": _blind_spot(data)}
+        return shape(address(parts), settings, rows, spec)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data, t = observation.data, target.thresholds
@@ -199,10 +206,25 @@ class PgActivityProbe:
         found += _per_db(idle, "idle_in_transaction", t.idle_in_transaction_seconds, data, now, self.name)
         waiting = [s for s in ours if s["blocked_by"] and (s["wait_s"] or 0) > t.lock_wait_seconds]
         found += _per_db(waiting, "lock_contention", t.lock_wait_seconds, data, now, self.name)
-        return [f for f in found if f is not None]
+        return [_with_onset(f, observation.collected_at) for f in found if f is not None]
 
 
 # -- analyzing (pure) ----------------------------------------------------------------------------
+_ONSET_FROM = {"lock_contention": "the longest lock wait's start", "long_running_queries": "query start",
+               "idle_in_transaction": "the session's last state change"}
+
+
+def _with_onset(finding: Finding, collected_at: datetime) -> Finding:
+    """When the trouble began: the collection time minus the longest age PostgreSQL reported
+    (wait, query or idle time), so the onset does not depend on the server's clock."""
+    ages = [s.get(_AGE[finding.kind]) or 0 for s in finding.facts.get("waiting") or
+            finding.facts.get("sessions") or []] if finding.kind in _AGE else []
+    if not ages:
+        return finding
+    return replace(finding, onset=collected_at - timedelta(seconds=max(ages)),
+                   onset_from=_ONSET_FROM[finding.kind])
+
+
 def _blind_spot(data: dict[str, Any]) -> str | None:
     hidden = data.get("hidden") or {}
     if not hidden.get("sessions"):

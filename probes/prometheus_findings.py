@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.model import Finding, Severity, TargetSpec
+from agent.model import Finding, Rate, Severity, TargetSpec
 from agent.model.prometheus import PrometheusSpec
 from probes.prometheus_queries import seconds
 
@@ -69,13 +69,14 @@ class Judge:
         return {"baseline_1d": day, "baseline_1w": week, "baseline": max(known) if known else None}
 
     def _finding(self, kind: str, severity: Severity, summary: str, evidence: list[str],
-                 began: float | None, **facts: Any) -> Finding:
+                 began: float | None, rate: Rate | None = None, **facts: Any) -> Finding:
         at = _when(began)
         facts["onset"] = at.isoformat() if at else None
         facts["onset_from"] = "prometheus range query: first step the condition held" if at else ""
         return Finding(kind=kind, subject=self.subject, severity=severity, observed_at=self.now,
                        summary=summary, probe=PROBE, evidence=tuple(evidence),
-                       facts={k: round(v, 6) if isinstance(v, float) else v for k, v in facts.items()})
+                       facts={k: round(v, 6) if isinstance(v, float) else v for k, v in facts.items()},
+                       onset=at, onset_from=facts["onset_from"], rate=rate)
 
     def _error_ratio(self) -> list[Finding]:
         t = self.target.thresholds
@@ -94,8 +95,8 @@ class Judge:
             f"{ratio:.1%} of requests failing over {self.spec.window} (n={samples}){note}",
             [f"error ratio {ratio:.2%} (threshold {t.error_rate:.0%})",
              f"same hour yesterday {_pct(base['baseline_1d'])}, last week {_pct(base['baseline_1w'])}"],
-            self._onset("error_ratio", t.error_rate), ratio=ratio, samples=samples,
-            window=self.spec.window, at_baseline=normal, **base)]
+            self._onset("error_ratio", t.error_rate), _rate(ratio, samples, usual, self.spec.window, normal),
+            ratio=ratio, samples=samples, window=self.spec.window, at_baseline=normal, **base)]
 
     def _latency(self) -> list[Finding]:
         top = f"latency:{self.spec.quantiles[-1]:g}"
@@ -166,6 +167,13 @@ class Judge:
                         summary=f"prometheus query {key!r} failed: {message}",
                         facts={"error_code": "prometheus_query", "query": key})
                 for key, message in sorted(self.data["failed"].items())]
+
+
+def _rate(ratio: float, samples: int | None, usual: float | None, window: str, normal: bool) -> Rate:
+    """The ratio as the generic `Rate` triage judges: at its usual level, it is noise."""
+    return Rate(ratio, "ratio", seconds(window), samples=samples, baseline=usual,
+                baseline_from="prometheus: the same hour a day and a week back" if usual is not None else "",
+                verdict="at_baseline" if normal else "spike")
 
 
 def _pct(value: float | None) -> str:

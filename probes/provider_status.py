@@ -80,7 +80,7 @@ async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContex
         status, unresolved = await asyncio.gather(
             _fetch(client, f"{base}/api/v2/status.json", ctx),
             _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx))
-        result.update(_status(status, base), incidents=_incidents(unresolved, base))
+        result.update(page_result(status, unresolved, base))
     except HemostatError as e:
         result.update(error=str(e), error_code=e.code, exception=e)
     return result
@@ -113,6 +113,11 @@ def _json(response: httpx.Response, url: str) -> Any:
         raise PermanentError(
             f"{url} is not a Statuspage API: answered {looks} ({kind}): "
             f"{truncate(response.text.strip(), 60)!r}", code="statuspage_garbage") from e
+
+
+def page_result(status: Any, unresolved: Any, base: str) -> dict[str, Any]:
+    """A page's indicator and unresolved incidents, from the two API answers (parsed JSON)."""
+    return {**_status(status, base), "incidents": _incidents(unresolved, base)}
 
 
 def _garbage(url: str, why: str) -> PermanentError:
@@ -157,13 +162,18 @@ def _worst(page: dict[str, Any]) -> str:
     return min(known, key=lambda level: SEVERITY[level]) if known else "none"
 
 
-def _since(started_at: str | None, now: datetime) -> str:
-    if not started_at:
-        return ""
+def _when(started_at: str | None) -> datetime | None:
     try:
-        when = datetime.fromisoformat(started_at.replace("Z", "+00:00")).astimezone(now.tzinfo)
+        return datetime.fromisoformat(started_at.replace("Z", "+00:00")) if started_at else None
     except ValueError:
+        return None
+
+
+def _since(started_at: str | None, now: datetime) -> str:
+    at = _when(started_at)
+    if at is None:
         return ""
+    when = at.astimezone(now.tzinfo)
     return f" since {when:%H:%M}" if when.date() == now.date() else f" since {when:%b %d %H:%M}"
 
 
@@ -187,6 +197,8 @@ def _judge(page: dict[str, Any], critical: bool, now: datetime, probe: str) -> F
         facts={"indicator": page["indicator"], "level": level, "page": who, "critical": critical,
                "incidents": [i["name"] for i in incidents],
                "started_at": first["started_at"] if first else None},
+        onset=_when(first["started_at"]) if first else None,
+        onset_from="the provider's incident start" if first and _when(first["started_at"]) else "",
     )
 
 

@@ -1,11 +1,16 @@
-"""Re-record the shipped drill scenarios (drills/*.yaml) from real runs of the probes.
+"""Re-record the shipped drill scenarios (drills/*.yaml).
 
-Each scenario builds a real situation on this machine — a git deploy repo and a failing app on
-loopback; a PostgreSQL cluster with a lock chain and a runaway query; a dependency that is down
-while its status page reports a major outage; a deployment at its HPA's maximum on the test
-apiserver — then runs `hemostat diagnose TARGET --record FILE`. Run from the repo root:
+Two sources. Recorded: each builds a real situation on this machine — a git deploy repo and a
+failing app on loopback; a PostgreSQL cluster with a lock chain and a runaway query; a dependency
+that is down while its status page reports a major outage; a deployment at its HPA's maximum on
+the test apiserver — then runs `hemostat diagnose TARGET --record FILE`. Corpus: the incidents
+of tests/corpus_playbook.py and tests/corpus_edges.py, built from raw API answers (`git log`
+output, kubelet log lines, Kubernetes and metrics-server JSON, pg_stat_activity rows, Statuspage
+JSON, Prometheus text) passed through each probe's own collect-side shaping, written with the
+conclusions they must reach. Run from the repo root:
 
-    .venv/bin/python scripts/record_drills.py
+    .venv/bin/python scripts/record_drills.py            # everything
+    .venv/bin/python scripts/record_drills.py corpus     # only the corpus (no services needed)
 """
 
 from __future__ import annotations
@@ -191,9 +196,23 @@ def traffic_spike(workdir: Path) -> None:
         api.stop()
 
 
+def corpus() -> None:
+    """Write every corpus incident to drills/<class>-<name>.yaml."""
+    from tests.corpus_edges import CLASSES
+
+    for prefix, builders in CLASSES.items():
+        for build in builders:
+            name = build.__name__.replace("_", "-")
+            out = DRILLS / f"{prefix}-{name}.yaml"
+            out.write_text(yaml.safe_dump(build().scenario(), sort_keys=False, width=120))
+            print(f"wrote {out.relative_to(ROOT)}")
+
+
 def main() -> None:
     DRILLS.mkdir(exist_ok=True)
     only = set(sys.argv[1:])
+    if not only or "corpus" in only:
+        corpus()
     for name, record in (("deployment", deployment_gone_wrong), ("database", database_issues),
                          ("third-party", third_party_outage), ("traffic", traffic_spike)):
         if not only or name in only:

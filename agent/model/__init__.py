@@ -22,12 +22,14 @@ from agent.model.errors import (
     PermanentError,
     TemporaryError,
 )
-from agent.model.redact import redact, redact_dsn, truncate
+from agent.model.rate import Rate, judge_rate
+from agent.model.redact import redact, redact_dsn, shorten, truncate
 from agent.model.targets import (
     BreakerSpec,
     DependencySpec,
     DeployRepoSpec,
     FallbackSpec,
+    FlagScope,
     FlagSpec,
     LogsSpec,
     MetricsSpec,
@@ -46,6 +48,7 @@ __all__ = [
     "DeployRepoSpec",
     "FallbackSpec",
     "Finding",
+    "FlagScope",
     "FlagSpec",
     "HemostatError",
     "LogsSpec",
@@ -55,6 +58,7 @@ __all__ = [
     "Plan",
     "PostgresSpec",
     "Proposal",
+    "Rate",
     "SecretRef",
     "Severity",
     "TargetSpec",
@@ -63,7 +67,9 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "finding_kinds",
+    "judge_rate",
     "redact",
     "redact_dsn",
+    "shorten",
     "truncate",
 ]

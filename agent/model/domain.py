@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from agent.model.rate import Rate
+
 JSON = dict[str, Any]
 
 
@@ -71,6 +73,10 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 @dataclass(frozen=True)
 class Finding:
     """One piece of evidence: what is wrong with which subject, and how bad.
@@ -87,12 +93,27 @@ class Finding:
     probe: str
     evidence: tuple[str, ...] = ()
     facts: JSON = field(default_factory=dict)
+    onset: datetime | None = None
+    onset_from: str = ""
+    rate: Rate | None = None
+
+    @property
+    def began(self) -> datetime:
+        """The onset, or when the probe looked when the evidence carries no time."""
+        return self.onset or self.observed_at
+
+    @property
+    def noise(self) -> bool:
+        """A measured rate that is not a spike: a small sample, or no worse than its baseline."""
+        return self.rate is not None and self.rate.verdict != "spike"
 
     def to_json(self) -> JSON:
         data = asdict(self)
         data["severity"] = self.severity.label()
         data["observed_at"] = _iso(self.observed_at)
+        data["onset"] = _iso(self.onset) if self.onset else None
         data["evidence"] = list(self.evidence)
+        data["rate"] = self.rate.to_json() if self.rate else None
         return data
 
     @classmethod
@@ -106,6 +127,9 @@ class Finding:
             probe=data["probe"],
             evidence=tuple(data.get("evidence", ())),
             facts=dict(data.get("facts", {})),
+            onset=_time(data.get("onset")),
+            onset_from=data.get("onset_from", ""),
+            rate=Rate.from_json(data["rate"]) if data.get("rate") else None,
         )
 
 
@@ -173,6 +197,12 @@ class Proposal:
     created_at: datetime
     proposer: str = "hemostat"
     incident_id: str | None = None
+    # The rationale an engineer can check: evidence for, evidence weighed against, whether this
+    # is the best-supported cause or an alternative, and what the action would do now.
+    support: tuple[str, ...] = ()
+    against: tuple[str, ...] = ()
+    role: Literal["primary", "alternative"] = "primary"
+    preview: JSON = field(default_factory=dict)
 
     def to_json(self) -> JSON:
         return {
@@ -186,6 +216,10 @@ class Proposal:
             "created_at": _iso(self.created_at),
             "proposer": self.proposer,
             "incident_id": self.incident_id,
+            "support": list(self.support),
+            "against": list(self.against),
+            "role": self.role,
+            "preview": self.preview,
         }
 
     @classmethod
@@ -201,6 +235,10 @@ class Proposal:
             created_at=datetime.fromisoformat(data["created_at"]),
             proposer=data.get("proposer", "hemostat"),
             incident_id=data.get("incident_id"),
+            support=tuple(data.get("support", ())),
+            against=tuple(data.get("against", ())),
+            role=data.get("role", "primary"),
+            preview=dict(data.get("preview") or {}),
         )
 
 

@@ -37,6 +37,15 @@ def truncate(text: str, limit: int = 300) -> str:
     return f"{text[:limit]}… [{len(text) - limit} more chars]"
 
 
+def shorten(text: str, limit: int = 120) -> str:
+    """Cut `text` at a space at or before `limit`, never inside a word or a class name
+    (`com.stripe.net.APIConnectionException` stays whole or goes whole), marked with "…"."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return (text[:cut] if cut > 0 else text[:limit]).rstrip(" ,;:") + " …"
+
+
 # SQL text: what a session ran, with every literal it carried replaced by `?`.
 _SQL_TOKENS = re.compile(r"""
     (?P<ident>"(?:[^"]|"")*")

@@ -66,8 +66,15 @@ class Thresholds(_Strict):
     error_rate: float = Field(0.05, ge=0, le=1, description="errors/requests that is a spike")
     error_rate_sev1: float = Field(0.5, ge=0, le=1, description="errors/requests that is an outage")
     errors_per_minute: float = Field(10, ge=0, description="error rate when no request counter")
+    min_requests: int = Field(
+        100, ge=1, description="requests a ratio needs before it may raise severity; fewer is "
+        "reported with its n (one error in ten requests is noise, not SEV-2)")
+    baseline_factor: float = Field(
+        2.0, ge=1, description="how many times its baseline a rate must be to count as a spike")
     dependency_slow_ms: float = Field(2000, gt=0)
     log_errors: int = Field(10, ge=1, description="matching log lines that make an error spike")
+    log_errors_per_minute: float = Field(
+        2, ge=0, description="matching log lines per minute below which they are noise, not a spike")
     long_query_seconds: float = Field(60, gt=0)
     idle_in_transaction_seconds: float = Field(300, gt=0)
     lock_wait_seconds: float = Field(10, gt=0)
@@ -146,14 +153,19 @@ class LogsSpec(_Strict):
     @field_validator("patterns")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
-        import re
+        return _compiled(value)
 
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from e
-        return value
+
+def _compiled(patterns: list[str]) -> list[str]:
+    """The patterns, once each is known to compile; else which one and why."""
+    import re
+
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {e}") from e
+    return patterns
 
 
 class PostgresSpec(_Strict):
@@ -166,10 +178,31 @@ class PostgresSpec(_Strict):
     application_name: str = "hemostat"
 
 
+class FlagScope(_Strict):
+    """What a feature flag governs. `feature-flag-off` is proposed for a flag only when the
+    failing evidence matches one of these; a flag that declares nothing is never proposed."""
+
+    routes: list[str] = Field(default_factory=list, description="URL paths ('/api/v2/pay') that "
+                              "appear in the error lines of what the flag turns on")
+    signatures: list[str] = Field(default_factory=list, description="regular expressions searched "
+                                  "in error signatures and lines")
+    components: list[str] = Field(default_factory=list, description="finding subjects: a "
+                                  "dependency's name, a deployment, postgres:<db>")
+
+    @field_validator("signatures")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        return _compiled(value)
+
+    def declared(self) -> bool:
+        return bool(self.routes or self.signatures or self.components)
+
+
 class FlagSpec(_Strict):
-    """A feature flag that can be turned off as a mitigation."""
+    """A feature flag that can be turned off as a mitigation, and what it governs."""
 
     name: str
+    governs: FlagScope = Field(default_factory=FlagScope)
     backend: Literal["configmap", "unleash", "webhook"]
     configmap: str | None = None
     key: str | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,61 @@ def test_a_drill_never_allows_a_real_execution(tmp_path: Path) -> None:
     app = build_app(Config(), Registry.discover(), policy)
     result = run_drill(app, _write(tmp_path, GOOD))
     assert "rollback: a drill must never allow a real execution" in result.failures
+
+
+def _incident_file(tmp_path: Path, build: object, **expect: object) -> Path:
+    from tests.incidents import Incident
+
+    incident: Incident = build()  # type: ignore[operator]
+    incident.expect = dict(expect)
+    return _write(tmp_path, json.loads(json.dumps(incident.scenario())))
+
+
+def test_expectations_say_what_matters_and_name_what_failed(tmp_path: Path) -> None:
+    from tests import corpus_playbook as playbook
+    from tests.incidents import at
+
+    app = build_app(Config(), Registry.discover(), bundled_policy_path("staging-drill"))
+    good = _incident_file(tmp_path, playbook.lock_chain, not_actions=["feature-flag-off"],
+                          any_of=["kill-queries", "investigate"], params={"kill-queries": {"pids": [4242]}},
+                          since=at(-7), complete=True, first="kill-queries")
+    assert run_drill(app, good).passed
+    bad = _incident_file(tmp_path, playbook.lock_chain, not_actions=["kill-queries"], any_of=["rollback"],
+                         params={"kill-queries": {"pids": [1]}}, since=at(-1), complete=False, first="rollback")
+    failures = run_drill(app, bad).failures
+    assert [f.split(":")[0] for f in failures] == ["not_actions", "any_of", "first", "params", "since", "complete"]
+    assert "kill-queries postgres:shop" in failures[0]  # the proposal's own reason, to see why
+    assert failures[3].startswith("params: expected kill-queries with {'pids': [1]}, got [{")
+
+
+def test_history_replays_past_executions_into_the_gate(tmp_path: Path) -> None:
+    from tests import corpus_playbook as playbook
+    from tests.incidents import at
+
+    policy = tmp_path / "cooldown.yaml"
+    policy.write_text("mode: dry-run\ncooldown_minutes: 30\nactions:\n  rollback: {}\n  investigate: {}\n")
+    app = build_app(Config(), Registry.discover(), policy)
+    path = _incident_file(tmp_path, playbook.bad_release, actions=["rollback"])
+    assert run_drill(app, path).diagnosis.verdicts  # no history: proposed and gated
+    doc = yaml.safe_load(path.read_text())
+    doc["history"] = [{"action": "rollback", "subject": "checkout", "at": at(-10).isoformat()}]
+    replayed = run_drill(app, _write(tmp_path, doc)).diagnosis
+    [verdict] = replayed.verdicts.values()
+    assert verdict.decision == "deny" and "cooldown" in " ".join(verdict.reasons)
+
+
+def test_drill_json_prints_the_conclusions(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agent.cli import cli
+    from tests import corpus_playbook as playbook
+
+    path = _incident_file(tmp_path, playbook.rollout_crash_loop, actions=["rollback"])
+    result = CliRunner().invoke(cli, ["drill", "--json", str(path)])
+    [doc] = json.loads(result.output.rsplit("\n", 2)[0])
+    assert (doc["passed"], doc["severity"], doc["complete"], doc["branches"]) == (True, "SEV-2", True,
+                                                                                  ["recent-deploy"])
+    [proposal] = doc["proposals"]
+    assert proposal["params"] == {"to_revision": 6} and proposal["role"] == "primary"
+    assert proposal["preview"]["to_image"] == "shop/checkout:v1.8.2"
+    assert proposal["support"] and proposal["verdict"] == "allow"

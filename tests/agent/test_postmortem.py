@@ -53,7 +53,7 @@ TREE = {"version": 1, "branches": [
     {"name": "recent-deploy", "title": "recent deployment", "all": ["recent_deploy"],
      "any": ["error_spike"], "propose": [{"action": "investigate"}]},
     {"name": "otherwise", "title": "no single cause", "any": ["error_spike", "dependency_slow"],
-     "propose": [{"action": "investigate"}]},
+     "fallback": True, "propose": [{"action": "investigate"}]},
 ]}
 POLICY = {"version": 1, "mode": "propose", "actions": {"investigate": {"approvals": 1}}}
 DRILL_POLICY = {"version": 1, "mode": "dry-run", "actions": {"investigate": {}}}
@@ -145,7 +145,7 @@ def test_timeline_has_the_real_times_of_each_milestone_and_step(postmortem: str)
 
 def test_root_cause_names_the_change_the_evidence_and_the_path_taken(postmortem: str) -> None:
     cause = postmortem.split("## Root cause")[1].split("## Action items")[0]
-    assert ("**What changed:** deploy 3f2a9c4 (v1.8 new payment flow) by Dana at 02:51, "
+    assert ("**What changed:** deploy 3f2a9c4 (v1.8 new payment flow) by Dana landed 02:51, "
             "5 min before the incident") in cause
     assert "- SEV-2 `error_spike` checkout: 40% of requests failing" in cause
     assert "- SEV-3 `dependency_slow` payments: payments is slow: 3500 ms" in cause
@@ -232,7 +232,7 @@ def test_cli_status_prints_the_current_update(config_path: Path) -> None:
     assert code == 0, out
     doc = json.loads(out)
     assert (doc["status"], doc["severity"], doc["next_update_at"]) == ("Resolved", "SEV-2", None)
-    assert doc["impact"] == "40% of checkout's requests failing"
+    assert doc["impact"] == "40% of checkout's requests failing (n=200 in 2s, baseline 1%)"
     code, out = run(config_path, "status", INC)
     assert code == 0, out
     assert "Status: Resolved\n" in out and "Next update: none: resolved" in out

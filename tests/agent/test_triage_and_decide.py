@@ -35,8 +35,15 @@ def test_a_deploy_alone_is_not_an_incident() -> None:
     assert triage([DEPLOY], "checkout").severity is None
 
 
-def test_three_kinds_of_damage_at_once_is_one_level_worse() -> None:
-    findings = [SPIKE, _f("crash_loop"), _f("dependency_down", "stripe")]
+def test_one_cause_seen_by_three_probes_keeps_its_own_severity() -> None:
+    named = _f("error_spike", summary="errors", top=[{"signature": "stripe.error.APIConnectionError: "
+                                                                   "connection to api.stripe.com timed out"}])
+    findings = [named, _f("dependency_down", "stripe"), _f("provider_incident", "stripe")]
+    assert triage(findings, "checkout").severity == Severity.SEV2
+
+
+def test_three_independent_causes_at_once_are_one_level_worse() -> None:
+    findings = [SPIKE, _f("dependency_down", "stripe"), _f("lock_contention", "postgres:app")]
     assert triage(findings, "checkout").severity == Severity.SEV1
 
 
@@ -57,14 +64,19 @@ def test_recent_deploy_with_errors_proposes_rollback_with_the_evidence() -> None
     assert "37% of requests failing" in proposal.reason
 
 
-def test_errors_without_a_deploy_fall_through_to_flags_and_investigation() -> None:
-    target = TargetSpec(name="checkout", deployment="checkout",
-                        flags=[FlagSpec(name="new-payment-flow", backend="configmap",
-                                        configmap="flags", key="new-payment-flow")])
-    decision = _decide([SPIKE], target)
+def test_errors_without_a_deploy_propose_only_flags_whose_declaration_matches() -> None:
+    flags = [FlagSpec(name="new-payment-flow", backend="configmap", configmap="flags", key="pay",
+                      governs={"routes": ["/api/v2/pay"]}),
+             FlagSpec(name="recommendations", backend="configmap", configmap="flags", key="recs",
+                      governs={"routes": ["/api/recs"]}),
+             FlagSpec(name="undeclared", backend="configmap", configmap="flags", key="x")]
+    spike = _f("error_spike", summary="errors", top=[{
+        "signature": "POST /api/v2/pay -> <num> KeyError: 'card_token'", "example": ""}])
+    decision = _decide([spike], TargetSpec(name="checkout", deployment="checkout", flags=flags))
     assert decision.branches == ("otherwise",)
     assert [(p.action, p.subject) for p in decision.proposals] == [
         ("feature-flag-off", "new-payment-flow"), ("investigate", "checkout")]
+    assert "governs route /api/v2/pay" in decision.proposals[0].reason
 
 
 def test_dependency_down_proposes_per_dependency_and_skips_what_cannot_apply() -> None:

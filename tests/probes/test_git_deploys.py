@@ -71,3 +71,15 @@ def test_unknown_branch_is_a_clear_error(deploy_repo: Path) -> None:
     git_commit(deploy_repo, "x", NOW)
     with pytest.raises(PermanentError, match="branch 'release' not found"):
         _run(_target(deploy_repo, branch="release"))
+
+
+def test_each_recent_deploy_is_a_finding_with_its_time_and_files(deploy_repo: Path) -> None:
+    git_commit(deploy_repo, "checkout v1.8", NOW - timedelta(minutes=9), file="app.yaml")
+    git_commit(deploy_repo, "docs: runbook", NOW - timedelta(minutes=2), file="README.md")
+    target = _target(deploy_repo)
+    docs, code = GitDeploysProbe().analyze(_run(target), target, NOW)
+    assert (docs.onset, docs.facts["files"], docs.facts["docs_only"]) == (NOW - timedelta(minutes=2),
+                                                                         ["README.md"], True)
+    assert (code.onset, code.facts["files"], code.facts["docs_only"]) == (NOW - timedelta(minutes=9),
+                                                                         ["app.yaml"], False)
+    assert code.onset_from == "commit time on the deploy branch"

@@ -209,3 +209,28 @@ def test_grouping_counts_exactly_the_lines_a_naive_search_matches(lines: list[st
 
 def test_patterns_with_global_flags_still_combine() -> None:
     assert [g["count"] for g in group_errors(["an Error", "FATAL x", "ok"], [r"(?i)error", "FATAL"])] == [1, 1]
+
+
+def test_long_signatures_are_cut_between_words_never_inside_a_class_name() -> None:
+    from agent.model import shorten
+
+    line = "ERROR " + "payment failed " * 8 + "com.stripe.net.APIConnectionException: timeout"
+    cut = shorten(line, 140)
+    assert cut.endswith(" …") and "com.stripe.net.APIConnectio" not in cut.removesuffix(" …")[-30:]
+    assert all(word in line.split() for word in cut.removesuffix(" …").split())
+
+
+def test_an_error_spike_begins_at_its_first_line_and_a_thin_trickle_is_noise() -> None:
+    spec = target()
+    burst = [f"2026-11-27T02:5{m}:00.000000001Z ERROR upstream timeout for order {m}" for m in range(10)]
+    spike = observe({"matched": 40, "since_seconds": 900, "groups": [{
+        "signature": "ERROR upstream timeout for order <num>", "count": 40, "first_seen": burst[0].split()[0],
+        "last_seen": burst[-1].split()[0], "example": "x", "sources": ["a"], "source_count": 1}]})
+    [finding] = PROBE.analyze(spike, spec, spike.collected_at)
+    assert finding.onset == datetime(2026, 11, 27, 2, 50, tzinfo=UTC)
+    assert "first 02:50:00, last 02:59:00" in finding.evidence[0]
+    trickle = observe({"matched": 12, "since_seconds": 900, "groups": [{
+        "signature": "ERROR cache miss", "count": 12, "first_seen": None, "last_seen": None, "example": "x",
+        "sources": ["a"], "source_count": 1}]})
+    [noise] = PROBE.analyze(trickle, spec, trickle.collected_at)
+    assert noise.noise and noise.severity == Severity.SEV4 and "n=12" in noise.summary

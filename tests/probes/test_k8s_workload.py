@@ -172,3 +172,13 @@ def test_quantities_parse_to_cores_and_bytes() -> None:
     assert parse_quantity("1500000n") == pytest.approx(0.0015)
     with pytest.raises(ValueError):
         parse_quantity("12 bananas")
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("612344Ki", 612344 * 2**10), ("1843209023n", 1.843209023), ("350000u", 0.35), ("0.25Gi", 2**28),
+    ("300M", 3e8), ("100k", 1e5), ("1e3", 1000), ("2e8", 2e8), ("1.5Ti", 1.5 * 2**40), ("3Pi", 3 * 2**50),
+    ("1Ei", 2**60), ("2E", 2e18), ("268435456", 268435456), ("0", 0),
+])
+def test_every_unit_metrics_server_and_the_apiserver_emit_parses(text: str, value: float) -> None:
+    """metrics-server writes memory as Ki and CPU as n; the client's own parser reads them all."""
+    assert parse_quantity(text) == pytest.approx(value)

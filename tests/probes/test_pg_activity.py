@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -92,6 +92,9 @@ def test_lock_chain_is_followed_to_the_root_blocker(
     assert "alice-secret" not in json.dumps(obs.to_json()) + json.dumps([f.to_json() for f in findings])
     assert of_kind(findings, "idle_in_transaction").facts["pids"] == [root]
     assert not [f for f in findings if f.kind == "long_running_queries"]  # waiters are victims
+    longest = max(s["wait_s"] for s in lock.facts["waiting"])
+    assert lock.onset == obs.collected_at - timedelta(seconds=longest)  # the longest wait's start
+    assert lock.onset_from == "the longest lock wait's start"
 
 
 def test_long_running_query_is_found_masked_and_hemostat_is_not(

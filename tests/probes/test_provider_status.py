@@ -74,6 +74,8 @@ def test_major_outage_with_an_incident_is_a_provider_incident(loopback: Loopback
                                 "latest update: We are investigating elevated error rates on the "
                                 "Charges API.",)
     assert finding.facts["started_at"] == "2026-11-27T02:41:00.000Z"
+    assert (finding.onset, finding.onset_from) == (datetime(2026, 11, 27, 2, 41, tzinfo=UTC),
+                                                   "the provider's incident start")
 
 
 def test_critical_indicator_on_a_non_critical_dependency_is_one_step_milder(

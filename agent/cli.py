@@ -110,7 +110,8 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     spec = app.config.target(target)
     ledger = None if no_ledger else obj.ledger()
     history = service.history_from(ledger, app) if ledger else []
-    result = asyncio.run(_checked_diagnosis(obj, app, spec, history))
+    past = service.past_findings(ledger, spec.name) if ledger else []
+    result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
     incident = None
     if ledger is not None:
         from agent.lifecycle import record_diagnosis
@@ -124,13 +125,13 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     click.echo(json.dumps(doc, indent=2, default=str) if as_json else render.diagnosis(doc))
 
 
-async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any) -> Any:
+async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: Any) -> Any:
     """Probes' live config checks (PromQL syntax), then the diagnosis, in one event loop."""
     from agent import service
     from agent.wiring import validate_live
 
     await validate_live(app, str(obj.config_path), only=spec.name)
-    return await service.diagnose(app, spec, history=history)
+    return await service.diagnose(app, spec, history=history, past=past)
 
 
 def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:

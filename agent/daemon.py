@@ -134,8 +134,9 @@ class Daemon:
     # -- loop side ------------------------------------------------------------------------------
     async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
+        past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
         # One clock: the diagnosis happens now, however long ago the alert started.
-        result = await service.diagnose(self.app, target, None, history, incident.id)
+        result = await service.diagnose(self.app, target, None, history, incident.id, past=past)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 
@@ -184,7 +185,8 @@ class Daemon:
         try:
             async with self._slots:
                 history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
-                result = await service.diagnose(self.app, target, utcnow(), history)
+                past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
+                result = await service.diagnose(self.app, target, utcnow(), history, past=past)
             self.metrics.observe(result)
             await asyncio.to_thread(self._after_sweep, target, result)
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -25,6 +25,20 @@ _GENERIC_LABELS = frozenset({"www", "api", "com", "net", "org", "io", "status", 
 
 def hhmm(at: datetime) -> str:
     return f"{at:%H:%M}"
+
+
+def dated_by_history(findings: Sequence[Finding], past: Sequence[Finding]) -> list[Finding]:
+    """Findings whose evidence carries no start of their own (a failing health check) take the
+    first time the same trouble was seen on the same subject in the incident's earlier sweeps."""
+    first: dict[tuple[str, str], datetime] = {}
+    for f in past:
+        if f.kind != "probe_failed" and not f.noise:
+            key = (f.kind, f.subject)
+            first[key] = min(first.get(key, f.began), f.began)
+    seen = "first seen in the incident's earlier sweeps"
+    return [replace(f, onset=first[(f.kind, f.subject)], onset_from=seen)
+            if f.onset is None and first.get((f.kind, f.subject), f.observed_at) < f.observed_at else f
+            for f in findings]
 
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.decide import Decision, bind_incident, decide
-from agent.evidence import CHANGE_KINDS
+from agent.evidence import CHANGE_KINDS, dated_by_history
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import Finding, Observation, Proposal, TargetSpec, Verdict
 from agent.model.context import ProbeContext, utcnow
@@ -60,19 +60,21 @@ def probe_context(app: App, alerts: Sequence[dict[str, Any]] = ()) -> ProbeConte
 
 async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,
                    history: Sequence[PastExecution] = (), incident_id: str | None = None,
-                   alerts: Sequence[dict[str, Any]] = ()) -> Diagnosis:
+                   alerts: Sequence[dict[str, Any]] = (), past: Sequence[Finding] = ()) -> Diagnosis:
     """Probe, then evaluate. `alerts` (Alertmanager JSON) are what fired, for probes that
     re-check an alert's own expression."""
     ctx = probe_context(app, alerts)
     observations = await collect_all(target, app.registry, ctx)
     now = started_at or utcnow()
-    return evaluate(app, target, observations, now, history, incident_id)
+    return evaluate(app, target, observations, now, history, incident_id, past)
 
 
 def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], now: datetime,
-             history: Sequence[PastExecution] = (), incident_id: str | None = None) -> Diagnosis:
-    """Pure: everything after the probes, from recorded observations."""
-    findings = analyze_all(observations, target, app.registry, now)
+             history: Sequence[PastExecution] = (), incident_id: str | None = None,
+             past: Sequence[Finding] = ()) -> Diagnosis:
+    """Pure: everything after the probes, from recorded observations. `past`: the findings of
+    the target's open incident's earlier sweeps, which date trouble whose evidence has no clock."""
+    findings = dated_by_history(analyze_all(observations, target, app.registry, now), past)
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
     tri = triage(findings, target.name, now, cause_onset(decision))
     severity = int(tri.severity) if tri.severity else 4
@@ -98,6 +100,14 @@ def _gated(app: App, proposal: Proposal, history: Sequence[PastExecution], now: 
                        approvals_required=max(1, verdict.approvals_required),
                        reasons=(*verdict.reasons, "an alternative cause: a human picks between causes"))
     return verdict
+
+
+def past_findings(ledger: Ledger, target: str) -> list[Finding]:
+    """The findings recorded so far in the target's open incident (its earlier sweeps)."""
+    incident = ledger.find_open_incident(target=target)
+    if incident is None:
+        return []
+    return [Finding.from_json(e.data) for e in ledger.events(incident_id=incident.id) if e.type == "finding"]
 
 
 def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[PastExecution]:

@@ -1,6 +1,7 @@
-"""An approver sees what a proposal would do before approving it: `show` and `proposals --json`
-carry the preview (pids and queries, revision and image, replicas from -> to) and the evidence
-for and against, read back from a real SQLite ledger."""
+"""What the ledger shows and keeps. An approver sees what a proposal would do before approving
+it: `show` and `proposals --json` carry the preview (pids and queries, revision and image,
+replicas from -> to) and the evidence for and against. A failing health check, whose evidence
+has no clock, is dated by the incident's earlier sweeps. All read back from a real SQLite ledger."""
 
 from __future__ import annotations
 
@@ -60,3 +61,24 @@ def test_show_gives_the_rollback_target_and_the_evidence_for_and_against(tmp_pat
     assert "for:     deploy " in shown and "landed 02:54, 1 min before errors began at 02:55" in shown
     breaker = _cli(config, "show", records["circuit-break"]["id"])
     assert "for:     the app's errors name stripe" in breaker
+
+
+def test_a_failing_health_check_is_dated_by_the_incidents_earlier_sweeps(tmp_path: Path) -> None:
+    from agent.service import past_findings
+    from tests.incidents import at, health
+
+    earlier = playbook.dependency_slow()
+    earlier.observations = [health(earlier.spec, {"stripe": (503, None, None, 30.0)}, when=at(-10))]
+    earlier.started_at = at(-10)
+    config = _recorded(tmp_path, earlier)
+    app = build_app(load_config(config))
+    ledger = SqliteLedger(load_config(config).store.path)
+    try:
+        past = past_findings(ledger, "checkout")
+    finally:
+        ledger.close()
+    now = evaluate(app, earlier.spec, [health(earlier.spec, {"stripe": (503, None, None, 30.0)})], at(0),
+                   past=past)
+    [down] = [f for f in now.findings if f.kind == "dependency_down"]
+    assert (down.onset, down.onset_from) == (at(-10), "first seen in the incident's earlier sweeps")
+    assert now.triage.since == at(-10)

@@ -84,10 +84,16 @@ class SlackInteractions:
         except HemostatError as e:  # the policy or the ledger said no: tell the person why
             return 409, {"error": truncate(str(e), 500)}
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """Raise Refused(401) unless Slack signed this body with our secret in the last 5 min."""
-        from slack_sdk.signature import Clock, SignatureVerifier
+    def authorize(self, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """The header checks alone, for a server that refuses before reading the body."""
+        try:
+            self._signed_headers(headers)
+        except Refused as e:
+            return e.status, {"error": str(e)}
+        return None
 
+    def _signed_headers(self, headers: Mapping[str, str]) -> tuple[str, str]:
+        """(timestamp, signature), refusing a request unsigned or signed over 5 minutes off."""
         lowered = {k.lower(): v for k, v in headers.items()}
         stamp, signature = lowered.get("x-slack-request-timestamp"), lowered.get("x-slack-signature")
         if not stamp or not signature:
@@ -99,6 +105,13 @@ class SlackInteractions:
         if abs(age) > MAX_AGE_S:
             raise Refused(401, f"stale request: signed {int(age)} s ago, more than {MAX_AGE_S} s "
                                "(a replay, or this host's clock is off)")
+        return stamp, signature
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raise Refused(401) unless Slack signed this body with our secret in the last 5 min."""
+        from slack_sdk.signature import Clock, SignatureVerifier
+
+        stamp, signature = self._signed_headers(headers)
         try:
             body.decode()
         except UnicodeDecodeError:

@@ -83,6 +83,13 @@ def test_a_forged_request_is_refused(decided: Recorder, forgery: str) -> None:
     assert decided.calls == []
 
 
+def test_unsigned_and_stale_requests_are_refused_from_the_headers_alone(decided: Recorder) -> None:
+    slack = endpoint(decided)
+    assert slack.authorize(signed(b"", at=NOW - 600))[0] == 401  # type: ignore[index]
+    assert slack.authorize({})[0] == 401  # type: ignore[index]
+    assert slack.authorize(signed(b"anything")) is None  # the signature needs the body: checked later
+
+
 @pytest.mark.parametrize(("signed_at", "says"), [(NOW - 301, "signed 301 s ago"), (NOW - 3600, "signed 3600 s ago"),
                                                  (NOW + 400, "signed -400 s ago")])
 def test_a_stale_request_is_refused_even_when_signed_correctly(decided: Recorder, signed_at: float,

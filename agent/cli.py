@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from agent.wiring import App
 
 
+BAD_INPUT = ("not_found", "ambiguous", "usage")  # error codes that exit 2
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
     sys.exit(code)
@@ -66,8 +69,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except ConfigError as e:
             fail(str(e), 2)
-        except HemostatError as e:
-            fail(str(e), 1)
+        except HemostatError as e:  # an unknown or ambiguous id, or a misused option, is bad input
+            fail(str(e), 2 if e.code in BAD_INPUT else 1)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -181,10 +184,13 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
     if ref.startswith("inc-"):
         incident = ledger.incident(ref)
         events = ledger.events(incident_id=incident.id)
+        records = ledger.proposals(incident_id=incident.id)
         if as_json:
-            emit_json({**incident.to_json(), "events": [e.to_json() for e in events]})
+            emit_json({**incident.to_json(), "events": [e.to_json() for e in events],
+                       "proposals": [r.to_json() for r in records]})
         else:
-            click.echo(render.incidents([incident]) + "\n\n" + render.timeline(events))
+            click.echo(render.incidents([incident]) + "\n\n" + render.incident_proposals(records, events)
+                       + "\n\n" + render.timeline(events))
         return
     record = ledger.proposal(ref)
     events = ledger.events(proposal_id=record.id)
@@ -196,15 +202,32 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
+@click.option("--override-cooldown", is_flag=True,
+              help="approve a proposal denied only by its cooldown, where the policy allows it")
+@click.option("--reason", help="why (required with --override-cooldown; goes into the timeline)")
 @pass_ctx
-def approve(obj: Ctx, ref: str) -> None:
-    """Approve proposal REF (as --user); the daemon's executor runs it once approved."""
+def approve(obj: Ctx, ref: str, override_cooldown: bool, reason: str | None) -> None:
+    """Approve proposal REF (as --user); says whether a running daemon will execute it or
+    `hemostat execute REF` is needed."""
+    from agent.approvals import override_cooldown as override
+    from agent.approvals import who_runs_it
     from agent.model.context import utcnow
 
-    record = obj.ledger().approve(ref, obj.user, utcnow())
+    ledger = obj.ledger()
+    if override_cooldown:
+        if not reason:
+            raise click.UsageError("--override-cooldown needs --reason")
+        from agent.registry import Registry
+        from policies.model import bundled_policy_path, load_policy
+
+        policy = load_policy(obj.config.policy or bundled_policy_path("default"), Registry.discover().actions)
+        record = override(ledger, policy, ref, obj.user, reason, utcnow())
+    else:
+        record = ledger.approve(ref, obj.user, utcnow())
     needed = max(1, record.verdict.approvals_required)
     click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: approved by "
-               f"{obj.user} ({len(record.approvers)}/{needed}); now {record.state}")
+               f"{obj.user} ({len(record.approvers)}/{needed}); now {record.state}: "
+               f"{who_runs_it(ledger, record, utcnow())}")
 
 
 @cli.command()
@@ -292,5 +315,6 @@ def main() -> None:
     cli(prog_name="hemostat")
 
 
-# Incident-handling and ledger commands live in their own modules; importing them registers them.
-from agent import cli_ledger, cli_ops  # noqa: E402, F401
+# Incident-handling, execution and ledger commands live in their own modules; importing them
+# registers them on `cli`.
+from agent import cli_execute, cli_ledger, cli_ops  # noqa: E402, F401

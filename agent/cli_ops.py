@@ -195,8 +195,8 @@ def status(obj: Ctx, incident: str, as_json: bool) -> None:
     ledger = obj.ledger()
     found = ledger.incident(incident)
     update = status_update(found, ledger.events(incident_id=found.id), utcnow(),
-                           obj.config.executor.status_update_minutes)
+                           obj.config.executor.status_update_minutes, obj.config.roles)
     if as_json:
         emit_json(update.to_json())
     else:
-        click.echo(f"{found.id} SEV-{found.severity} {found.title}\n{update.text()}")
+        click.echo(f"{found.id} {update.headline()}\n{update.text()}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import lifecycle, service
+from agent.approvals import EXECUTOR_ROLE
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
@@ -29,6 +30,7 @@ from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
+from agent.situation import firing, tracked_alerts
 from agent.status import StatusUpdate, status_update
 from agent.wiring import App
 
@@ -121,7 +123,8 @@ class Daemon:
             if outcome.diagnose:
                 incident = outcome.incident
                 self.metrics.incidents.labels(severity=f"SEV-{incident.severity}").inc()
-                self._schedule(self.diagnose_incident(target, incident), f"alert:{incident.id}")
+                fired = [a.model_dump(mode="json") for a in alerts if a.status == "firing"]
+                self._schedule(self.diagnose_incident(target, incident, fired), f"alert:{incident.id}")
         return {"accepted": len(webhook.alerts), "recorded": recorded, "duplicates": dups,
                 "incidents": incidents}
 
@@ -132,11 +135,14 @@ class Daemon:
         future.add_done_callback(self._inflight.discard)
 
     # -- loop side ------------------------------------------------------------------------------
-    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord) -> None:
+    async def diagnose_incident(self, target: TargetSpec, incident: IncidentRecord,
+                                alerts: list[dict[str, Any]] | None = None) -> None:
+        """`alerts`: what fired (probes such as `prometheus` re-check an alert's own expression)."""
         history = await asyncio.to_thread(service.history_from, self.ledger, self.app)
         past = await asyncio.to_thread(service.past_findings, self.ledger, target.name)
         # One clock: the diagnosis happens now, however long ago the alert started.
-        result = await service.diagnose(self.app, target, None, history, incident.id, past=past)
+        result = await service.diagnose(self.app, target, None, history, incident.id, alerts or (),
+                                        past=past)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
 
@@ -156,7 +162,7 @@ class Daemon:
             return
         incident = self.ledger.incident(incident_id)
         update = status_update(incident, self.ledger.events(incident_id=incident_id), utcnow(),
-                               self.app.config.executor.status_update_minutes)
+                               self.app.config.executor.status_update_minutes, self.app.config.roles)
         self.notifier.dispatch(update)
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
@@ -195,7 +201,7 @@ class Daemon:
     def _after_sweep(self, target: TargetSpec, result: service.Diagnosis) -> None:
         incident = self.ledger.find_open_incident(target=target.name)
         if result.triage.severity is None:
-            if incident is not None and incident.status == "monitoring":
+            if incident is not None and incident.status == "monitoring" and not self._still_firing(incident):
                 self.ledger.set_incident_status(incident.id, "resolved", self.actor, utcnow(),
                                                 data={"reason": "sweep found no problem while monitoring"})
                 self._announce_threadsafe(incident.id)
@@ -206,6 +212,10 @@ class Daemon:
                                                        incident)
         if recorded is not None and changed:  # the cadence loop covers "still the same"
             self._announce_threadsafe(recorded.id)
+
+    def _still_firing(self, incident: IncidentRecord) -> bool:
+        """An alert still firing keeps the incident open, whatever a sweep sees."""
+        return bool(firing(tracked_alerts(self.ledger.events(incident_id=incident.id))))
 
     async def _sweep_loop(self, target: TargetSpec) -> None:
         await self._pause(random.uniform(0, min(target.sweep_interval_s, 10)))  # spread the first sweeps
@@ -231,6 +241,7 @@ class Daemon:
         self.metrics.leader.set(1 if self.leader else 0)
         if not self.leader:
             return
+        await asyncio.to_thread(self.ledger.beat, EXECUTOR_ROLE, self.actor, utcnow())
         if not was_leader:
             for pid in await executor.reconcile():
                 log.warning("reconciled interrupted execution", proposal=pid)

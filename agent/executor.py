@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actions.base import Outcome
@@ -44,9 +44,25 @@ class Executor:
             if record.expires_at is not None and now >= record.expires_at:
                 self.ledger.transition(record.id, "expired", self.actor, now,
                                        {"reason": "no decision before it expired"})
+        for record in self.ledger.proposals(states=("approved",)):
+            self.expire_stale_approval(record)
+
+    def expire_stale_approval(self, record: ProposalRecord) -> bool:
+        """An approval is for the situation it was given in: one not executed within the
+        policy's approval TTL expires instead of running whenever an executor turns up."""
+        ttl = timedelta(minutes=self.app.policy.approval_ttl_minutes)
+        now = self.now()
+        if record.state != "approved" or now < record.updated_at + ttl:
+            return False
+        self.ledger.transition(record.id, "expired", self.actor, now, {
+            "reason": f"approved at {record.updated_at:%H:%M}Z but not executed within "
+                      f"{self.app.policy.approval_ttl_minutes:g} min; propose it again if still needed"})
+        return True
 
     async def execute(self, record: ProposalRecord) -> bool:
         """Plan, claim, run, verify. False when another executor claimed it first."""
+        if self.expire_stale_approval(record):
+            return False
         refused = self._refused_now(record)
         if refused is not None:
             self.ledger.transition(record.id, "rejected", "policy", self.now(), {"reason": refused})
@@ -71,8 +87,10 @@ class Executor:
         incident = record.proposal.incident_id
         severity = self.ledger.incident(incident).severity if incident else 4
         now = self.now()
+        overridden = any(e.type == "proposal_approved" and e.data.get("override") == "cooldown"
+                         for e in self.ledger.events(proposal_id=record.id))
         verdict = self.app.gate.evaluate(record.proposal, history_from(self.ledger, self.app, now), now,
-                                         severity)
+                                         severity, override_cooldown=overridden)
         return "; ".join(verdict.reasons) if verdict.decision == "deny" else None
 
     def _plan_failed(self, record: ProposalRecord, error: HemostatError) -> bool:

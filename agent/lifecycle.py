@@ -18,9 +18,10 @@ from typing import Any
 
 from agent import service
 from agent.intake import Alert, Webhook
-from agent.ledger import Event, IncidentRecord, Ledger, ProposalRecord
+from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import TargetSpec
 from agent.service import Diagnosis, new_incident_id
+from agent.situation import firing, tracked_alerts
 from agent.wiring import App
 
 ACTIVE = ("opened", "triaged", "investigating", "identified", "mitigating")  # before monitoring
@@ -38,19 +39,6 @@ def _alert_json(alert: Alert) -> dict[str, object]:
             "startsAt": alert.startsAt.isoformat(),
             "endsAt": alert.endsAt.isoformat() if alert.endsAt else None,
             "summary": alert.annotations.get("summary", "")}
-
-
-def tracked_alerts(events: Sequence[Event]) -> dict[str, dict[str, Any]]:
-    """Each alert (by fingerprint) that joined the incident, as last delivered. Pure."""
-    out: dict[str, dict[str, Any]] = {}
-    for event in events:
-        if event.type in ("alert_fired", "alert_resolved"):
-            out.update({a["fingerprint"]: a for a in event.data.get("alerts", ()) if "fingerprint" in a})
-    return out
-
-
-def firing(tracked: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in tracked.values() if a.get("status") == "firing"]
 
 
 def _delivery_key(alert: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -175,6 +163,11 @@ def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     return after, after.status != recorded.status
 
 
+def mitigates(plan: dict[str, Any] | None) -> bool:
+    """A plan that touches nothing (investigate) hands work to a human; it mitigates nothing."""
+    return bool((plan or {}).get("touches", True))  # no plan at all: a mitigation that failed early
+
+
 def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: datetime) -> IncidentRecord:
     """A verified mitigation moves the incident to monitoring. A failed (or unverified) one
     leaves it investigating, unless its alerts have all resolved (then it stays monitoring,
@@ -182,7 +175,7 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     assert record.proposal.incident_id is not None
     incident = ledger.incident(record.proposal.incident_id)
     verified = record.state == "succeeded" and not record.verdict.dry_run
-    if record.verdict.dry_run or incident.status == "resolved":
+    if record.verdict.dry_run or incident.status == "resolved" or not mitigates(record.plan):
         return incident
     if verified:
         status, cause = "monitoring", "mitigation_verified"

@@ -130,3 +130,18 @@ def _event_summary(event: Event) -> str:
     if event.type == "proposal":
         text = f"{d['proposal']['action']} {d['proposal']['subject']} ({d['verdict']['decision']})"
     return str(text)[:100]
+
+
+def incident_proposals(records: Sequence[ProposalRecord], events: Sequence[Event]) -> str:
+    """An incident's proposals, each with its id (what `approve`/`execute` take), its state and,
+    when it did not go through, why (a failed execution's error, a denial, a rejection)."""
+    rows = []
+    for record in records:
+        last = [e for e in events if e.proposal_id == record.id and e.type.startswith("proposal_")]
+        why = (last[-1].data.get("error") or last[-1].data.get("detail") or last[-1].data.get("reason")
+               or "") if last else ""
+        if record.state == "denied":
+            why = "; ".join(record.verdict.reasons)
+        rows.append((record.id, f"{record.proposal.action} {record.proposal.subject}", record.state,
+                     str(why)[:120]))
+    return table(rows, ("PROPOSAL", "ACTION", "STATE", "WHY")) if rows else "no proposals"

@@ -5,16 +5,17 @@ drills call `evaluate` on recorded observations.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent.decide import Decision, bind_incident, decide
+from agent.decide import Decision, bind_incident, decide, proposal_id
 from agent.evidence import CHANGE_KINDS, dated_by_history
 from agent.ledger import IncidentRecord, Ledger
-from agent.model import Finding, Observation, Proposal, TargetSpec, Verdict
+from agent.model import DecisionStep, Finding, Observation, Proposal, TargetSpec, Verdict
 from agent.model.context import ProbeContext, utcnow
 from agent.runner import analyze_all, collect_all
 from agent.triage import Triage, triage
@@ -120,7 +121,8 @@ def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[
             continue
         p = record.proposal
         started = [e.at for e in ledger.events(proposal_id=p.id) if e.type == "execution_started"]
-        out.append(PastExecution(p.action, p.target, p.subject, started[0] if started else record.updated_at))
+        out.append(PastExecution(p.action, p.target, p.subject, started[0] if started else record.updated_at,
+                                 took_effect=record.state != "failed"))
     return out
 
 
@@ -163,11 +165,41 @@ def _record_findings(ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRec
 
 
 def _record_proposals(app: App, ledger: Ledger, diagnosis: Diagnosis, incident: IncidentRecord) -> None:
+    """Each proposal once per incident and evidence: the same mitigation on the same evidence is
+    not proposed again, but new evidence (another reason, other sessions) makes a new proposal.
+    When the policy denies every one, `investigate` still hands a human the evidence."""
     ttl = timedelta(minutes=min(app.policy.proposal_ttl_minutes, app.config.executor.proposal_ttl_minutes))
     existing = {r.id for r in ledger.proposals(incident_id=incident.id)}
-    for proposal in diagnosis.decision.proposals:
-        verdict = diagnosis.verdicts[proposal.id]
+    gated = [(p, diagnosis.verdicts[p.id]) for p in diagnosis.decision.proposals]
+    all_denied = gated and all(v.decision == "deny" for _, v in gated)
+    if all_denied and not any(p.action == "investigate" for p, _ in gated):
+        gated.append(_investigate_instead(app, diagnosis, gated))
+    for proposal, verdict in gated:
         bound = bind_incident(proposal, incident.id)
+        salt = f"{incident.id}|{evidence_key(proposal, diagnosis)}"
+        bound = replace(bound, id=proposal_id(bound.target, bound.action, bound.subject, salt))
         if bound.id in existing:
-            continue  # the same mitigation for the same incident is proposed once
+            continue
+        existing.add(bound.id)
         ledger.add_proposal(bound, verdict, diagnosis.started_at, diagnosis.started_at + ttl)
+
+
+def evidence_key(proposal: Proposal, diagnosis: Diagnosis) -> str:
+    """What the proposal rests on: its findings (kind:subject), parameters and the sessions
+    (pids) those findings name. The same key is the same proposal."""
+    refs = sorted({ref for step in proposal.path for ref in step.findings})
+    pids = sorted({str(pid) for f in diagnosis.findings if f"{f.kind}:{f.subject}" in refs
+                   for pid in f.facts.get("pids", ())})
+    return json.dumps([refs, proposal.params, pids], sort_keys=True, default=str)
+
+
+def _investigate_instead(app: App, diagnosis: Diagnosis,
+                         denied: list[tuple[Proposal, Verdict]]) -> tuple[Proposal, Verdict]:
+    first = denied[0][0]
+    why = "; ".join(f"{p.action} {p.subject}: {v.reasons[0] if v.reasons else 'denied'}" for p, v in denied)
+    path = (*first.path, DecisionStep("denied by policy", why))
+    pid = proposal_id(first.target, "investigate", first.subject, diagnosis.started_at.isoformat())
+    proposal = Proposal(pid, first.target, "investigate", first.subject, {}, path,
+                        f"investigate {first.subject}: every mitigation was denied ({why})",
+                        diagnosis.started_at, incident_id=first.incident_id)
+    return proposal, app.gate.evaluate(proposal, [], diagnosis.started_at)

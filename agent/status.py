@@ -1,17 +1,23 @@
 """Status updates from the ledger: the playbook's template (Status, Impact, Started, Current
-status, Next update) and one readable line per timeline event. Pure; `agent.notify` delivers them
-and `agent.postmortem` reuses the event lines.
+status, Next update, and the incident commander when there is one) and one readable line per
+timeline event. Pure; `agent.notify` delivers them and `agent.postmortem` reuses the event lines.
+
+`status_update` is the one function that says where an incident stands: its label follows the
+incident's status (which `agent.lifecycle` moves), its current-status sentence comes from
+`agent.situation.current` over the same events. The text is for people outside the team: what
+users see, since when, and when the next update comes; no internal URLs, DSNs or secrets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from agent.ledger import Event, IncidentRecord
 from agent.model import truncate
+from agent.situation import current, public
 
 STATUS_LABELS = {
     "opened": "Investigating", "triaged": "Investigating", "investigating": "Investigating",
@@ -38,13 +44,15 @@ class StatusUpdate:
     current: str
     next_update_at: datetime | None  # None once resolved
     at: datetime
+    commander: str | None = None  # the incident commander, when one is named
     # (proposal id, "rollback checkout") still waiting for a human: Slack shows Approve/Reject
     pending: tuple[tuple[str, str], ...] = ()
 
     def fields(self) -> list[tuple[str, str]]:
         nxt = utc(self.next_update_at) if self.next_update_at else "none: resolved"
+        lead = [("Incident commander", self.commander)] if self.commander else []
         return [("Status", self.status), ("Impact", self.impact), ("Started", utc(self.started_at)),
-                ("Current status", self.current), ("Next update", nxt)]
+                ("Current status", self.current), *lead, ("Next update", nxt)]
 
     def text(self) -> str:
         return "\n".join(f"{k}: {v}" for k, v in self.fields())
@@ -60,19 +68,21 @@ class StatusUpdate:
             "severity": f"SEV-{self.severity}", "status": self.status, "impact": self.impact,
             "started_at": self.started_at.isoformat(), "current": self.current,
             "next_update_at": self.next_update_at.isoformat() if self.next_update_at else None,
-            "at": self.at.isoformat(),
+            "at": self.at.isoformat(), "incident_commander": self.commander,
         }
 
 
 def status_update(incident: IncidentRecord, events: Sequence[Event], now: datetime,
-                  cadence_minutes: float) -> StatusUpdate:
-    """The update to post now for `incident`, from its ledger events. Pure."""
+                  cadence_minutes: float, roles: Mapping[Any, str] | None = None) -> StatusUpdate:
+    """The update to post now for `incident`, from its ledger events. Pure. `roles` are the
+    configured defaults (hemostat.yaml `roles:`); an assignment in the ledger wins."""
     resolved = incident.status == "resolved"
     return StatusUpdate(
-        incident.id, incident.target, incident.title, incident.severity,
+        incident.id, incident.target, public(incident.title), incident.severity,
         STATUS_LABELS.get(incident.status, "Investigating"), _impact(events),
-        incident.opened_at, _current(incident, events),
+        incident.opened_at, current(incident, events),
         None if resolved else now + timedelta(minutes=cadence_minutes), now,
+        role_holders(events, roles).get("incident_commander"),
         () if resolved else pending_proposals(events),
     )
 
@@ -88,12 +98,13 @@ def pending_proposals(events: Sequence[Event]) -> tuple[tuple[str, str], ...]:
     return tuple(waiting.items())
 
 
-def _current(incident: IncidentRecord, events: Sequence[Event]) -> str:
-    """The latest thing that happened; status changes only set the lead (they say less)."""
-    lines = [line for e in events if e.type != "status_changed" and (line := event_line(e, events))]
-    last = lines[-1] if lines else incident.title
-    lead = {"monitoring": "Mitigation in place; watching that it holds.", "resolved": "Resolved."}
-    return f"{lead[incident.status]} Last: {last}" if incident.status in lead else last
+def role_holders(events: Sequence[Event], defaults: Mapping[Any, str] | None = None) -> dict[str, str]:
+    """Who holds each incident role: the configured defaults, then the ledger's assignments."""
+    holders = dict(defaults or {})
+    for e in events:
+        if e.type == "role_assigned":
+            holders[str(e.data.get("role"))] = str(e.data.get("name"))
+    return holders
 
 
 def _impact(events: Sequence[Event]) -> str:
@@ -102,7 +113,7 @@ def _impact(events: Sequence[Event]) -> str:
         return "being assessed"
     latest = triaged[-1]
     parts = latest.get("impact") or latest.get("broken", [])[:2] or [latest.get("headline", "")]
-    text = "; ".join(str(p) for p in parts if p) or "being assessed"
+    text = public("; ".join(str(p) for p in parts if p)) or "being assessed"
     missing = [str(m.get("probe")) for m in latest.get("missing") or []]
     return text + (f" (diagnosis incomplete: {', '.join(missing)} could not look)" if missing else "")
 
@@ -145,7 +156,9 @@ def event_line(event: Event, events: Sequence[Event]) -> str | None:
 
 def _status_changed(data: dict[str, Any]) -> str | None:
     if data.get("from") == data.get("to"):
-        return None  # a record update (roles, notes) that did not change the status
+        # a record update that did not change the status; an escalation is worth a line
+        return f"Severity raised to SEV-{data['severity']}" + _why(data.get("reason")) \
+            if data.get("severity") else None
     why = data.get("reason") or data.get("note") or data.get("headline")
     return f"Status {data.get('from')} -> {data.get('to')}" + _why(why)
 

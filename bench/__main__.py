@@ -1,7 +1,8 @@
 """`python -m bench [--quick] [--only a,b] [--out FILE] [--profile FILE]`: run the benchmarks,
 write results.json and print a table. `make bench` runs the full set.
 
-Figures: checklist (1), parallel (2), alerts (3), scale (4), logs (5); see docs/benchmarks.md.
+Figures: checklist (1), parallel (2), alerts (3), alert_chain (3b: through the real Prometheus and
+Alertmanager), scale (4), logs (5); see docs/benchmarks.md.
 A figure that fails is recorded with its error and the others still run; the exit code is 1 then.
 """
 
@@ -16,12 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, checklist, logs, parallel, scale
+from bench import alert_chain, alerts, checklist, logs, parallel, scale
 from bench.table import table
 from bench.timing import machine
 
 FIGURES: dict[str, Callable[[bool], dict[str, Any]]] = {
-    "checklist": checklist.run, "parallel": parallel.run, "alerts": alerts.run,
+    "checklist": checklist.run, "parallel": parallel.run, "alerts": alerts.run, "alert_chain": alert_chain.run,
     "scale": scale.run, "logs": logs.run,
 }
 DEFAULT_OUT = Path(__file__).parent / "results.json"

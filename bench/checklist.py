@@ -2,13 +2,17 @@
 commands run one after another, against `hemostat diagnose` of the same target.
 
     kubectl logs deployment/app --tail=100        (the fake kube-apiserver)
-    curl -s URL/metrics | grep errors              (loopback app, 150 ms per answer)
+    curl -s PROMETHEUS/api/v1/query --data-urlencode 'query=<error ratio>'
+                                                   (a real Prometheus scraping the app every 1 s;
+                                                    without one: curl -s URL/metrics | grep errors)
     git log --oneline -10                          (a real deploy repo)
     psql DSN -c "SELECT count(*) FROM pg_stat_activity"   (the real PostgreSQL)
     curl -I URL/health                             (loopback dependency, 150 ms per answer)
 
 `hemostat --config ... diagnose app --json --no-ledger` is timed as a process, start-up
-included, as an engineer would type it. A part missing on this machine (no PostgreSQL, no
+included, as an engineer would type it; its metrics come from the `prometheus` probe (the same
+error ratio, plus latency, saturation and burn-rate queries, and baselines a day and a week
+back) when Prometheus is installed, else from `app-metrics` (two scrapes `SCRAPE_GAP_S` apart). A part missing on this machine (no PostgreSQL, no
 kubectl, no Kubernetes logs probe yet) is dropped from both sides and named in `absent`.
 The machine time is the lower bound of the checklist: a human also reads and types.
 """
@@ -38,7 +42,8 @@ SCRAPE_GAP_S = 0.5  # app-metrics scrapes twice to get a rate; the checklist's c
 KUBECTL = Path(__file__).resolve().parents[1] / ".cache" / "bin" / "kubectl"
 HEMOSTAT = Path(sys.executable).parent / "hemostat"
 STEP_TIMEOUT_S = 60
-PROBE_MODULES = {"probes.git_deploys": "git", "probes.app_metrics": "metrics",
+ERROR_RATIO = 'sum(rate(http_requests_total{job="app",code=~"5.."}[1m])) / sum(rate(http_requests_total{job="app"}[1m]))'
+PROBE_MODULES = {"probes.git_deploys": "git", "probes.app_metrics": "metrics", "probes.prometheus": "metrics",
                  "probes.http_health": "health", "probes.pg_activity": "postgres",
                  "probes.k8s_logs": "kubernetes"}
 
@@ -52,6 +57,7 @@ class Scene:
     repo: Path
     dsn: str | None = None
     kubeconfig: Path | None = None
+    prometheus: str | None = None
     absent: list[str] = field(default_factory=list)
 
     def commands(self) -> dict[str, str]:
@@ -60,7 +66,11 @@ class Scene:
         if self.kubeconfig is not None:
             steps["kubernetes"] = (f"{q(str(KUBECTL))} --kubeconfig {q(str(self.kubeconfig))} "
                                    "logs deployment/app --tail=100")
-        steps["metrics"] = f"curl -s {self.app.url}/metrics | grep errors"
+        if self.prometheus is not None:
+            steps["metrics"] = (f"curl -s {self.prometheus}/api/v1/query "
+                                f"--data-urlencode {q('query=' + ERROR_RATIO)}")
+        else:
+            steps["metrics"] = f"curl -s {self.app.url}/metrics | grep errors"
         steps["git"] = f"git -C {q(str(self.repo))} log --oneline -10"
         if self.dsn is not None:
             steps["postgres"] = f'psql {q(self.dsn)} -c "SELECT count(*) FROM pg_stat_activity"'
@@ -68,12 +78,14 @@ class Scene:
         return steps
 
 
-def _probes_for(parts: set[str]) -> list[str]:
-    """The installed probes that do what the checklist's steps do."""
+def _probes_for(parts: set[str], prometheus: bool = False) -> list[str]:
+    """The installed probes that do what the checklist's steps do (metrics from Prometheus
+    when there is one, else from the app's own endpoint)."""
     chosen = []
+    skip = "probes.app_metrics" if prometheus else "probes.prometheus"
     for name, reg in registry().probes.items():
         module = type(reg.plugin).__module__
-        if PROBE_MODULES.get(module) in parts:
+        if PROBE_MODULES.get(module) in parts and module != skip:
             chosen.append(name)
     return sorted(chosen)
 
@@ -81,9 +93,11 @@ def _probes_for(parts: set[str]) -> list[str]:
 def _config(scene: Scene, parts: set[str]) -> Path:
     target: dict[str, Any] = {
         "name": "app", "namespace": "default", "deployment": "app", "container": "app",
-        "probes": _probes_for(parts), "deploy_repo": {"path": str(scene.repo)},
+        "probes": _probes_for(parts, scene.prometheus is not None), "deploy_repo": {"path": str(scene.repo)},
         "metrics": {"url": f"{scene.app.url}/metrics", "scrape_interval_s": SCRAPE_GAP_S},
         "dependencies": [{"name": "payments-api", "url": f"{scene.app.url}/health"}]}
+    if scene.prometheus is not None:
+        target["prometheus"] = {"url": scene.prometheus, "selector": 'job="app"', "window": "1m"}
     if scene.dsn is not None:
         target["postgres"] = {"dsn": {"env": "BENCH_PG_DSN"}}
     extra: dict[str, Any] = {}
@@ -119,6 +133,10 @@ def _scene(workdir: Path) -> Iterator[Scene]:
     try:
         scene = Scene(workdir, app, deploy_repo(workdir / "deploys", [4]))
         with contextlib.ExitStack() as stack:
+            scene.prometheus = stack.enter_context(
+                services.prometheus(workdir / "prometheus", app.url.removeprefix("http://")))
+            if scene.prometheus is None:
+                scene.absent.append("prometheus: not installed (scripts/install-services.sh); app-metrics instead")
             scene.dsn = stack.enter_context(services.postgres())
             if scene.dsn is None:
                 scene.absent.append("postgres: no HEMOSTAT_TEST_PG_DSN and no local PostgreSQL binaries")

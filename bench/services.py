@@ -1,5 +1,6 @@
 """The real services figure 1 needs, started for the run and torn down after it.
 
+Prometheus: the Debian binary, started on a free loopback port scraping the bench app.
 PostgreSQL: `HEMOSTAT_TEST_PG_DSN` if set, else a throwaway cluster made with the local binaries
 through tests/services/postgres.py (initdb + pg_ctl on a free loopback port). The Kubernetes API:
 the fake kube-apiserver from tests/kubeapi, seeded with a Deployment `app`, its Pod and a log,
@@ -77,6 +78,26 @@ def write_kubeconfig(path: Path, url: str) -> Path:
         "contexts: [{name: fake, context: {cluster: fake, user: bench, namespace: default}}]\n"
         "current-context: fake\n")
     return path
+
+
+@contextlib.contextmanager
+def prometheus(workdir: Path, target: str) -> Iterator[str | None]:
+    """A real Prometheus (tests/services/prometheus.py) scraping `target` every second, with
+    enough samples for a rate; None when the binary is not installed."""
+    import shutil
+
+    if shutil.which("prometheus") is None:
+        yield None
+        return
+    from tests.services.prometheus import launch
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = launch(workdir, targets=[target])
+    try:
+        server.wait_for("sum(rate(http_requests_total[1m])) > 0", timeout_s=60)
+        yield server.url
+    finally:
+        server.stop()
 
 
 @contextlib.contextmanager

@@ -20,6 +20,12 @@ def _alerts(r: dict[str, Any]) -> str:
             f"p99 {r['p99_ms']:.0f} ms (floor {r['floor_ms']:.0f} ms)")
 
 
+def _alert_chain(r: dict[str, Any]) -> str:
+    return (f"{r['alerts']} alerts via Prometheus+Alertmanager: firing->proposal p50 "
+            f"{r['firing_to_proposal_p50_ms']:.0f} ms, delivery->proposal p50 {r['delivery_to_proposal_p50_ms']:.0f} ms "
+            f"(floor {r['floor_ms']:.0f} ms); failed notifications {r['notifications_failed']:.0f}")
+
+
 def _scale(r: dict[str, Any]) -> str:
     rows = "; ".join(f"{s['targets']}: {s['sweep_ms_per_target']:.1f} ms, cpu {s['cpu_ms_per_target']:.1f} ms, "
                      f"+{s['rss_growth_kb_per_target']:.0f} KB" for s in r["scales"])
@@ -30,13 +36,14 @@ def _scale(r: dict[str, Any]) -> str:
 
 def _logs(r: dict[str, Any]) -> str:
     return (f"{r['megabytes']:.0f} MB: hemostat {r['hemostat_mb_s']:.0f} MB/s "
-            f"(grouping alone {r['group_only_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
+            f"(re fallback {r['re_fallback_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
 
 
 ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "checklist": ("1 diagnosis vs checklist", _checklist),
     "parallel": ("2 parallelism overhead", _parallel),
     "alerts": ("3 alert to proposal", _alerts),
+    "alert_chain": ("3b alert chain to proposal", _alert_chain),
     "scale": ("4 scale (sweep)", _scale),
     "logs": ("5 log analysis", _logs),
 }

@@ -1,14 +1,16 @@
 """The gate: `evaluate(proposal, history, now)` -> allow, needs_approval or deny, and why.
 
 Pure: the same proposal, history and time always give the same verdict, so drills replay it.
-The rules, in order: observe mode; allowed at all; change freeze; cooldown per target and
-action; global rate limit; dry-run mode; auto mode within limits; otherwise ask a human.
+The rules, in order: observe mode; allowed at all; cooldown per target and action (only
+executions that took effect start it, unless `cooldown_after_failure`; a human may override it
+where the rule says `cooldown_override`); dry-run mode; change freeze; auto mode within limits
+and the global rate limit (every attempt counts); otherwise ask a human.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from agent.model import Proposal, Verdict
@@ -23,6 +25,7 @@ class PastExecution:
     target: str
     subject: str
     at: datetime
+    took_effect: bool = True  # False: it failed or did not verify (see cooldown_after_failure)
 
 
 @dataclass(frozen=True)
@@ -30,15 +33,17 @@ class Gate:
     policy: Policy
 
     def evaluate(self, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
-                 severity: int = 4) -> Verdict:
+                 severity: int = 4, override_cooldown: bool = False) -> Verdict:
+        """`override_cooldown`: a human approved past the cooldown, where the rule allows it."""
         mode, rule = self.policy.mode, self.policy.rule(proposal.action)
         if mode == "observe":
             return self._verdict("deny", "observe mode: recorded only, nothing is executed", rule)
         if rule is None or not rule.allowed:
             return self._verdict("deny", f"policy does not allow {proposal.action}", rule)
-        blocked = self._cooldown(proposal, rule, history, now)
+        blocked = None if override_cooldown and rule.cooldown_override else \
+            self._cooldown(proposal, rule, history, now)
         if blocked:
-            return self._verdict("deny", blocked, rule)
+            return replace(self._verdict("deny", blocked, rule), blocked_by="cooldown")
         if mode == "dry-run":
             return self._verdict("allow", "dry-run mode: validated, nothing changes", rule, dry=True)
         return self._human_or_auto(proposal, rule, history, now, severity)
@@ -68,8 +73,10 @@ class Gate:
         minutes = rule.cooldown_minutes if rule.cooldown_minutes is not None \
             else self.policy.cooldown_minutes
         window = timedelta(minutes=minutes)
+        counts = self.policy.cooldown_after_failure
         recent = [h for h in history if h.action == proposal.action and h.target == proposal.target
-                  and h.subject == proposal.subject and now - window < h.at <= now]
+                  and h.subject == proposal.subject and now - window < h.at <= now
+                  and (h.took_effect or counts)]
         if not recent:
             return None
         last = max(h.at for h in recent)

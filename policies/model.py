@@ -35,6 +35,9 @@ class ActionRule(_Strict):
     max_severity_for_auto: int = Field(
         4, ge=1, le=4, description="auto only for incidents at this SEV number or worse"
     )
+    cooldown_override: bool = Field(
+        False, description="a human may approve past the cooldown: `hemostat approve ID "
+        "--override-cooldown --reason ...` (recorded with the reason)")
 
 
 class RateLimit(_Strict):
@@ -64,6 +67,13 @@ class Policy(_Strict):
     mode: Mode = "propose"
     cooldown_minutes: float = Field(15, ge=0)
     proposal_ttl_minutes: float = Field(30, gt=0)
+    approval_ttl_minutes: float = Field(
+        15, gt=0, description="an approved proposal not executed within this expires: "
+        "an approval is for the situation it was given in")
+    cooldown_after_failure: bool = Field(
+        False, description="whether a failed or unverified execution starts the cooldown; by "
+        "default only one that took effect (verified, or still running) does, so a failed "
+        "mitigation never locks out its retry. Every attempt counts toward the rate limit.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     freezes: list[Freeze] = Field(default_factory=list)
     revert_on_failed_verify: bool = False

@@ -13,9 +13,6 @@ note in the observation; only when no log at all can be read does the probe repo
 from __future__ import annotations
 
 import asyncio
-import functools
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,118 +29,14 @@ from agent.model import (
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import DEPLOYMENT_READS, api, call, list_pods, read_deployment
+from probes.log_groups import group_errors, merge_groups, signature
+
+__all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
 
 LIMIT_BYTES = 4 * 1024 * 1024  # per container log read: a chatty pod must not eat the probe's memory
 CONCURRENT_READS = 8
 TOP_GROUPS = 20  # kept in the observation
 EVIDENCE_GROUPS = 5  # quoted in the finding
-
-_TOKENS = re.compile(r"""
-    (?P<ts>\d{4}-\d{2}-\d{2}(?:[T\ ]\d{2}:\d{2}(?::\d{2})?(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?
-        |\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?)
-  | (?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
-  | (?P<ip>\b(?:\d{1,3}\.){3}\d{1,3}\b
-        |(?<![\w:])(?=[0-9a-fA-F:]*\d)(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:]))
-  | (?P<hex>\b0[xX][0-9a-fA-F]+\b|\b(?=[a-fA-F]*\d)(?=\d*[a-fA-F])[0-9a-fA-F]{6,}\b)
-  | (?P<id>\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{8,}\b)
-  | (?P<num>\d+(?:\.\d+)?)
-""", re.VERBOSE)
-_PLACEHOLDER = {"ts": "<ts>", "uuid": "<uuid>", "ip": "<ip>", "hex": "<hex>", "id": "<id>", "num": "<num>"}
-
-
-def _placeholder(match: re.Match[str]) -> str:
-    return _PLACEHOLDER[match.lastgroup or "num"]
-
-
-def signature(line: str) -> str:
-    """The line with its variable parts (timestamps, uuids, IPs, hex, ids, numbers) as placeholders.
-
-    `signature("timeout after 3012 ms from 10.0.0.7")` is `"timeout after <num> ms from <ip>"`.
-    The result holds no digit, and `signature(signature(x)) == signature(x)`.
-    """
-    return _TOKENS.sub(_placeholder, line.strip())
-
-
-_LITERAL = re.compile(r"[\w :=,-]{3,}", re.ASCII)
-
-
-def _literal(pattern: str) -> str | None:
-    """The text a simple pattern (`\\bERROR\\b`, `^FATAL`, `Traceback`) cannot match without."""
-    core = pattern.removeprefix("^").removesuffix("$").replace(r"\b", "")
-    return core if _LITERAL.fullmatch(core) else None
-
-
-_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
-
-
-def _scoped(pattern: str) -> str:
-    """`(?i)error` -> `(?i:error)`: global flags are only allowed at the start of the alternation."""
-    flags = _GLOBAL_FLAGS.match(pattern)
-    if flags is None:
-        return f"(?:{pattern})"
-    return f"(?{flags[1]}:{pattern[flags.end():]})"
-
-
-@functools.lru_cache(maxsize=32)
-def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
-    """Whether a line matches any pattern. One compiled alternation; when every pattern is a
-    plain word, a literal-only prefilter runs first (a `\\b` in front turns off the regex engine's
-    fast literal scan, and most lines match nothing), so a typical line costs one fast search."""
-    search = re.compile("|".join(_scoped(p) for p in patterns)).search
-    literals = [_literal(p) for p in patterns]
-    if not all(literals):
-        return lambda line: search(line) is not None
-    quick = re.compile("|".join(re.escape(lit) for lit in literals if lit)).search
-    return lambda line: quick(line) is not None and search(line) is not None
-
-
-def _matched(lines: Iterable[str], patterns: Sequence[str],
-             timestamped: bool) -> Iterator[tuple[str | None, str]]:
-    """(kubelet timestamp or None, text) of the matching lines; the stamp is not searched."""
-    matches = _matcher(tuple(patterns))
-    if not timestamped:
-        yield from ((None, line) for line in lines if matches(line))
-        return
-    for line in lines:
-        stamp, _, text = line.partition(" ")
-        if matches(text):
-            yield stamp, text
-
-
-def group_errors(lines: Iterable[str], patterns: Sequence[str],
-                 timestamped: bool = False) -> list[dict[str, Any]]:
-    """Lines matching any pattern, grouped by `signature`, most frequent first.
-
-    Each group: signature, count, first_seen, last_seen (the kubelet timestamps when
-    `timestamped`, i.e. each line starts with an RFC 3339 stamp and a space; else None) and one
-    example line. Built for large inputs: patterns compile once (see `_matcher`), and only
-    matching lines are normalised.
-    """
-    groups: dict[str, list[Any]] = {}
-    for stamp, text in _matched(lines, patterns, timestamped):
-        key = signature(text)
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [1, stamp, stamp, text]
-        else:
-            group[0] += 1
-            group[2] = stamp
-    return [{"signature": key, "count": g[0], "first_seen": g[1], "last_seen": g[2], "example": g[3]}
-            for key, g in sorted(groups.items(), key=lambda item: -item[1][0])]
-
-
-def merge_groups(per_source: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """Groups from several containers as one list: counts summed, first/last seen widened."""
-    merged: dict[str, dict[str, Any]] = {}
-    for source, groups in per_source:
-        for group in groups:
-            into = merged.setdefault(group["signature"], {**group, "count": 0, "sources": []})
-            into["count"] += group["count"]
-            into["first_seen"] = min(filter(None, (into["first_seen"], group["first_seen"])), default=None)
-            into["last_seen"] = max(filter(None, (into["last_seen"], group["last_seen"])), default=None)
-            into["sources"].append(source)
-    return sorted(merged.values(), key=lambda g: -g["count"])
-
 
 def _safe(group: dict[str, Any]) -> dict[str, Any]:
     """A group as recorded: signature and example redacted and truncated, sources bounded."""

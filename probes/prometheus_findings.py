@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.model import Finding, Rate, Severity, TargetSpec
+from agent.model import Finding, Rate, Severity, TargetSpec, judge_rate
 from agent.model.prometheus import PrometheusSpec
+from agent.model.rate import RateVerdict
 from probes.prometheus_queries import seconds
 
 PROBE = "prometheus"
@@ -86,8 +87,9 @@ class Judge:
         rps = self.data["values"].get("requests")
         samples = round(rps * seconds(self.spec.window)) if rps is not None else None
         base = self._baseline("error_ratio")
-        usual = base["baseline"]
-        normal = usual is not None and ratio <= usual * 2  # no worse than this hour usually is
+        usual = base["baseline"]  # this hour's normal: a ratio no worse is not news
+        verdict = judge_rate(ratio, samples, usual, t.min_requests, t.baseline_factor)
+        normal = verdict != "spike"
         severity = Severity.SEV4 if normal else Severity.SEV1 if ratio >= t.error_rate_sev1 else Severity.SEV2
         note = f"; usual at this hour {usual:.1%}" if usual is not None else ""
         return [self._finding(
@@ -95,7 +97,7 @@ class Judge:
             f"{ratio:.1%} of requests failing over {self.spec.window} (n={samples}){note}",
             [f"error ratio {ratio:.2%} (threshold {t.error_rate:.0%})",
              f"same hour yesterday {_pct(base['baseline_1d'])}, last week {_pct(base['baseline_1w'])}"],
-            self._onset("error_ratio", t.error_rate), _rate(ratio, samples, usual, self.spec.window, normal),
+            self._onset("error_ratio", t.error_rate), _rate(ratio, samples, usual, self.spec.window, verdict),
             ratio=ratio, samples=samples, window=self.spec.window, at_baseline=normal, **base)]
 
     def _latency(self) -> list[Finding]:
@@ -169,11 +171,13 @@ class Judge:
                 for key, message in sorted(self.data["failed"].items())]
 
 
-def _rate(ratio: float, samples: int | None, usual: float | None, window: str, normal: bool) -> Rate:
-    """The ratio as the generic `Rate` triage judges: at its usual level, it is noise."""
+def _rate(ratio: float, samples: int | None, usual: float | None, window: str,
+          verdict: RateVerdict) -> Rate:
+    """The ratio as the generic `Rate` triage judges: at its usual level, or on too few
+    requests, it is noise."""
     return Rate(ratio, "ratio", seconds(window), samples=samples, baseline=usual,
                 baseline_from="prometheus: the same hour a day and a week back" if usual is not None else "",
-                verdict="at_baseline" if normal else "spike")
+                verdict=verdict)
 
 
 def _pct(value: float | None) -> str:

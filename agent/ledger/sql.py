@@ -256,6 +256,21 @@ class SqlLedger(ChainOps):
     def try_lead(self, name: str) -> bool:
         return True
 
+    # -- heartbeats ----------------------------------------------------------------------------
+    def beat(self, role: str, holder: str, at: datetime) -> None:
+        """Record that `holder` is alive in `role` (one row per role, overwritten: not history)."""
+        with self._tx() as cur:
+            cur.execute("INSERT INTO heartbeats (role, holder, at) VALUES (?, ?, ?) ON CONFLICT (role) "
+                        "DO UPDATE SET holder = excluded.holder, at = excluded.at",
+                        (role, holder, self._stamp(at)))
+
+    def heartbeat(self, role: str) -> tuple[str, datetime] | None:
+        """Who last beat in `role`, and when; None if nobody ever did."""
+        with self._tx() as cur:
+            cur.execute("SELECT holder, at FROM heartbeats WHERE role = ?", (role,))
+            row = cur.fetchone()
+        return (row[0], _dt(row[1])) if row else None
+
 
 def _initial_state(verdict: Verdict) -> str:
     return {"allow": "approved", "needs_approval": "proposed", "deny": "denied"}[verdict.decision]

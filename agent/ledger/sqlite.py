@@ -53,7 +53,9 @@ MIGRATIONS: tuple[str | Callable[[Any], None], ...] = (
     """,
     # v2: one open incident per target (see the PostgreSQL backend).
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
-    # v3: the hash chain (agent/ledger/chain.py); existing events are chained as they stand.
+    # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
+    "CREATE TABLE heartbeats (role TEXT PRIMARY KEY, holder TEXT NOT NULL, at TEXT NOT NULL);",
+    # v4: the hash chain (agent/ledger/chain.py); existing events are chained as they stand.
     lambda cur: _chain_events(cur),
 )
 CHAIN_SCHEMA = """

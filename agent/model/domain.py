@@ -314,6 +314,7 @@ class Verdict:
     approvals_required: int = 0
     limits: JSON = field(default_factory=dict)
     dry_run: bool = False
+    blocked_by: str | None = None  # "cooldown": a deny a human may override where policy allows
 
     def to_json(self) -> JSON:
         out = asdict(self)
@@ -329,4 +330,5 @@ class Verdict:
             approvals_required=int(data.get("approvals_required", 0)),
             limits=dict(data.get("limits") or {}),
             dry_run=bool(data.get("dry_run", False)),
+            blocked_by=data.get("blocked_by"),
         )

@@ -40,9 +40,10 @@ def failing_metrics(loopback: LoopbackServer) -> str:
     return loopback.route("/metrics", body=body)
 
 
-def daemon_config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, **extra: Any) -> Path:
+def daemon_config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, metrics_url: str | None = None,
+                  **extra: Any) -> Path:
     """A daemon config (sweeps off, webhook token in a file) for `checkout`: a deploy 4 minutes
-    ago and a loopback app whose error counter climbs."""
+    ago and a loopback app whose error counter climbs (or the app at `metrics_url`)."""
     git_commit(deploy_repo, "checkout v1.8", datetime.now(UTC) - timedelta(minutes=4))
     (tmp_path / "token").write_text(TOKEN)
     config = {
@@ -52,7 +53,7 @@ def daemon_config(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, *
         "targets": [{"name": "checkout", "deployment": "checkout",
                      "probes": ["git-deploys", "app-metrics"],  # no cluster in these tests
                      "deploy_repo": {"path": str(deploy_repo)},
-                     "metrics": {"url": failing_metrics(loopback), "scrape_interval_s": 0.05}}],
+                     "metrics": {"url": metrics_url or failing_metrics(loopback), "scrape_interval_s": 0.05}}],
         **extra,
     }
     path = tmp_path / "hemostat.yaml"

@@ -112,7 +112,7 @@ def test_reject_needs_a_reason_and_records_it(incident: Path) -> None:
 
 def test_unknown_proposal_and_unknown_target_are_clear(incident: Path) -> None:
     code, out = run(incident, "approve", "p-nothere")
-    assert code == 1 and "no proposal matches 'p-nothere'" in out
+    assert code == 2 and "no proposal matches 'p-nothere'" in out
     code, out = run(incident, "diagnose", "cart")
     assert code == 2 and "no target named 'cart' (known: checkout)" in out
 
@@ -172,3 +172,53 @@ def test_the_installed_command_runs_as_a_subprocess(incident: Path) -> None:
     assert json.loads(result.stdout)["proposals"][0]["action"] == "rollback"
     assert subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout.strip() \
         == "hemostat, version 0.1.0"
+
+
+def test_unknown_or_ambiguous_ids_exit_2(incident: Path) -> None:
+    assert run(incident, "show", "p-nothing")[0] == 2
+    assert run(incident, "approve", "p-nothing")[0] == 2
+    assert run(incident, "status", "inc-nothing")[0] == 2
+
+
+def test_approve_says_no_daemon_runs_it_and_execute_runs_it_once(incident: Path) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json")
+    [proposal] = json.loads(out)["proposals"]
+    code, out = run(incident, "approve", proposal["id"], user="bob")
+    assert code == 0 and "no daemon is running" in out and f"hemostat execute {proposal['id']}" in out
+    code, out = run(incident, "execute", proposal["id"], user="bob")
+    assert code == 1 and f"{proposal['id']} rollback checkout: failed" in out  # no cluster here
+    assert "Kubernetes" in out
+    code, out = run(incident, "execute", proposal["id"], user="bob")  # exactly once
+    assert code == 2 and "is failed; only an approved proposal can be executed" in out
+    _, out = run(incident, "show", json.loads(run(incident, "incidents", "--json")[1])[0]["id"])
+    assert proposal["id"] in out and "failed" in out
+
+
+def _denied_for_cooldown(config: Path) -> str:
+    from agent.ledger.sqlite import SqliteLedger
+    from agent.model import DecisionStep, Proposal, Verdict
+
+    ledger = SqliteLedger(config.parent / "hemostat-ledger.db")
+    now = datetime.now(UTC)
+    proposal = Proposal("p-cool0001", "checkout", "rollback", "checkout", {}, (DecisionStep("d", "x"),), "r", now)
+    ledger.add_proposal(proposal, Verdict("deny", "propose", ("cooldown: rollback on checkout ran at 03:00Z",),
+                                          blocked_by="cooldown"), now, now + timedelta(minutes=30))
+    ledger.close()
+    return proposal.id
+
+
+def test_approve_past_a_cooldown_needs_a_reason_and_the_policy(incident: Path, tmp_path: Path) -> None:
+    pid = _denied_for_cooldown(incident)
+    assert run(incident, "approve", pid, "--override-cooldown", user="bob")[0] == 2  # no --reason
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": False}}}))
+    doc = yaml.safe_load(incident.read_text())
+    incident.write_text(yaml.safe_dump({**doc, "policy": str(policy)}))
+    code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
+    assert code == 2 and "cooldown_override" in out  # this policy does not allow it
+    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": True}}}))
+    code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
+    assert code == 0 and "now approved" in out, out
+    _, shown = run(incident, "show", pid, "--json")
+    [approved] = [e for e in json.loads(shown)["events"] if e["type"] == "proposal_approved"]
+    assert approved["data"]["override"] == "cooldown" and approved["data"]["reason"] == "SEV-1, retry"

@@ -98,3 +98,32 @@ def test_a_twin_approved_during_the_cooldown_is_rejected_at_run_time(tmp_path: P
     assert reason.actor == "policy" and reason.data["reason"].startswith("cooldown: slow-marker on checkout")
     assert (tmp_path / "marker").read_text().split() == ["start", "done"]  # ran once
 
+
+
+def _twin(ledger: SqliteLedger, marker: Path, pid: str = "p-ex0002", **params: object) -> str:
+    twin = Proposal(id=pid, target="checkout", action="slow-marker", subject="checkout",
+                    params={"file": str(marker), **params}, path=(DecisionStep("e", "errors"),),
+                    reason="mark again", created_at=T0)
+    ledger.add_proposal(twin, Verdict("allow", "auto", ("test",)), T0, None)
+    return pid
+
+
+def test_a_failed_execution_does_not_lock_out_the_retry(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    first = _propose(ledger, tmp_path / "marker", verify_ok=False)  # runs, does not verify
+    assert asyncio.run(executor.run_once()) == [first]
+    assert ledger.proposal(first).state == "failed"
+    retry = _twin(ledger, tmp_path / "marker")
+    assert asyncio.run(executor.run_once()) == [retry]
+    assert ledger.proposal(retry).state == "succeeded"  # no cooldown from the failed attempt
+
+
+def test_an_approval_not_executed_within_the_policy_ttl_expires(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    pid = _propose(ledger, tmp_path / "marker")  # approved by the auto verdict at T0
+    executor.now = lambda: T0 + timedelta(minutes=16)  # the policy's approval TTL is 15
+    assert asyncio.run(executor.run_once()) == []
+    record = ledger.proposal(pid)
+    assert record.state == "expired" and not (tmp_path / "marker").exists()
+    [why] = [e for e in ledger.events(proposal_id=pid) if e.type == "proposal_expired"]
+    assert "not executed within 15 min" in why.data["reason"]

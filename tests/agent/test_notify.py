@@ -153,12 +153,12 @@ def test_update_takes_impact_from_the_latest_triage_and_current_from_the_latest_
     now = T0 + timedelta(minutes=10)
     upd = status_update(incident("mitigating"), timeline(), now, 30)
     assert upd.impact == "40% of checkout's requests failing"
-    assert upd.current == "rollback checkout approved; it will be applied"
+    assert upd.current == "rollback checkout is approved and about to be applied."
     assert upd.text() == (
         "Status: Identified\n"
         "Impact: 40% of checkout's requests failing\n"
         "Started: 2026-11-27 02:55 UTC\n"
-        "Current status: rollback checkout approved; it will be applied\n"
+        "Current status: rollback checkout is approved and about to be applied.\n"
         "Next update: 2026-11-27 03:35 UTC"
     )
 
@@ -167,12 +167,12 @@ def test_a_resolved_incident_promises_no_next_update() -> None:
     upd = status_update(incident("resolved"), timeline(), T0 + timedelta(hours=1), 30)
     assert upd.next_update_at is None
     assert upd.text().endswith("Next update: none: resolved")
-    assert upd.current.startswith("Resolved. Last: ")
+    assert upd.current == "Resolved at 03:04 UTC."
 
 
 def test_before_triage_the_impact_is_being_assessed() -> None:
     upd = status_update(incident("opened"), timeline()[:1], T0, 15)
-    assert (upd.impact, upd.current) == ("being assessed", "Incident opened: checkout errors")
+    assert (upd.impact, upd.current) == ("being assessed", "Engineers are investigating.")
 
 
 # -- delivery ---------------------------------------------------------------------------------

@@ -133,7 +133,7 @@ def test_a_refusal_by_the_policy_is_reported_to_slack() -> None:
 def update(pending: tuple[tuple[str, str], ...]) -> StatusUpdate:
     at = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
     return StatusUpdate("inc-1", "checkout", "SEV-2 checkout", 2, "Identified", "errors", at,
-                        "Proposed rollback", at, at, pending)
+                        "Proposed rollback", at, at, pending=pending)
 
 
 def test_status_updates_carry_buttons_for_each_pending_proposal() -> None:

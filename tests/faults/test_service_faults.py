@@ -86,7 +86,7 @@ def test_rollback_survives_a_409_from_a_concurrent_change(kube_api: Any, kube_cl
                         path=(DecisionStep("recent deployment", "v2 4 min ago"),), reason="x", created_at=NOW)
     ledger.add_proposal(proposal, Verdict("allow", "auto", ("test",)), NOW, None)
     kube_api.fail_next("PATCH", "/apis/apps/v1/namespaces/shop/deployments/checkout", 409)
-    executor = Executor(app, ledger, "hemostat")
+    executor = Executor(app, ledger, "hemostat", now=lambda: NOW)  # within the approval's TTL
     assert asyncio.run(executor.run_once()) == ["p-rb0001"]
     assert asyncio.run(executor.run_once()) == []  # nothing left to run: once only
     record = ledger.proposal("p-rb0001")

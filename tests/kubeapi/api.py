@@ -14,6 +14,7 @@ from typing import Any
 from tests.kubeapi import errors
 from tests.kubeapi.controller import DEPLOYMENTS, DeploymentController
 from tests.kubeapi.conversion import convert, hpa_defaults
+from tests.kubeapi.defaults import apply_defaults
 from tests.kubeapi.errors import bad_request
 from tests.kubeapi.logs import PodLogs
 from tests.kubeapi.meta import (
@@ -118,6 +119,7 @@ class Api:
         bind_namespace(obj, rt, req.namespace)
         stamp_new(obj, rt)
         reset_status(obj, rt)
+        apply_defaults(obj, rt)
         validate_object(obj, rt)
         meta = obj["metadata"]
         with self.store.cond:
@@ -180,6 +182,7 @@ class Api:
         old = self.render(old_hub, rt)
         self._precondition(rt, old, new, patch)
         merged = merge_update(old, new, rt, sub)
+        apply_defaults(merged, rt)
         validate_object(merged, rt)
         hub = self.to_hub(merged, rt)
         if req.dry_run or unchanged(old_hub, hub):

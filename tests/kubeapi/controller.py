@@ -1,10 +1,13 @@
 """Deployment controller-lite: the ReplicaSet bookkeeping a rollback depends on.
 
 On a Deployment write (create, template or replica change) it finds the owned ReplicaSet whose
-template equals the Deployment's (ignoring ``pod-template-hash``) or creates
-``<deployment>-<hash>``, gives it the next ``deployment.kubernetes.io/revision`` when it is not
-already the newest, scales the others to zero and reports the rollout as complete in
-``status``. Paused Deployments do not roll. No Pods are created.
+template equals the Deployment's semantically (ignoring ``pod-template-hash``, nulls and empty
+values, as ``EqualIgnoreHash`` does after defaulting) or creates ``<deployment>-<hash>``, gives
+it the next ``deployment.kubernetes.io/revision`` when it is not already the newest (the old
+number goes to ``revision-history``), copies the Deployment's annotations (``change-cause``
+among them) to it, scales the others to zero, deletes the oldest idle ones beyond
+``revisionHistoryLimit`` and reports the rollout as complete in ``status``. Paused Deployments
+do not roll. No Pods are created.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.kubeapi.defaults import semantic
 from tests.kubeapi.meta import NAME_ALPHABET, now_rfc3339, stamp_new
 from tests.kubeapi.resources import ResourceType
 from tests.kubeapi.store import Store
@@ -25,6 +29,10 @@ REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 DEPLOYMENTS = ("apps", "deployments")
 REPLICASETS = ("apps", "replicasets")
+# Annotations the controller keeps for itself instead of copying from the Deployment.
+NOT_COPIED = frozenset({REVISION, f"{REVISION}-history", "deployment.kubernetes.io/desired-replicas",
+                        "deployment.kubernetes.io/max-replicas",
+                        "kubectl.kubernetes.io/last-applied-configuration"})
 
 
 def template_hash(template: Obj) -> str:
@@ -33,10 +41,12 @@ def template_hash(template: Obj) -> str:
 
 
 def _without_hash(template: Obj) -> Obj:
+    """The template as compared: no ``pod-template-hash``, no nulls or empty values."""
     clean = copy.deepcopy(template)
     labels = clean.get("metadata", {}).get("labels") or {}
     labels.pop(HASH_LABEL, None)
-    return clean
+    result: Obj = semantic(clean)
+    return result
 
 
 def _revision(obj: Obj) -> int:
@@ -75,6 +85,8 @@ class DeploymentController:
             for rs in replica_sets:
                 if rs["metadata"]["name"] != current["metadata"]["name"]:
                     self._scale(rs, 0, 0)
+            self._copy_annotations(deploy, current)
+            self._clean_up(deploy, current, replica_sets)
             available = self._available(deploy)
             self._scale(current, int(deploy["spec"].get("replicas", 1)), available)
             self._write_deployment(deploy, current, available)
@@ -88,6 +100,23 @@ class DeploymentController:
                     self._set_revision(rs, newest + 1)
                 return rs
         return self._create_replica_set(deploy, newest + 1)
+
+    def _copy_annotations(self, deploy: Obj, rs: Obj) -> None:
+        """The Deployment's own annotations (change-cause, ...) go onto its current ReplicaSet."""
+        annotations = rs["metadata"].setdefault("annotations", {})
+        wanted = {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items()
+                  if k not in NOT_COPIED}
+        if any(annotations.get(k) != v for k, v in wanted.items()):
+            annotations.update(wanted)
+            rs.update(self.store.write(REPLICASETS, rs, "MODIFIED"))
+
+    def _clean_up(self, deploy: Obj, current: Obj, replica_sets: list[Obj]) -> None:
+        """Delete the oldest old ReplicaSets (all scaled to zero) beyond ``revisionHistoryLimit``."""
+        limit = int(deploy["spec"].get("revisionHistoryLimit", 10))
+        idle = sorted((rs for rs in replica_sets
+                       if rs["metadata"]["name"] != current["metadata"]["name"]), key=_revision)
+        for rs in idle[:max(0, len(idle) - limit)]:
+            self.store.remove(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
     def _set_revision(self, rs: Obj, revision: int) -> None:
         annotations = rs["metadata"].setdefault("annotations", {})

@@ -120,6 +120,20 @@ def unsupported_patch(content_type: str) -> ApiError:
     )
 
 
+def is_protobuf(content_type: str) -> bool:
+    return content_type.split(";")[0].strip() == "application/vnd.kubernetes.protobuf"
+
+
+def unsupported_media_type() -> ApiError:
+    """A body in a format the fake cannot decode (protobuf): 415 tells clients to use JSON."""
+    return ApiError(
+        415,
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json, application/yaml",
+        "UnsupportedMediaType",
+    )
+
+
 def expired(message: str) -> ApiError:
     return ApiError(410, message, "Expired")
 

@@ -27,6 +27,7 @@ class ResourceType:
     custom: bool = False
     short_names: tuple[str, ...] = ()
     storage_version: str = ""
+    printer_columns: tuple[tuple[str, str, str], ...] = ()  # (name, type, JSON path), CRs only
 
     @property
     def api_version(self) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kubeapi import errors, scale, watch
+from tests.kubeapi import errors, openapi, protobuf, scale, tables, watch
 from tests.kubeapi.api import Api, Request
 from tests.kubeapi.resources import (
     Registry,
@@ -15,9 +16,14 @@ from tests.kubeapi.resources import (
     group_list_doc,
     resource_list_doc,
 )
+from tests.kubeapi.validation import SCHEMA_VERSION
 
-VERSION_INFO = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-hemostat-fake",
-                "platform": "linux/amd64"}
+# What a release build reports (no suffix), at the minor the schemas are from: kubectl warns
+# when its minor is more than one away, and the fetched kubectl is of this minor.
+VERSION_INFO = {"major": SCHEMA_VERSION.split(".")[0], "minor": SCHEMA_VERSION.split(".")[1],
+                "gitVersion": f"v{SCHEMA_VERSION}", "gitCommit": "0" * 40,
+                "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": "go1.24.0", "compiler": "gc", "platform": "linux/amd64"}
 Handler = Callable[[Api, Request], tuple[int, Any]]
 
 
@@ -38,6 +44,8 @@ def _discovery(registry: Registry, parts: list[str], host: str) -> Any:
         return group_list_doc(registry)
     if parts == ["version"]:
         return VERSION_INFO
+    if parts[:1] == ["openapi"]:
+        return openapi.serve(registry, parts, SCHEMA_VERSION)
     if parts == ["api", "v1"]:
         return resource_list_doc(registry, "v1")
     if len(parts) == 2 and parts[0] == "apis":
@@ -100,23 +108,33 @@ ITEM: dict[tuple[str, str], Handler] = {
 }
 
 
-def handle(api: Api, req: Request) -> Response:
+def _as_table(req: Request, body: Any) -> Any:
+    """A list or a single object as the Table ``kubectl get`` asks for."""
+    if "items" in body:
+        meta = body["metadata"]
+        return tables.to_table(req.rt, body["items"], meta, req.query)
+    meta = {"resourceVersion": body["metadata"].get("resourceVersion", "")}
+    return tables.to_table(req.rt, [body], meta, req.query)
+
+
+def handle(api: Api, req: Request, accept: str = "") -> Response:
     if req.rt.read_only and req.method != "GET":
         raise errors.method_not_allowed(req.method, req.rt)
+    table = req.method == "GET" and req.subresource == "" and tables.wants_table(accept)
     if req.name is None:
         if req.method == "GET" and req.query.get("watch") in ("true", "1"):
             return Response(200, stream=watch.stream(api, req))
         code, body = _collection(req)(api, req)
-        return Response(code, body)
+        return Response(code, _as_table(req, body) if table else body)
     handler = ITEM.get((req.subresource, req.method))
     if handler is None:
         raise errors.method_not_allowed(req.method, req.rt)
     code, body = handler(api, req)
-    return Response(code, body)
+    return Response(code, _as_table(req, body) if table else body)
 
 
 def route(api: Api, method: str, path: str, query: dict[str, str], body: bytes,
-          content_type: str, host: str) -> Response:
+          content_type: str, host: str, accept: str = "") -> Response:
     parts = [p for p in path.split("/") if p]
     if parts in (["healthz"], ["livez"], ["readyz"]):
         return Response(200, "ok")
@@ -124,8 +142,10 @@ def route(api: Api, method: str, path: str, query: dict[str, str], body: bytes,
         doc = _discovery(api.registry, parts, host)
         if doc is not None:
             return Response(200, doc)
+    if method in ("POST", "PUT") and body and errors.is_protobuf(content_type):
+        body, content_type = json.dumps(protobuf.decode(body)).encode(), "application/json"
     req = resolve(api.registry, method, parts, query)
     req.body, req.content_type = body, content_type
-    return handle(api, req)
+    return handle(api, req, accept)
 
 

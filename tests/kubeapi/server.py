@@ -23,6 +23,7 @@ import kubernetes.client
 from tests.kubeapi import errors
 from tests.kubeapi.api import Api
 from tests.kubeapi.controller import DEPLOYMENTS, template_hash
+from tests.kubeapi.defaults import apply_defaults
 from tests.kubeapi.handler import KubeHTTPServer
 from tests.kubeapi.logs import PodLogs
 from tests.kubeapi.meta import bind_namespace, reset_status, stamp_new
@@ -101,6 +102,7 @@ class FakeApiServer:
         obj = copy.deepcopy(obj)
         bind_namespace(obj, rt, obj.get("metadata", {}).get("namespace"))
         stamp_new(obj, rt, keep=True)
+        apply_defaults(obj, rt)
         if "status" not in obj and rt.kind == "Namespace":
             reset_status(obj, rt)
         with self.store.cond:
@@ -185,7 +187,7 @@ class FakeApiServer:
     # -- HTTP entry point ----------------------------------------------------------------------
 
     def dispatch(self, method: str, raw_path: str, path: str, query: dict[str, str],
-                 body: bytes, content_type: str) -> Response:
+                 body: bytes, content_type: str, accept: str = "") -> Response:
         with self._lock:
             self.requests.append((method, raw_path))
         delay = self._hang_for(path)
@@ -196,4 +198,4 @@ class FakeApiServer:
         if fault is not None:
             raise fault
         return route(self.api, method, path, query, body, content_type,
-                     self.url.removeprefix("http://"))
+                     self.url.removeprefix("http://"), accept)

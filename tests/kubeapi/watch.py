@@ -3,6 +3,9 @@
 Selector transitions are reported like the apiserver's watch cache does: an object that starts
 matching arrives as ADDED, one that stops matching as DELETED. A resourceVersion older than the
 retained history yields a single ``ERROR`` event carrying a 410 ``Expired`` Status.
+``sendInitialEvents=true`` (the watch-list that kubectl 1.35's informers use instead of a
+list) sends the current objects as ADDED, then the ``BOOKMARK`` annotated
+``k8s.io/initial-events-end`` that tells the client the initial state is complete.
 """
 
 from __future__ import annotations
@@ -43,15 +46,25 @@ def _translate(ev: WatchEvent, req: Request, matcher: Matcher) -> str | None:
 def _start(api: Api, req: Request, matcher: Matcher) -> tuple[int, list[Obj]]:
     """The resourceVersion to follow from, and the synthetic ADDED events for a fresh watch."""
     raw = req.query.get("resourceVersion", "")
+    initial_events = req.query.get("sendInitialEvents") == "true"
     with api.store.cond:
-        if raw in ("", "0"):
+        if raw in ("", "0") or initial_events:
             current = [o for o in api.store.list_objects(req.rt.storage, req.namespace) if matcher(o)]
             added = [{"type": "ADDED", "object": api.render(o, req.rt)} for o in current]
+            if initial_events:
+                added.append(_initial_events_end(req, api.store.rv))
             return api.store.rv, added
         if not raw.isdigit():
             raise ApiError(400, f'invalid resource version "{raw}"', "BadRequest")
         api.store.events_after(int(raw), req.rt.storage)
         return int(raw), []
+
+
+def _initial_events_end(req: Request, rv: int) -> Obj:
+    return {"type": "BOOKMARK", "object": {
+        "kind": req.rt.kind, "apiVersion": req.rt.api_version,
+        "metadata": {"resourceVersion": str(rv),
+                     "annotations": {"k8s.io/initial-events-end": "true"}}}}
 
 
 def stream(api: Api, req: Request) -> Iterator[Obj]:

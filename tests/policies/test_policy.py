@@ -123,3 +123,17 @@ def test_default_policy_never_executes_without_a_human(registry) -> None:  # typ
     gate = Gate(load_policy(bundled_policy_path("default"), registry.actions))
     for action in registry.actions:
         assert gate.evaluate(_proposal(action), [], NOW, severity=1).decision != "allow"
+
+
+def test_a_failed_execution_starts_no_cooldown_unless_the_policy_says_so() -> None:
+    failed = [PastExecution("rollback", "checkout", "checkout", NOW - timedelta(minutes=5), took_effect=False)]
+    assert _gate(cooldown_minutes=15).evaluate(_proposal(), failed, NOW).decision == "needs_approval"
+    strict = _gate(cooldown_minutes=15, cooldown_after_failure=True).evaluate(_proposal(), failed, NOW)
+    assert strict.decision == "deny" and strict.blocked_by == "cooldown"
+
+
+def test_a_cooldown_override_applies_only_where_the_rule_allows_it() -> None:
+    ran = [PastExecution("rollback", "checkout", "checkout", NOW - timedelta(minutes=5))]
+    allowed = _gate(actions={"rollback": {"cooldown_override": True}})
+    assert allowed.evaluate(_proposal(), ran, NOW, override_cooldown=True).decision == "needs_approval"
+    assert _gate().evaluate(_proposal(), ran, NOW, override_cooldown=True).decision == "deny"

@@ -27,6 +27,7 @@ from agent.model import Finding, Observation, TargetSpec
 from agent.model.context import ProbeContext
 from agent.registry import Registry
 from agent.runner import analyze_all, collect_all
+from tests.agent.daemon_harness import TOKEN, alert_payload, start_daemon, wait_until
 from tests.probes.scripted_app import Phase, ScriptedApp, history, scripted
 from tests.services import free_port
 from tests.services.prometheus import PrometheusServer, launch
@@ -175,3 +176,29 @@ def test_a_promql_syntax_error_stops_start_up_naming_file_and_field(
     assert result.exit_code == 2
     assert f"{path}: targets.0.prometheus.queries.errors: bad_data: 1:33: parse error: " \
            "unclosed left parenthesis" in result.output
+
+
+def test_the_daemon_re_checks_a_firing_alerts_own_expression(
+        scene: tuple[ScriptedApp, PrometheusServer], tmp_path: Path) -> None:
+    _, prom = scene
+    (tmp_path / "token").write_text(TOKEN)
+    config = {"store": {"path": "ledger.db"}, "sweeps": False, "notifiers": [],
+              "intake": {"token": {"file": str(tmp_path / "token")}},
+              "targets": [_target(prom).model_dump(mode="json")]}
+    path = tmp_path / "hemostat.yaml"
+    path.write_text(yaml.safe_dump(config))
+    payload = alert_payload("checkout")
+    expr = 'sum(rate(http_requests_total{job="app",code="500"}[3s])) > 1'
+    payload["alerts"][0]["generatorURL"] = f"{prom.url}/graph?g0.expr={quote(expr)}&g0.tab=1"
+    daemon = start_daemon(path)
+    try:
+        assert daemon.post(payload, token=TOKEN)[0] == 202
+
+        def condition() -> Any:
+            events = daemon.ledger().events()
+            return next((e.data for e in events if e.type == "finding" and e.data["kind"] == "alert_condition"),
+                        None)
+        found = wait_until(condition, timeout_s=30)
+    finally:
+        daemon.stop()
+    assert found["facts"]["holds"] is True and found["facts"]["alertname"] == "HighErrorRate"

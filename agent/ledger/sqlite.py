@@ -177,7 +177,7 @@ def _next_seq(cur: Any) -> int:
 
 
 def _chain_events(cur: Any) -> None:
-    """v3: add the chain, then hash the events already there (the no-update trigger is lifted
+    """v4: add the chain, then hash the events already there (the no-update trigger is lifted
     for this one pass, inside the migration's transaction)."""
     for statement in _statements(CHAIN_SCHEMA):
         cur.execute(statement)

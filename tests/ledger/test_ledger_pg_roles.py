@@ -43,6 +43,8 @@ def test_the_daemon_role_runs_the_ledger(daemon_ledger: PostgresLedger) -> None:
     assert daemon_ledger.claim_execution(pid, "hemostat", T0, {"summary": "x"}) is not None
     daemon_ledger.transition(pid, "succeeded", "hemostat", T0)
     assert daemon_ledger.try_lead("daemon-a")
+    daemon_ledger.beat("executor", "daemon-a", T0)
+    daemon_ledger.beat("executor", "daemon-a", T0)  # an upsert: INSERT and UPDATE
     assert daemon_ledger.verify_chain().ok
 
 

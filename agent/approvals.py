@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from agent.identity import ApprovalRefused, Approving, proposers, rules_for
 from agent.ledger import Ledger, ProposalRecord
 from agent.model import HemostatError
-from policies.model import Policy
+from agent.model.identity import Identity
 
 EXECUTOR_ROLE = "executor"  # the heartbeat the leading daemon writes on every executor pass
 LIVE_WITHIN = timedelta(seconds=30)  # a heartbeat this fresh: a leader will pick work up
@@ -35,12 +36,13 @@ def who_runs_it(ledger: Ledger, record: ProposalRecord, now: datetime) -> str:
     return f"no daemon is running ({last}): run `hemostat execute {record.id}` to execute it now"
 
 
-def override_cooldown(ledger: Ledger, policy: Policy, ref: str, actor: str, reason: str,
+def override_cooldown(ledger: Ledger, rules: Approving, ref: str, who: Identity, reason: str,
                       now: datetime) -> ProposalRecord:
     """Approve a proposal the gate denied only for its cooldown, where the action's rule says
-    `cooldown_override: true`; the override and its reason are in the ledger."""
+    `cooldown_override: true`; the override, its reason and who gave it (an approval the
+    policy's approvers rule admits) are in the ledger."""
     record = ledger.proposal(ref)
-    rule = policy.rule(record.proposal.action)
+    rule = rules.policy.rule(record.proposal.action)
     if record.state != "denied" or record.verdict.blocked_by != "cooldown":
         raise HemostatError(f"{record.id} is {record.state} and not held by a cooldown; "
                             "--override-cooldown only applies to a proposal denied for its cooldown",
@@ -49,9 +51,8 @@ def override_cooldown(ledger: Ledger, policy: Policy, ref: str, actor: str, reas
         raise HemostatError(f"the policy does not let a human override the cooldown of "
                             f"{record.proposal.action} (actions.{record.proposal.action}.cooldown_override)",
                             code="usage")
-    if actor == record.proposal.proposer:
-        raise HemostatError(f"{actor} proposed {record.id} and cannot also approve it (separation of duties)",
-                            code="usage")
-    return ledger.transition(record.id, "approved", actor, now,
-                             {"override": "cooldown", "reason": reason,
-                              "denied_for": "; ".join(record.verdict.reasons)})
+    why = rules_for(rules, record.proposal.action).refusal(who, proposers(record, rules))
+    if why is not None:
+        raise ApprovalRefused(f"{record.id}: {why}")
+    return ledger.approve(record.id, who, now, override={
+        "override": "cooldown", "reason": reason, "denied_for": "; ".join(record.verdict.reasons)})

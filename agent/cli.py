@@ -7,9 +7,7 @@ config, policy, scenario).
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -36,8 +34,11 @@ class Ctx:
     """Lazily loaded config, app and ledger for one invocation."""
 
     def __init__(self, config_path: Path, user: str | None) -> None:
+        from agent.identity import asserted
+
         self.config_path = config_path
-        self.user = user or os.environ.get("USER") or getpass.getuser()
+        self.identity = asserted(user)  # what --user (or the OS user) claims; proves nothing
+        self.user = self.identity.name
         self._config: Config | None = None
 
     @property
@@ -106,6 +107,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
              policy: Path | None) -> None:
     """Run every probe of TARGET at once, triage, and propose gated mitigations."""
     import asyncio
+    from dataclasses import replace
 
     from agent import render, service
 
@@ -119,6 +121,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     if ledger is not None:
         from agent.lifecycle import record_diagnosis
 
+        result = replace(result, triggered_by=obj.user)  # they count as a proposer
         incident, _ = record_diagnosis(app, ledger, result, app.config.identity, result.started_at)
     if record is not None:
         _write_scenario(record, result, spec)
@@ -202,32 +205,50 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
+@click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
+              help="the daemon's approval API: approve with your kubeconfig credentials "
+                   "(env HEMOSTAT_SERVER)")
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+              help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
+@click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
 @click.option("--override-cooldown", is_flag=True,
               help="approve a proposal denied only by its cooldown, where the policy allows it")
 @click.option("--reason", help="why (required with --override-cooldown; goes into the timeline)")
 @pass_ctx
-def approve(obj: Ctx, ref: str, override_cooldown: bool, reason: str | None) -> None:
-    """Approve proposal REF (as --user); says whether a running daemon will execute it or
-    `hemostat execute REF` is needed."""
-    from agent.approvals import override_cooldown as override
-    from agent.approvals import who_runs_it
-    from agent.model.context import utcnow
+def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None, kube_context: str | None,
+            override_cooldown: bool, reason: str | None) -> None:
+    """Approve proposal REF; says whether a running daemon will execute it or `hemostat execute
+    REF` is needed.
 
-    ledger = obj.ledger()
-    if override_cooldown:
-        if not reason:
-            raise click.UsageError("--override-cooldown needs --reason")
-        from agent.registry import Registry
-        from policies.model import bundled_policy_path, load_policy
+    With --server, your Kubernetes identity approves (checked by the daemon with a TokenReview
+    and a SubjectAccessReview). Without it, the approval is recorded in the ledger under --user
+    (or your OS user), which only a policy listing `asserted` in approvers.sources accepts.
+    """
+    if override_cooldown and not reason:
+        raise click.UsageError("--override-cooldown needs --reason")
+    if server:
+        if override_cooldown:
+            raise click.UsageError("--override-cooldown is not offered by the approval API yet")
+        from agent.approval_client import approve_remote
 
-        policy = load_policy(obj.config.policy or bundled_policy_path("default"), Registry.discover().actions)
-        record = override(ledger, policy, ref, obj.user, reason, utcnow())
+        click.echo(approve_remote(server, ref, kubeconfig, kube_context)["message"])
+        return
+    _approve_in_ledger(obj, ref, reason if override_cooldown else None)
+
+
+def _approve_in_ledger(obj: Ctx, ref: str, override_reason: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from agent.approvals import override_cooldown, who_runs_it
+    from agent.identity import Approving, approved_message, give_approval
+
+    ledger, rules = obj.ledger(), Approving.load(obj.config)
+    now = datetime.now(UTC)  # not agent.model.context.utcnow: that module pulls in redis
+    if override_reason is not None:
+        record = override_cooldown(ledger, rules, ref, obj.identity, override_reason, now)
     else:
-        record = ledger.approve(ref, obj.user, utcnow())
-    needed = max(1, record.verdict.approvals_required)
-    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: approved by "
-               f"{obj.user} ({len(record.approvers)}/{needed}); now {record.state}: "
-               f"{who_runs_it(ledger, record, utcnow())}")
+        record = give_approval(rules, ledger, ref, obj.identity, now)
+    click.echo(f"{approved_message(record, obj.identity.name)}: {who_runs_it(ledger, record, now)}")
 
 
 @cli.command()

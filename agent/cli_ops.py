@@ -102,20 +102,38 @@ def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: s
 @click.argument("ref")
 @click.option("--reason", required=True, help="why it is being reverted")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
+              help="ask the daemon's approval API, as your Kubernetes identity (env HEMOSTAT_SERVER)")
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+              help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
+@click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
 @pass_ctx
-def revert(obj: Ctx, ref: str, reason: str, as_json: bool) -> None:
-    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on)."""
+def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
+           kubeconfig: str | None, kube_context: str | None) -> None:
+    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on).
+
+    Goes through the policy: your request is one approval of the revert (under --user, so the
+    policy must trust `asserted`); a dry-run execution has nothing to revert."""
     import asyncio
 
     from agent.executor import Executor
 
+    if server:
+        from agent.approval_client import revert_remote
+
+        answer = revert_remote(server, ref, reason, kubeconfig, kube_context)
+        click.echo(json.dumps(answer) if as_json else answer["message"])
+        return
     executor = Executor(obj.app(), obj.ledger(), obj.user)
-    outcome = asyncio.run(executor.revert(ref, reason))
+    outcome = asyncio.run(executor.revert(ref, reason, by=obj.identity))
+    pending = bool(outcome.facts.get("pending"))
     if as_json:
         click.echo(json.dumps(outcome.to_json()))
+    elif pending:
+        click.echo(f"{ref}: {outcome.detail}")
     else:
         click.echo(f"{ref}: {'reverted' if outcome.ok else 'revert FAILED'}: {outcome.detail}")
-    if not outcome.ok:
+    if not outcome.ok and not pending:
         raise SystemExit(1)
 
 

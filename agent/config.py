@@ -84,6 +84,15 @@ class SlackConfig(_Strict):
         return self
 
 
+class ApprovalApiConfig(_Strict):
+    """The daemon's approval API (agent.approval_api): Kubernetes users approve as themselves."""
+
+    enabled: bool = True
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="TokenReview audiences the engineers' tokens must carry; empty: the apiserver's")
+
+
 class KubernetesConfig(_Strict):
     kubeconfig: Path | None = None
     context: str | None = None
@@ -107,6 +116,7 @@ class Config(_Strict):
     notifiers: list[NotifierConfig] = Field(default_factory=lambda: [NotifierConfig(type="stdout")])
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     slack: SlackConfig | None = Field(None, description="Approve / Reject buttons in Slack")
+    approval_api: ApprovalApiConfig = Field(default_factory=ApprovalApiConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     roles: dict[Literal["incident_commander", "communications", "technical_lead"], str] = Field(
         default_factory=dict

@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent import lifecycle, service
+from agent.approval_api import ApprovalApi
 from agent.approvals import EXECUTOR_ROLE
 from agent.daemon_http import serve_http
 from agent.daemon_metrics import Metrics
 from agent.executor import Executor
+from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from agent.slack_actions import SlackInteractions
 
 log = structlog.get_logger("hemostat.daemon")
+APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
 
 
 @dataclass
@@ -95,6 +98,19 @@ class Daemon:
             self.metrics.webhooks.labels(result="503").inc()
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
+
+    def approval_request(self, verb: str, headers: dict[str, str],
+                         body: bytes) -> tuple[int, dict[str, Any]]:
+        """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
+        settings = self.app.config.approval_api
+        if not settings.enabled:
+            return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
+        if self._loop is None or self.stopping.is_set():
+            return 503, {"error": "not serving approvals (starting or shutting down)"}
+        identities = KubernetesIdentities(self.app.kube_provider(), tuple(settings.audiences))
+        api = ApprovalApi(self.app, self.ledger, identities)
+        future = asyncio.run_coroutine_threadsafe(api.handle(verb, headers, body), self._loop)
+        return future.result(timeout=APPROVAL_TIMEOUT_S)
 
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
         now, incidents, recorded, dups = utcnow(), [], 0, 0

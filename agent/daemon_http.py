@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from agent.approval_api import ROUTES as APPROVAL_ROUTES
 from agent.slack_actions import SLACK_PATH
 
 if TYPE_CHECKING:
@@ -41,10 +42,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no such endpoint: {self.path[:100]}"})
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0] == SLACK_PATH and self.daemon.slack is not None:
+        path = self.path.split("?")[0]
+        if path == SLACK_PATH and self.daemon.slack is not None:
             body = self._body()
             if body is not None:
                 self._send(*self.daemon.slack.handle(dict(self.headers.items()), body))
+            return
+        verb = APPROVAL_ROUTES.get(path)
+        if verb is not None:
+            body = self._body()
+            if body is not None:
+                self._send(*self.daemon.approval_request(verb, dict(self.headers), body))
             return
         if self.path.split("?")[0] != WEBHOOK_PATH:
             self._send(404, {"error": f"POST to {WEBHOOK_PATH}"})

@@ -21,6 +21,8 @@ from typing import Any
 import click
 import yaml
 
+from policies.model import bundled_policy_path
+
 
 class _App(BaseHTTPRequestHandler):
     """Serves /metrics (errors climb ~40% of requests per scrape) and /health (200)."""
@@ -90,6 +92,8 @@ def make_deploy_repo(repo: Path, now: datetime) -> None:
 def write_config(workdir: Path, app_url: str) -> Path:
     config = {
         "store": {"path": "ledger.db"},
+        # The demo policy: on one laptop nobody else can vouch for you, so --user names count.
+        "policy": str(bundled_policy_path("demo")),
         "targets": [{
             "name": "checkout", "namespace": "shop", "deployment": "checkout",
             # No cluster here: the Kubernetes probes would only report that they cannot look.
@@ -126,7 +130,7 @@ def run_demo(keep: Path | None = None) -> None:
         _hemostat(config, "show", pid)
         exe = Path(sys.executable).parent / "hemostat"
         click.echo(f"\nNext (cd {workdir}):\n"
-                   f"  {exe} --user you approve {pid}   # hemostat proposed it, so it may not approve it\n"
+                   f"  {exe} --user you approve {pid}   # as someone other than whoever ran diagnose\n"
                    f"  {exe} policy explain {pid}\n"
                    f"  {exe} drill {Path(__file__).resolve().parents[1] / 'drills'}/*.yaml")
     finally:

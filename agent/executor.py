@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from actions.base import Outcome
+from agent import reverts
+from agent.approval_check import approvals_problem
 from agent.ledger import Ledger, ProposalRecord
 from agent.model import HemostatError, Plan, TargetSpec, redact
 from agent.model.context import ActionContext, ProbeContext, utcnow
+from agent.model.identity import Identity
 from agent.runner import analyze_all, collect_all
 from agent.wiring import App
 
@@ -67,6 +70,11 @@ class Executor:
         if refused is not None:
             self.ledger.transition(record.id, "rejected", "policy", self.now(), {"reason": refused})
             return False
+        if approvals_problem(self.app, self.ledger, record, self.actor, self.now()) is not None:
+            return False  # refused, and recorded (as tampering when the records never matched)
+        if self.app.policy.mode == "dry-run" and not record.verdict.dry_run:
+            # approved under another policy; dry-run mode now means nothing may change
+            record = replace(record, verdict=replace(record.verdict, dry_run=True))
         action = self.app.registry.action(record.proposal.action)
         ctx = self.context(record)
         try:
@@ -145,13 +153,17 @@ class Executor:
         if self.app.policy.revert_on_failed_verify and plan.reversible:
             await self.revert(record.id, reason="verification failed; policy reverts")
 
-    async def revert(self, ref: str, reason: str) -> Outcome:
+    async def revert(self, ref: str, reason: str, by: Identity | None = None) -> Outcome:
+        """Undo an execution, through the policy. `by` is the human asking (one approval of the
+        revert); None when the policy itself reverts (revert_on_failed_verify)."""
         record = self.ledger.proposal(ref)
-        if record.state not in ("succeeded", "failed") or not record.plan:
-            raise HemostatError(f"{record.id} is {record.state}; only executed proposals can be reverted")
-        plan = Plan.from_json(record.plan)
-        if not plan.reversible:
-            raise HemostatError(f"{record.id}: {plan.action} cannot be reverted ({plan.summary})")
+        plan = reverts.revertible_plan(self.app, self.ledger, record)
+        if by is not None:
+            waiting = reverts.approve_revert(self.app, self.ledger, record, by, self.now())
+            if waiting is not None:
+                return waiting
+        if self.app.policy.mode == "dry-run":
+            return reverts.dry_run_revert(self.app, self.ledger, record, self.actor, reason, self.now())
         action = self.app.registry.action(record.proposal.action)
         outcome = await self._run_revert(action, plan, self.context(record))
         self.ledger.transition(record.id, "reverted", self.actor, self.now(),

@@ -35,6 +35,7 @@ class Diagnosis:
     decision: Decision
     verdicts: dict[str, Verdict]
     breakers: dict[str, str]
+    triggered_by: str | None = None  # the human who ran `diagnose`: a proposer of its proposals
 
     def to_json(self) -> dict[str, Any]:
         t = self.triage.to_json()
@@ -175,7 +176,7 @@ def _record_proposals(app: App, ledger: Ledger, diagnosis: Diagnosis, incident: 
     if all_denied and not any(p.action == "investigate" for p, _ in gated):
         gated.append(_investigate_instead(app, diagnosis, gated))
     for proposal, verdict in gated:
-        bound = bind_incident(proposal, incident.id)
+        bound = replace(bind_incident(proposal, incident.id), triggered_by=diagnosis.triggered_by)
         salt = f"{incident.id}|{evidence_key(proposal, diagnosis)}"
         bound = replace(bound, id=proposal_id(bound.target, bound.action, bound.subject, salt))
         if bound.id in existing:

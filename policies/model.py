@@ -15,13 +15,36 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.model import ConfigError
+from agent.model.identity import AUTHENTICATED
 
 Mode = Literal["observe", "propose", "auto", "dry-run"]
+SourceName = Literal["kubernetes", "postgres", "slack", "asserted"]  # agent.model.identity.SOURCES
 BUNDLED = Path(__file__).parent
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Approvers(_Strict):
+    """Who may approve: identities from these sources, in at least one of these groups.
+
+    `asserted` (a name given with --user, or the OS user) proves nothing about who typed it;
+    list it only where that is acceptable (a demo, a staging drill).
+    """
+
+    sources: list[SourceName] = Field(default_factory=lambda: list(AUTHENTICATED),
+                                      description="identity sources whose approvals count")
+    groups: list[str] = Field(default_factory=list,
+                              description="the approver must be in one of these; empty: any")
+
+
+class RevertRule(_Strict):
+    """Reverting an executed mitigation is a change too: its own approvals and approvers."""
+
+    allowed: bool = True
+    approvals: int = Field(1, ge=1, le=5, description="distinct approvers of the revert")
+    approvers: Approvers | None = Field(None, description="default: the action's approvers")
 
 
 class ActionRule(_Strict):
@@ -38,6 +61,8 @@ class ActionRule(_Strict):
     cooldown_override: bool = Field(
         False, description="a human may approve past the cooldown: `hemostat approve ID "
         "--override-cooldown --reason ...` (recorded with the reason)")
+    approvers: Approvers | None = Field(None, description="default: the policy's approvers")
+    revert: RevertRule = Field(default_factory=RevertRule)
 
 
 class RateLimit(_Strict):
@@ -77,14 +102,25 @@ class Policy(_Strict):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     freezes: list[Freeze] = Field(default_factory=list)
     revert_on_failed_verify: bool = False
+    approvers: Approvers = Field(default_factory=Approvers)
     actions: dict[str, ActionRule] = Field(default_factory=dict)
 
     def rule(self, action: str) -> ActionRule | None:
         return self.actions.get(action)
 
+    def approvers_for(self, action: str, revert: bool = False) -> tuple[Approvers, str]:
+        """The approvers rule that applies, and its field path (for messages)."""
+        rule = self.rule(action)
+        if rule is not None and revert and rule.revert.approvers is not None:
+            return rule.revert.approvers, f"actions.{action}.revert.approvers"
+        if rule is not None and rule.approvers is not None:
+            return rule.approvers, f"actions.{action}.approvers"
+        return self.approvers, "approvers"
 
-def load_policy(path: Path, known_actions: Iterable[str]) -> Policy:
-    """Read, validate and cross-check a policy file against the registered actions."""
+
+def load_policy(path: Path, known_actions: Iterable[str] | None) -> Policy:
+    """Read, validate and cross-check a policy file against the registered actions (None: skip
+    the cross-check, for `approve`, which must not import every plugin to answer)."""
 
     data = _read(path)
     try:
@@ -93,6 +129,8 @@ def load_policy(path: Path, known_actions: Iterable[str]) -> Policy:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(str(path), field, first["msg"].removeprefix("Value error, ")) from None
+    if known_actions is None:
+        return policy
     known = set(known_actions)
     for name in policy.actions:
         if name not in known:

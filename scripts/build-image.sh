@@ -47,7 +47,10 @@ echo "build-image: wheelhouse in $wheelhouse" >&2
   "async-timeout>=4.0.3" >&2
 
 echo "build-image: podman build $image on $base" >&2
-"${podman[@]}" build --quiet --isolation chroot \
+# --layers=false: podman 4 neither keys a cached RUN on what its `--mount=type=bind,from=build`
+# holds (a stale install was reused after the code changed) nor finds that mount when the build
+# stage itself came from the cache. Both stages are quick from the local wheelhouse.
+"${podman[@]}" build --quiet --isolation chroot --layers=false \
   --volume "$wheelhouse:/wheelhouse:ro" \
   --build-arg "PYTHON_IMAGE=$base" \
   --build-arg "PIP_EXTRA_ARGS=--no-index --find-links=/wheelhouse" \

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from agent.ledger.chain import Anchor, ChainRow, Verification
 from agent.model import HemostatError, Proposal, Verdict
+from agent.model.identity import Approval, Identity
 
 ALLOWED: dict[str, frozenset[str]] = {
     "proposed": frozenset({"approved", "rejected", "expired"}),
@@ -99,6 +100,8 @@ class ProposalRecord:
     approvers: tuple[str, ...] = ()
     plan: dict[str, Any] | None = None
     claimed_by: str | None = None
+    approvals: tuple[Approval, ...] = ()  # who approved, as authenticated; `approvers` names them
+    revert_approvals: tuple[Approval, ...] = ()
 
     @property
     def id(self) -> str:
@@ -110,6 +113,9 @@ class ProposalRecord:
             "updated_at": self.updated_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "approvers": list(self.approvers), "plan": self.plan, "claimed_by": self.claimed_by,
+            "approvals": [a.to_json() for a in self.approvals],
+            **({"revert_approvals": [a.to_json() for a in self.revert_approvals]}
+               if self.revert_approvals else {}),
         }
 
 
@@ -147,7 +153,16 @@ class Ledger(Protocol):
     def proposals(self, *, states: tuple[str, ...] | None = None,
                   incident_id: str | None = None) -> list[ProposalRecord]: ...
 
-    def approve(self, ref: str, actor: str, at: datetime) -> ProposalRecord: ...
+    def approve(self, ref: str, actor: Identity | str, at: datetime,
+                override: dict[str, Any] | None = None) -> ProposalRecord:
+        """Record an approval by `actor` (a bare name is an asserted identity); moves the
+        proposal to approved once the verdict's count is reached. Policy checks happen before.
+        `override` approves a *denied* proposal (a cooldown override) and records why."""
+        ...
+
+    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+        """Record an approval of reverting an executed proposal (no state change)."""
+        ...
 
     def transition(self, ref: str, new_state: str, actor: str, at: datetime,
                    data: dict[str, Any] | None = None) -> ProposalRecord: ...

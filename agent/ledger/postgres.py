@@ -71,7 +71,25 @@ MIGRATIONS = (
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
     # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
     "CREATE TABLE heartbeats (role text PRIMARY KEY, holder text NOT NULL, at timestamptz NOT NULL);",
-    # v4: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
+    # v4: who approved, as an identity source vouched for it (agent.model.identity); one
+    # approval per normalised subject; reverts are approved in their own table.
+    """
+    ALTER TABLE approvals ADD COLUMN source text NOT NULL DEFAULT 'asserted';
+    ALTER TABLE approvals ADD COLUMN subject text;
+    ALTER TABLE approvals ADD COLUMN display_name text;
+    ALTER TABLE approvals ADD COLUMN groups jsonb NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN uid text NOT NULL DEFAULT '';
+    UPDATE approvals SET subject = lower(btrim(actor)), display_name = actor WHERE subject IS NULL;
+    ALTER TABLE approvals ALTER COLUMN subject SET NOT NULL;
+    CREATE UNIQUE INDEX approvals_one_per_subject ON approvals (proposal_id, subject);
+    CREATE TABLE revert_approvals (
+        proposal_id text NOT NULL, actor text NOT NULL, at timestamptz NOT NULL,
+        source text NOT NULL, subject text NOT NULL, display_name text NOT NULL,
+        groups jsonb NOT NULL DEFAULT '[]', uid text NOT NULL DEFAULT '',
+        PRIMARY KEY (proposal_id, subject)
+    );
+    """,
+    # v5: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
     pg_trust.CHAIN,
 )
 CONNECT_TIMEOUT_S = 10

@@ -23,6 +23,7 @@ from agent.ledger.base import (
 )
 from agent.ledger.sql_chain import ChainOps
 from agent.model import Proposal, Verdict
+from agent.model.identity import Approval, Identity
 
 Row = Sequence[Any]
 T = TypeVar("T")
@@ -156,16 +157,30 @@ class SqlLedger(ChainOps):
         return self.incident(current.id)
 
     # -- proposals -----------------------------------------------------------------------------
-    def _proposal_row(self, r: Row, approvers: tuple[str, ...]) -> ProposalRecord:
+    def _proposal_row(self, cur: Any, r: Row) -> ProposalRecord:
+        approvals = self._approvals(cur, "approvals", r[0])
+        reverts = self._approvals(cur, "revert_approvals", r[0]) if r[1] in ("succeeded", "failed",
+                                                                               "reverted") else ()
         return ProposalRecord(
             proposal=Proposal.from_json(_json(r[2])), verdict=Verdict.from_json(_json(r[3])),
-            state=r[1], updated_at=_dt(r[4]), expires_at=_opt_dt(r[5]), approvers=approvers,
-            plan=_json(r[6]), claimed_by=r[7],
+            state=r[1], updated_at=_dt(r[4]), expires_at=_opt_dt(r[5]),
+            approvers=tuple(a.identity.name for a in approvals), plan=_json(r[6]), claimed_by=r[7],
+            approvals=approvals, revert_approvals=reverts,
         )
 
-    def _approvers(self, cur: Any, proposal_id: str) -> tuple[str, ...]:
-        cur.execute("SELECT actor FROM approvals WHERE proposal_id = ? ORDER BY at", (proposal_id,))
-        return tuple(r[0] for r in cur.fetchall())
+    def _approvals(self, cur: Any, table: str, proposal_id: str) -> tuple[Approval, ...]:
+        cur.execute(f"SELECT source, subject, display_name, groups, uid, at FROM {table} "
+                    "WHERE proposal_id = ? ORDER BY at", (proposal_id,))
+        kind = "revert" if table == "revert_approvals" else "proposal"
+        return tuple(Approval(Identity(r[0], r[1], r[2] or "", tuple(_json(r[3]) or ()), r[4] or ""),
+                              _dt(r[5]), kind) for r in cur.fetchall())
+
+    def _insert_approval(self, cur: Any, table: str, proposal_id: str, who: Identity,
+                         at: datetime) -> None:
+        cur.execute(f"INSERT INTO {table} (proposal_id, actor, at, source, subject, display_name, "
+                    "groups, uid) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (proposal_id, who.subject, self._stamp(at), who.source, who.subject, who.name,
+                     json.dumps(list(who.groups)), who.uid))
 
     def add_proposal(self, proposal: Proposal, verdict: Verdict, at: datetime,
                      expires_at: datetime | None) -> ProposalRecord:
@@ -188,7 +203,7 @@ class SqlLedger(ChainOps):
             cur.execute(f"SELECT {PROPOSAL_COLS} FROM proposals WHERE id LIKE ? ORDER BY id",
                         (ref + "%",))
             row = _one(cur.fetchall(), "proposal", ref)
-            return self._proposal_row(row, self._approvers(cur, row[0]))
+            return self._proposal_row(cur, row)
 
     def proposals(self, *, states: tuple[str, ...] | None = None,
                   incident_id: str | None = None) -> list[ProposalRecord]:
@@ -203,19 +218,32 @@ class SqlLedger(ChainOps):
         with self._tx() as cur:
             cur.execute(sql + " ORDER BY created_at, id", params)
             rows = cur.fetchall()
-            return [self._proposal_row(r, self._approvers(cur, r[0])) for r in rows]
+            return [self._proposal_row(cur, r) for r in rows]
 
-    def approve(self, ref: str, actor: str, at: datetime) -> ProposalRecord:
+    def approve(self, ref: str, actor: Identity | str, at: datetime,
+                override: dict[str, Any] | None = None) -> ProposalRecord:
+        who = actor if isinstance(actor, Identity) else Identity.asserted(actor)
         record = self.proposal(ref)
-        _check_approvable(record, actor, at)
+        _check_approvable(record, who, at, "denied" if override else "proposed")
         needed = max(1, record.verdict.approvals_required)
         with self._tx() as cur:
-            cur.execute("INSERT INTO approvals (proposal_id, actor, at) VALUES (?, ?, ?)",
-                        (record.id, actor, self._stamp(at)))
-            self._append(cur, "approval", actor, at, record.proposal.incident_id, record.id,
-                         {"approvals": len(record.approvers) + 1, "needed": needed})
-            if len(record.approvers) + 1 >= needed:
-                self._cas(cur, record, "approved", actor, at, {})
+            self._insert_approval(cur, "approvals", record.id, who, at)
+            self._append(cur, "approval", who.name, at, record.proposal.incident_id, record.id,
+                         {"approvals": len(record.approvals) + 1, "needed": needed,
+                          "identity": who.to_json()})
+            if len(record.approvals) + 1 >= needed:
+                self._cas(cur, record, "approved", who.name, at, override or {})
+        return self.proposal(record.id)
+
+    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+        record = self.proposal(ref)
+        if any(a.identity.same_person(actor) for a in record.revert_approvals):
+            raise TransitionError(f"{actor.name} has already approved reverting {record.id}")
+        with self._tx() as cur:
+            self._insert_approval(cur, "revert_approvals", record.id, actor, at)
+            self._append(cur, "revert_approval", actor.name, at, record.proposal.incident_id,
+                         record.id, {"approvals": len(record.revert_approvals) + 1,
+                                     "identity": actor.to_json()})
         return self.proposal(record.id)
 
     def transition(self, ref: str, new_state: str, actor: str, at: datetime,
@@ -276,16 +304,17 @@ def _initial_state(verdict: Verdict) -> str:
     return {"allow": "approved", "needs_approval": "proposed", "deny": "denied"}[verdict.decision]
 
 
-def _check_approvable(record: ProposalRecord, actor: str, at: datetime) -> None:
-    if record.state != "proposed":
-        raise TransitionError(f"proposal {record.id} is {record.state}; only proposed can be approved")
+def _check_approvable(record: ProposalRecord, who: Identity, at: datetime, state: str) -> None:
+    if record.state != state:
+        raise TransitionError(f"proposal {record.id} is {record.state}; only {state} can be approved")
     if record.expires_at is not None and at >= record.expires_at:
         raise TransitionError(f"proposal {record.id} expired at {record.expires_at:%Y-%m-%d %H:%M}Z")
-    if actor == record.proposal.proposer:
-        raise TransitionError(f"{actor} proposed {record.id} and cannot also approve it "
+    if any(who.same_person(p) for p in record.proposal.proposers()):
+        raise TransitionError(f"{who.name} proposed {record.id} and cannot also approve it "
                               "(separation of duties)")
-    if actor in record.approvers:
-        raise TransitionError(f"{actor} has already approved {record.id}")
+    if any(who.same_person(a.identity) for a in record.approvals):
+        raise TransitionError(f"{who.name} has already approved {record.id} "
+                              f"(as {who.subject!r}; one person counts once)")
 
 
 def _one(rows: list[Row], what: str, ref: str) -> Row:

@@ -55,7 +55,24 @@ MIGRATIONS: tuple[str | Callable[[Any], None], ...] = (
     "CREATE UNIQUE INDEX incidents_one_open ON incidents (target) WHERE status <> 'resolved';",
     # v3: heartbeats (the executing leader's, so `approve` can say whether anyone will run it).
     "CREATE TABLE heartbeats (role TEXT PRIMARY KEY, holder TEXT NOT NULL, at TEXT NOT NULL);",
-    # v4: the hash chain (agent/ledger/chain.py); existing events are chained as they stand.
+    # v4: who approved, as an identity source vouched for it (agent.model.identity); one
+    # approval per normalised subject; reverts are approved in their own table.
+    """
+    ALTER TABLE approvals ADD COLUMN source TEXT NOT NULL DEFAULT 'asserted';
+    ALTER TABLE approvals ADD COLUMN subject TEXT;
+    ALTER TABLE approvals ADD COLUMN display_name TEXT;
+    ALTER TABLE approvals ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE approvals ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+    UPDATE approvals SET subject = lower(trim(actor)), display_name = actor WHERE subject IS NULL;
+    CREATE UNIQUE INDEX approvals_one_per_subject ON approvals (proposal_id, subject);
+    CREATE TABLE revert_approvals (
+        proposal_id TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+        source TEXT NOT NULL, subject TEXT NOT NULL, display_name TEXT NOT NULL,
+        groups TEXT NOT NULL DEFAULT '[]', uid TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (proposal_id, subject)
+    );
+    """,
+    # v5: the hash chain (agent/ledger/chain.py); existing events are chained as they stand.
     lambda cur: _chain_events(cur),
 )
 CHAIN_SCHEMA = """
@@ -177,7 +194,7 @@ def _next_seq(cur: Any) -> int:
 
 
 def _chain_events(cur: Any) -> None:
-    """v4: add the chain, then hash the events already there (the no-update trigger is lifted
+    """v5: add the chain, then hash the events already there (the no-update trigger is lifted
     for this one pass, inside the migration's transaction)."""
     for statement in _statements(CHAIN_SCHEMA):
         cur.execute(statement)

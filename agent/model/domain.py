@@ -203,6 +203,12 @@ class Proposal:
     against: tuple[str, ...] = ()
     role: Literal["primary", "alternative"] = "primary"
     preview: JSON = field(default_factory=dict)
+    # The human whose `hemostat diagnose` produced it: a proposer too, so they cannot approve it.
+    triggered_by: str | None = None
+
+    def proposers(self) -> tuple[str, ...]:
+        """Everyone who counts as having proposed this (separation of duties)."""
+        return (self.proposer, self.triggered_by) if self.triggered_by else (self.proposer,)
 
     def to_json(self) -> JSON:
         return {
@@ -220,6 +226,7 @@ class Proposal:
             "against": list(self.against),
             "role": self.role,
             "preview": self.preview,
+            **({"triggered_by": self.triggered_by} if self.triggered_by else {}),
         }
 
     @classmethod
@@ -239,6 +246,7 @@ class Proposal:
             against=tuple(data.get("against", ())),
             role=data.get("role", "primary"),
             preview=dict(data.get("preview") or {}),
+            triggered_by=data.get("triggered_by"),
         )
 
 

@@ -14,6 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from agent.cli import cli
+from policies.model import bundled_policy_path
 from tests.conftest import git_commit
 from tests.loopback import LoopbackServer
 
@@ -36,6 +37,7 @@ def incident(tmp_path: Path, deploy_repo: Path, loopback: LoopbackServer) -> Pat
     git_commit(deploy_repo, "checkout v1.7", now - timedelta(hours=3))
     git_commit(deploy_repo, "checkout v1.8 new payment flow", now - timedelta(minutes=4))
     config = {
+        "policy": str(bundled_policy_path("demo")),  # --user names count here (asserted)
         "targets": [{
             "name": "checkout", "deployment": "checkout",
             "namespace": "shop",
@@ -80,21 +82,58 @@ def test_diagnose_for_people_shows_headline_path_and_verdict(incident: Path) -> 
 
 
 def test_approve_then_the_ledger_says_who_and_state(incident: Path) -> None:
-    _, out = run(incident, "diagnose", "checkout", "--json")
+    _, out = run(incident, "diagnose", "checkout", "--json", user="dana")
     pid = json.loads(out)["proposals"][0]["id"]
     code, out = run(incident, "approve", pid[:6], user="alice")
     assert code == 0 and f"{pid} rollback checkout: approved by alice (1/1); now approved" in out
     code, out = run(incident, "show", pid, "--json")
     shown = json.loads(out)
     assert shown["state"] == "approved" and shown["approvers"] == ["alice"]
+    assert shown["approvals"][0] | {"at": None} == {
+        "source": "asserted", "subject": "alice", "name": "alice", "groups": [], "uid": "",
+        "at": None, "kind": "proposal"}
     assert [e["type"] for e in shown["events"]] == ["proposal", "approval", "proposal_approved"]
 
 
-def test_the_proposer_cannot_approve(incident: Path) -> None:
-    _, out = run(incident, "diagnose", "checkout", "--json")
+@pytest.mark.parametrize("user", ["hemostat", "HEMOSTAT", "hemostat ", " Hemostat\t"])
+def test_the_proposer_cannot_approve_under_any_spelling(incident: Path, user: str) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json", user="dana")
     pid = json.loads(out)["proposals"][0]["id"]
-    code, out = run(incident, "approve", pid, user="hemostat")
+    code, out = run(incident, "approve", pid, user=user)
     assert code == 1 and "separation of duties" in out
+
+
+def test_whoever_ran_diagnose_counts_as_a_proposer(incident: Path) -> None:
+    _, out = run(incident, "diagnose", "checkout", "--json", user="alice")
+    pid = json.loads(out)["proposals"][0]["id"]
+    code, out = run(incident, "approve", pid, user="Alice ")
+    assert code == 1 and "Alice proposed" in out and "separation of duties" in out
+
+
+def test_one_person_under_two_spellings_approves_once(incident: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "two.yaml"
+    policy.write_text("approvers: {sources: [asserted]}\nactions: {rollback: {approvals: 2}}\n")
+    config = yaml.safe_load(incident.read_text()) | {"policy": str(policy)}
+    incident.write_text(yaml.safe_dump(config))
+    _, out = run(incident, "diagnose", "checkout", "--json", user="dana")
+    pid = json.loads(out)["proposals"][0]["id"]
+    assert run(incident, "approve", pid, user="bob")[0] == 0
+    code, out = run(incident, "approve", pid, user=" BOB")
+    assert code == 1 and "has already approved" in out
+    _, out = run(incident, "show", pid, "--json")
+    assert json.loads(out)["state"] == "proposed"
+
+
+def test_the_default_policy_does_not_take_a_typed_name_as_an_approver(incident: Path) -> None:
+    config = yaml.safe_load(incident.read_text())
+    del config["policy"]
+    incident.write_text(yaml.safe_dump(config))
+    _, out = run(incident, "diagnose", "checkout", "--json", user="dana")
+    pid = json.loads(out)["proposals"][0]["id"]
+    code, out = run(incident, "approve", pid, user="alice")
+    assert code == 1
+    assert "default.yaml: approvers.sources does not include 'asserted'" in out
+    assert "hemostat approve --server URL" in out
 
 
 def test_reject_needs_a_reason_and_records_it(incident: Path) -> None:
@@ -156,7 +195,8 @@ def test_proposals_and_approve_do_not_import_heavy_clients(incident: Path) -> No
     """`proposals`/`approve` must answer like kubectl: no kubernetes, psycopg, git or httpx."""
     code = (
         "import sys\nfrom agent.cli import cli\n"
-        "try:\n    cli(['--config', sys.argv[1], 'proposals'])\nexcept SystemExit:\n    pass\n"
+        "for args in (['proposals'], ['approve', 'p-none']):\n"
+        "    try:\n        cli(['--config', sys.argv[1], *args])\n    except SystemExit:\n        pass\n"
         f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(incident)], capture_output=True, text=True,
@@ -211,12 +251,15 @@ def test_approve_past_a_cooldown_needs_a_reason_and_the_policy(incident: Path, t
     pid = _denied_for_cooldown(incident)
     assert run(incident, "approve", pid, "--override-cooldown", user="bob")[0] == 2  # no --reason
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": False}}}))
+    asserted = {"sources": ["asserted"]}  # --user names count under this policy
+    policy.write_text(yaml.safe_dump({"approvers": asserted,
+                                      "actions": {"rollback": {"cooldown_override": False}}}))
     doc = yaml.safe_load(incident.read_text())
     incident.write_text(yaml.safe_dump({**doc, "policy": str(policy)}))
     code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
     assert code == 2 and "cooldown_override" in out  # this policy does not allow it
-    policy.write_text(yaml.safe_dump({"actions": {"rollback": {"cooldown_override": True}}}))
+    policy.write_text(yaml.safe_dump({"approvers": asserted,
+                                      "actions": {"rollback": {"cooldown_override": True}}}))
     code, out = run(incident, "approve", pid, "--override-cooldown", "--reason", "SEV-1, retry", user="bob")
     assert code == 0 and "now approved" in out, out
     _, shown = run(incident, "show", pid, "--json")

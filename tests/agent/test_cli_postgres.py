@@ -10,13 +10,15 @@ from pathlib import Path
 
 from agent.ledger.postgres import PostgresLedger
 from agent.model import DecisionStep, Proposal, Verdict
+from policies.model import bundled_policy_path
 
 NOW = datetime.now(UTC)
 
 
 def test_approve_from_another_process_against_the_postgres_ledger(pg_db: str, tmp_path: Path) -> None:
     config = tmp_path / "hemostat.yaml"
-    config.write_text("store: {backend: postgres, dsn: {env: HEMOSTAT_TEST_LEDGER_DSN}}\n")
+    config.write_text("store: {backend: postgres, dsn: {env: HEMOSTAT_TEST_LEDGER_DSN}}\n"
+                      f"policy: {bundled_policy_path('demo')}\n")  # trusts the --user name
     daemon_side = PostgresLedger(pg_db)
     proposal = Proposal(id="p-pg0001", target="checkout", action="rollback", subject="checkout", params={},
                         path=(DecisionStep("recent deployment", "deploy 4 min ago"),), reason="rollback",

@@ -19,6 +19,7 @@ from agent.model import PostgresSpec, SecretRef, TargetSpec
 from agent.registry import Registry
 from agent.service import diagnose
 from agent.wiring import build_app
+from policies.model import Policy
 from tests.agent.daemon_harness import alert_payload
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
@@ -81,6 +82,8 @@ def test_rollback_survives_a_409_from_a_concurrent_change(kube_api: Any, kube_cl
         "containers": [{"name": "c", "image": "shop/c:v2"}]}}}})
     target = TargetSpec(name="checkout", namespace="shop", deployment="checkout")
     app = _app(target, kube=kube_client)
+    # the executor re-checks approvals against the policy it runs with: one that runs rollback itself
+    app.policy = Policy.model_validate({"mode": "auto", "actions": {"rollback": {"auto": True}}})
     ledger = SqliteLedger(tmp_path / "ledger.db")
     proposal = Proposal(id="p-rb0001", target="checkout", action="rollback", subject="checkout", params={},
                         path=(DecisionStep("recent deployment", "v2 4 min ago"),), reason="x", created_at=NOW)

@@ -71,7 +71,7 @@ def _effective_grants(manifests: list[Manifest], namespace: str = NAMESPACE) -> 
     namespace's Role."""
     rules = [r for m in manifests if m["kind"] == "ClusterRole" for r in m["rules"]]
     roles = [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == namespace
-             and not m["metadata"]["name"].endswith("-leader")]
+             and not m["metadata"]["name"].endswith(("-leader", "-approver"))]  # approvers: people's
     assert len(roles) <= 1, f"expected at most one action Role in {namespace}, got {len(roles)}"
     return _grants(rules + [r for role in roles for r in role["rules"]])
 
@@ -299,7 +299,7 @@ def test_cluster_wide_reads_everywhere_but_changes_only_its_targets(render: Rend
     assert not {g.verb for g in _grants(role["rules"])} & {"patch", "update"}
     assert _effective_grants(manifests) == _expected(Install(("rollback",), deployments=("checkout",)))
     assert _effective_grants(manifests, "kube-system") == _grants(role["rules"])
-    binding = _one(manifests, "ClusterRoleBinding")
+    binding = _one(manifests, "ClusterRoleBinding", "hemostat-ops")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}
 
@@ -585,5 +585,40 @@ def test_install_notes_explain_the_webhook_approving_and_drills(helm: str) -> No
     notes = done.stdout.split("NOTES:", 1)[1]
     assert "url: http://hemostat.ops.svc:9095/webhook/alertmanager" in notes
     assert "credentials_file: /etc/alertmanager/secrets/hemostat-webhook/token" in notes
-    assert "kubectl -n ops exec deploy/hemostat -- hemostat approve ID" in notes
+    assert "kubectl -n ops port-forward svc/hemostat 9095:9095" in notes
+    assert "HEMOSTAT_SERVER=http://127.0.0.1:9095" in notes and "hemostat approve ID" in notes
+    assert "exec deploy/hemostat -- hemostat approve" not in notes  # approvers need no pods/exec
+    assert "Role hemostat-approver" in notes  # nobody bound yet: says how
     assert "hemostat drill" in notes and "policy.name=staging-drill" in notes
+
+
+# --- approvals ----------------------------------------------------------------------------
+
+
+def test_the_daemon_may_review_tokens_and_access_for_the_approval_api(render: Render) -> None:
+    manifests = render()
+    binding = _one(manifests, "ClusterRoleBinding", "hemostat-ops-auth-delegator")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": "system:auth-delegator"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hemostat", "namespace": NAMESPACE}]
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["approval_api"] == {"enabled": True}
+    off = render(sets=["approvals.api=false"])
+    assert not [m for m in off if m["kind"] == "ClusterRoleBinding" and "auth-delegator" in m["metadata"]["name"]]
+    assert not [m for m in off if m["metadata"]["name"] == "hemostat-approver"]
+
+
+def test_the_example_approver_role_grants_approve_reject_revert_in_each_target_namespace(
+        render: Render) -> None:
+    manifests = render("multi-namespace-values.yaml", sets=["approvals.approverRole.groups={sre}",
+                                                           "approvals.approverRole.actions={rollback}"])
+    for namespace in ("shop", "payments"):
+        role = _one([m for m in manifests if m["metadata"].get("namespace") == namespace], "Role",
+                    "hemostat-approver")
+        assert role["rules"] == [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
+                                  "resourceNames": ["rollback"], "verbs": ["approve", "reject", "revert"]}]
+        binding = _one([m for m in manifests if m["metadata"].get("namespace") == namespace],
+                       "RoleBinding", "hemostat-approver")
+        assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "sre"}]
+    unbound = render("multi-namespace-values.yaml")
+    assert not [m for m in unbound if m["kind"] == "RoleBinding" and m["metadata"]["name"] == "hemostat-approver"]

@@ -12,6 +12,7 @@ under HEMOSTAT_REQUIRE_SERVICES=1 as in CI.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,7 +32,9 @@ from tests.helm.conftest import ROOT, Manifest, Render, report
 from tests.loopback import LoopbackServer
 from tests.services import free_port, missing
 
-IMAGE = "localhost/hemostat:test"
+# One tag per checkout: podman's image store is machine-wide, and another checkout's suite
+# building the same tag between this one's build and run would test other code.
+IMAGE = f"localhost/hemostat:test-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 TOKEN = "image-test-" + uuid.uuid4().hex
 # crun fails on these machines' hybrid cgroups, and the runtime may not raise rlimits.
 PODMAN = ["podman", "--runtime", "runc"]

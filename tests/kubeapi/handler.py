@@ -70,7 +70,7 @@ class KubeHandler(BaseHTTPRequestHandler):
         try:
             response = self.server.fake.dispatch(
                 self.command, self.path, url.path, query, body, content_type,
-                self.headers.get("Accept") or "")
+                self.headers.get("Accept") or "", headers=self.headers)
         except ApiError as exc:
             response = Response(exc.code, exc.body(), headers=_error_headers(exc.code))
         except Exception as exc:  # a bug in the fake must surface as a 500, not a hang

@@ -16,12 +16,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from typing import Any
 
 import kubernetes.client
 
 from tests.kubeapi import errors
 from tests.kubeapi.api import Api
+from tests.kubeapi.auth import AUTH_DELEGATOR, Auth
 from tests.kubeapi.controller import DEPLOYMENTS, template_hash
 from tests.kubeapi.defaults import apply_defaults
 from tests.kubeapi.handler import KubeHTTPServer
@@ -53,6 +55,7 @@ class FakeApiServer:
         self.store = Store()
         self.logs = PodLogs()
         self.api = Api(self.registry, self.store, self.logs)
+        self.auth = Auth(self.registry, self.store)  # tokens, RBAC and the review APIs
         self.requests: list[tuple[str, str]] = []
         self.url = ""
         self._faults: list[Fault] = []
@@ -63,6 +66,7 @@ class FakeApiServer:
         self._thread: threading.Thread | None = None
         for name in INITIAL_NAMESPACES:
             self.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        self.seed(AUTH_DELEGATOR)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -187,7 +191,8 @@ class FakeApiServer:
     # -- HTTP entry point ----------------------------------------------------------------------
 
     def dispatch(self, method: str, raw_path: str, path: str, query: dict[str, str],
-                 body: bytes, content_type: str, accept: str = "") -> Response:
+                 body: bytes, content_type: str, accept: str = "",
+                 headers: Any = None) -> Response:
         with self._lock:
             self.requests.append((method, raw_path))
         delay = self._hang_for(path)
@@ -197,5 +202,8 @@ class FakeApiServer:
         fault = self._take_fault(method, path)
         if fault is not None:
             raise fault
+        review = self.auth.handle(method, path, body, content_type, headers or Message())
+        if review is not None:
+            return Response(201, review)
         return route(self.api, method, path, query, body, content_type,
                      self.url.removeprefix("http://"), accept)

@@ -138,6 +138,7 @@ Secrets below); the rest comes from targets, notifiers and config.
 {{- $_ = set $intake "token" (dict "file" (printf "%s/webhook-token" (include "hemostat.secretsDir" .))) }}
 {{- end }}
 {{- $_ = set $config "intake" $intake }}
+{{- $_ = set $config "approval_api" (dict "enabled" .Values.approvals.api) }}
 {{- $_ = set $config "policy" (printf "%s/policy/policy.yaml" (include "hemostat.configDir" .)) }}
 {{- toYaml $config }}
 {{- end }}

@@ -1,0 +1,223 @@
+"""Forging an approval, tried for real: the `hemostat` CLI as a process, the daemon as a process,
+the PostgreSQL ledger, and the test apiserver doing TokenReview and SubjectAccessReview over RBAC.
+
+Each test is one forgery from issue 13 and shows it now fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from agent.ledger.postgres import PostgresLedger
+from agent.model import DecisionStep, Proposal, Verdict
+from policies.model import bundled_policy_path
+from tests.agent.daemon_harness import DaemonProcess, start_daemon, wait_until
+from tests.kubeapi.server import FakeApiServer
+from tests.plugins.install import install_plugin
+
+HEMOSTAT = str(Path(sys.executable).parent / "hemostat")
+RBAC = "rbac.authorization.k8s.io"
+PID = "p-api0001"
+POLICY = {"mode": "propose", "approvers": {"sources": ["kubernetes"], "groups": ["sre"]},
+          "actions": {"slow-marker": {"approvals": 2}}}
+
+
+@dataclass
+class World:
+    tmp: Path
+    fake: FakeApiServer
+    dsn: str
+    ledger: PostgresLedger
+    config: Path
+    env: dict[str, str]
+    marker: Path
+
+    def kubeconfig(self, name: str, user: dict[str, Any], server: str = "") -> Path:
+        path = self.tmp / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": server or self.fake.url}}],
+            "users": [{"name": name, "user": user}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": name}}]}))
+        return path
+
+    def person(self, name: str, *groups: str) -> Path:
+        return self.kubeconfig(name, {"token": self.fake.auth.add_token(f"token-{name}", name, groups)})
+
+    def hemostat(self, *args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "HEMOSTAT_CONFIG": str(self.config)}
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
+        return subprocess.run([HEMOSTAT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    def propose(self, verdict: Verdict | None = None) -> None:
+        now = datetime.now(UTC)
+        proposal = Proposal(id=PID, target="checkout", action="slow-marker", subject="checkout",
+                            params={"file": str(self.marker)}, path=(DecisionStep("errors", "5xx"),),
+                            reason="mark", created_at=now)
+        self.ledger.add_proposal(proposal, verdict or Verdict("needs_approval", "propose", ("2",), 2),
+                                 now, now + timedelta(hours=1))
+
+    def events(self) -> list[str]:
+        return [e.type for e in self.ledger.events(proposal_id=PID)]
+
+
+def _seed_rbac(fake: FakeApiServer) -> None:
+    fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": "approver", "namespace": "shop"},
+               "rules": [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
+                          "resourceNames": ["slow-marker"], "verbs": ["approve", "reject", "revert"]}]})
+    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": {"name": "sre", "namespace": "shop"},
+               "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "approver"},
+               "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": "sre"}]})
+    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "hemostat"},
+               "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "system:auth-delegator"},
+               "subjects": [{"kind": "ServiceAccount", "name": "hemostat", "namespace": "ops"}]})
+
+
+@pytest.fixture
+def world(tmp_path: Path, pg_db: str) -> Iterator[World]:
+    fake = FakeApiServer()
+    fake.start()
+    _seed_rbac(fake)
+    site = install_plugin(tmp_path / "site", "slow_marker.py",
+                          "[hemostat.actions]\nslow-marker = slow_marker:SlowMarker\n")
+    env = {**os.environ, "PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}",
+           "HEMOSTAT_LEDGER_DSN": pg_db}
+    env.pop("KUBECONFIG", None)
+    ledger = PostgresLedger(pg_db)
+    world = World(tmp_path, fake, pg_db, ledger, tmp_path / "hemostat.yaml", env, tmp_path / "marker")
+    daemon_kc = world.kubeconfig("hemostat", {"token": fake.auth.service_account_token("ops", "hemostat")})
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(POLICY))
+    (tmp_path / "token").write_text("webhook-token")
+    world.config.write_text(yaml.safe_dump({
+        "store": {"backend": "postgres", "dsn": {"env": "HEMOSTAT_LEDGER_DSN"}}, "sweeps": False,
+        "policy": str(tmp_path / "policy.yaml"), "kubernetes": {"kubeconfig": str(daemon_kc)},
+        "intake": {"token": {"file": str(tmp_path / "token")}},
+        "targets": [{"name": "checkout", "namespace": "shop", "probes": []}]}))
+    try:
+        yield world
+    finally:
+        ledger.close()
+        fake.stop()
+
+
+@pytest.fixture
+def daemon(world: World) -> Iterator[DaemonProcess]:
+    process = start_daemon(world.config, world.env)
+    yield process
+    process.stop(signal.SIGKILL)
+
+
+def test_approvals_are_recorded_as_the_cluster_s_identity_and_one_person_counts_once(
+        world: World, daemon: DaemonProcess) -> None:
+    world.propose()
+    alice, bob = world.person("alice", "sre"), world.person("bob", "sre")
+    first = world.hemostat("--user", "bob", "approve", PID, "--server", daemon.url, kubeconfig=alice)
+    assert first.returncode == 0, first.stderr
+    assert "approved by alice (kubernetes) (1/2); now proposed" in first.stdout  # not "bob"
+    again = world.hemostat("--user", "carol", "approve", PID, "--server", daemon.url, kubeconfig=alice)
+    assert again.returncode == 1 and "409" in again.stderr and "alice has already approved" in again.stderr
+    [approval] = world.ledger.proposal(PID).approvals
+    assert (approval.identity.source, approval.identity.subject) == ("kubernetes", "alice")
+    assert approval.identity.groups == ("sre", "system:authenticated")
+    assert not world.marker.exists()
+    second = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=bob)
+    assert second.returncode == 0 and "(2/2); now approved" in second.stdout
+    wait_until(lambda: world.ledger.proposal(PID).state == "succeeded")
+    assert world.marker.read_text().split() == ["start", "done"]
+
+
+def test_a_user_without_the_rbac_permission_gets_403_naming_it(world: World, daemon: DaemonProcess) -> None:
+    world.propose()
+    mallory = world.person("mallory", "developers")
+    refused = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=mallory)
+    assert refused.returncode == 1
+    assert "answered 403: mallory may not approve this proposal: RBAC grants no approve on " \
+           "mitigations.hemostat.io named 'slow-marker' in namespace 'shop'" in refused.stderr
+    assert "a Role there with apiGroups [hemostat.io], resources [mitigations], verbs [approve]" \
+        in refused.stderr
+    assert world.ledger.proposal(PID).approvals == ()
+
+
+def test_rbac_alone_is_not_enough_outside_the_policy_s_groups(world: World, daemon: DaemonProcess) -> None:
+    world.fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding",
+                     "metadata": {"name": "dave", "namespace": "shop"},
+                     "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "approver"},
+                     "subjects": [{"apiGroup": RBAC, "kind": "User", "name": "dave"}]})
+    world.propose()
+    refused = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=world.person("dave"))
+    assert refused.returncode == 1 and "answered 403" in refused.stderr
+    assert "policy.yaml: dave (kubernetes) is in none of approvers.groups (sre)" in refused.stderr
+
+
+def test_a_forged_token_is_401_and_a_client_certificate_is_told_to_use_a_token(
+        world: World, daemon: DaemonProcess) -> None:
+    world.propose()
+    forged = world.kubeconfig("forged", {"token": "i-made-this-up"})
+    refused = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=forged)
+    assert refused.returncode == 1 and "answered 401" in refused.stderr
+    assert "the cluster did not authenticate this token" in refused.stderr
+    pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    cert = world.kubeconfig("cert", {"client-certificate-data": pem, "client-key-data": pem},
+                            server="https://127.0.0.1:6443")  # certificates go with TLS
+    told = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=cert)
+    assert told.returncode == 1 and "client certificate" in told.stderr
+    assert "kubectl create token" in told.stderr
+    assert world.ledger.proposal(PID).approvals == ()
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_the_token_leaves(world: World) -> None:
+    refused = world.hemostat("approve", PID, "--server", "http://hemostat.example.com:9095",
+                             kubeconfig=world.person("alice", "sre"))
+    assert refused.returncode == 2 and "plain http sends your credential in clear text" in refused.stderr
+    assert "token-alice" not in refused.stderr
+
+
+def test_a_direct_update_to_approved_executes_nothing_and_is_recorded(world: World,
+                                                                      daemon: DaemonProcess) -> None:
+    world.propose()
+    with psycopg.connect(world.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE proposals SET state = 'approved' WHERE id = %s", (PID,))
+    wait_until(lambda: world.ledger.proposal(PID).state == "rejected")
+    assert "tampering" in world.events() and "execution_started" not in world.events()
+    assert not world.marker.exists()
+    shown = world.hemostat("show", PID)
+    assert "tampering" in shown.stdout
+
+
+def test_a_user_name_under_the_production_policy_is_refused_naming_the_field(world: World) -> None:
+    world.propose()
+    doc = yaml.safe_load(world.config.read_text()) | {"policy": str(bundled_policy_path("production"))}
+    world.config.write_text(yaml.safe_dump(doc))
+    refused = world.hemostat("--user", "alice", "approve", PID)
+    assert refused.returncode == 1
+    assert "production.yaml: approvers.sources does not include 'asserted'" in refused.stderr
+    assert world.ledger.proposal(PID).approvals == ()
+
+
+def test_reverting_a_dry_run_changes_nothing(world: World) -> None:
+    world.propose(Verdict("allow", "dry-run", ("dry-run mode",), dry_run=True))
+    world.ledger.claim_execution(PID, "hemostat", datetime.now(UTC),
+                                 {"action": "slow-marker", "target": "checkout", "subject": "checkout",
+                                  "summary": "mark", "changes": [], "touches": [],
+                                  "state": {"file": str(world.marker)}})
+    world.ledger.transition(PID, "succeeded", "hemostat", datetime.now(UTC))
+    world.marker.write_text("not Hemostat's to delete\n")
+    refused = world.hemostat("--user", "alice", "revert", PID, "--reason", "undo")
+    assert refused.returncode == 1 and "ran as a dry-run: nothing was changed" in refused.stderr
+    assert world.marker.read_text() == "not Hemostat's to delete\n"
+    assert world.ledger.proposal(PID).state == "succeeded"

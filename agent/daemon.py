@@ -298,6 +298,7 @@ class Daemon:
         config = self.app.config.slack
         if config is None:
             return None
+        from agent.identity import Approving
         from agent.slack_actions import SlackInteractions, ledger_decider
 
         def decided(record: ProposalRecord) -> None:
@@ -305,7 +306,7 @@ class Daemon:
                 self._announce_threadsafe(record.proposal.incident_id)
 
         return SlackInteractions(config.signing_secret.resolve(), config.users,
-                                 ledger_decider(self.ledger, utcnow, decided))
+                                 ledger_decider(self.ledger, Approving.of(self.app), utcnow, decided))
 
     def _warm_kube(self) -> None:
         """Import the Kubernetes client and load its config now, in a worker thread: doing it on

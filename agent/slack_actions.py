@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from agent.config import SlackUser
+    from agent.identity import Approving
     from agent.ledger import Ledger, ProposalRecord
 
 SLACK_PATH = "/slack/interactions"
@@ -149,20 +150,23 @@ def _action(payload: dict[str, Any]) -> tuple[str, str, str]:
     return ("approve" if action_id == APPROVE else "reject"), pid, user["id"]
 
 
-def ledger_decider(ledger: Ledger, now: Callable[[], datetime],
+def ledger_decider(ledger: Ledger, rules: Approving, now: Callable[[], datetime],
                    on_decided: Callable[[ProposalRecord], None]) -> Decide:
-    """The daemon's `Decide`: approve or reject in the ledger as the mapped identity."""
+    """The daemon's `Decide`: as the mapped identity (source `slack`, the Slack member ID as its
+    uid), through the same policy check as every approval path (agent.identity.give_approval)."""
+    from agent.identity import approved_message, give_approval
+    from agent.model.identity import Identity
+
     def decide(decision: str, pid: str, slack_id: str, user: SlackUser) -> str:
-        who = user.name or user.subject
+        who = Identity("slack", user.subject, user.name, tuple(user.groups), uid=slack_id)
         if decision == "approve":
-            record = ledger.approve(pid, user.subject, now())
-            needed = max(1, record.verdict.approvals_required)
-            message = (f"{record.id} {record.proposal.action} {record.proposal.subject}: approved by "
-                       f"{who} ({len(record.approvers)}/{needed}); now {record.state}")
+            record = give_approval(rules, ledger, pid, who, now())
+            message = approved_message(record, who.name)
         else:
-            record = ledger.transition(pid, "rejected", user.subject, now(),
-                                       {"reason": f"rejected in Slack by {who}", "slack_user": slack_id})
-            message = f"{record.id} {record.proposal.action} {record.proposal.subject}: rejected by {who}"
+            record = ledger.transition(pid, "rejected", who.name, now(), {
+                "reason": f"rejected in Slack by {who.name}", "identity": who.to_json()})
+            what = f"{record.id} {record.proposal.action} {record.proposal.subject}"
+            message = f"{what}: rejected by {who.name}"
         on_decided(record)
         return message
     return decide

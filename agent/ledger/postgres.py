@@ -91,6 +91,8 @@ MIGRATIONS = (
     """,
     # v5: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
     pg_trust.CHAIN,
+    # v6: approving through the ledger as one's own login role (agent/ledger/pg_trust.py).
+    pg_trust.APPROVAL_FUNCTIONS,
 )
 CONNECT_TIMEOUT_S = 10
 

@@ -70,14 +70,16 @@ def test_approve_from_slack_as_the_mapped_identity(tmp_path: Path, loopback: Loo
         assert press(daemon, pid, signed_at=time.time() - 600)[0] == 401
         status, answer = press(daemon, pid, user="U0MALLORY")
         assert status == 403 and "not mapped" in answer["error"]
-        assert ledger.proposal(pid).approvers == ()
+        assert ledger.proposal(pid).approvals == ()
 
         status, answer = press(daemon, pid)
         assert status == 200, answer
         assert "approved by Alice (1/1)" in answer["text"]
-        assert ledger.proposal(pid).approvers == ("alice@example.com",)
+        (approval,) = ledger.proposal(pid).approvals
+        assert (approval.identity.source, approval.identity.subject, approval.identity.uid) == (
+            "slack", "alice@example.com", "U024ALICE")
         status, answer = press(daemon, pid)  # a second press (or a replay within 5 min) adds nothing
-        assert status == 409 and ledger.proposal(pid).approvers == ("alice@example.com",)
+        assert status == 409 and len(ledger.proposal(pid).approvals) == 1
     finally:
         daemon.stop(signal.SIGKILL)
     assert SECRET not in daemon.log.read_text()

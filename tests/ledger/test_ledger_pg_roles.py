@@ -67,6 +67,7 @@ TAMPERS = [
     "SET session_replication_role = replica",
     "CREATE TABLE events_copy (LIKE events)",
     "UPDATE approvals SET actor = 'mallory'",
+    "SELECT hemostat_approve('p-00000000')",  # approving is for approvers' own logins
 ]
 
 

@@ -30,6 +30,7 @@ from agent.model import Change, FallbackSpec, PermanentError, Plan, Proposal, Ta
 from agent.model.context import ActionContext
 from agent.model.rbac import KubeRule
 from agent.model.redact import redact, truncate
+from agent.model.urls import endpoint
 
 HTTP_TIMEOUT_S = 10.0
 
@@ -155,7 +156,7 @@ class HttpFlagBackend:
 
     def __init__(self, spec: FallbackSpec, ctx: ActionContext) -> None:
         assert spec.url is not None
-        self.url, self.key, self.method, self.ctx = str(spec.url), spec.key, spec.method, ctx
+        self.url, self.key, self.method, self.ctx = spec.url.resolve(), spec.key, spec.method, ctx
         self.token = spec.token.resolve() if spec.token is not None else ""
         self.where = f"flag {_safe_url(self.url)} key {spec.key}"
 
@@ -186,7 +187,7 @@ class HttpFlagBackend:
 
 
 def _safe_url(url: str) -> str:
-    return url.split("?")[0]
+    return endpoint(url)  # no userinfo, no query: it names breakers and goes into plans
 
 
 def _raise_for(response: httpx.Response, where: str, method: str, token: str) -> None:

@@ -24,6 +24,7 @@ from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, 
 from agent.model import FlagSpec, PermanentError, TemporaryError
 from agent.model.context import ActionContext
 from agent.model.redact import redact, truncate
+from agent.model.urls import endpoint
 
 HTTP_TIMEOUT_S = 10.0
 TRUE, FALSE = frozenset({"true", "on", "1", "yes"}), frozenset({"false", "off", "0", "no"})
@@ -111,7 +112,7 @@ class _Http:
     async def send(self, method: str, path: str = "", body: Any = None) -> Any:
         url = self.base + path
         try:
-            with self.ctx.breakers.guard(f"http:{self.base.split('?')[0]}"):
+            with self.ctx.breakers.guard(f"http:{endpoint(self.base)}"):
                 async with httpx.AsyncClient(trust_env=False, timeout=HTTP_TIMEOUT_S,
                                              verify=self.ctx.tls()) as client:
                     response = await client.request(method, url, json=body, headers=self.headers)
@@ -133,7 +134,7 @@ def _url(spec: FlagSpec) -> str:
     if spec.url is None:
         raise PermanentError(f"flag {spec.name}: {spec.backend} backend needs `url`",
                              code="flag_unconfigured")
-    return str(spec.url)
+    return spec.url.resolve()
 
 
 class UnleashFlag:
@@ -167,7 +168,7 @@ class WebhookFlag:
 
     def __init__(self, spec: FlagSpec, ctx: ActionContext) -> None:
         url, token = _url(spec), _token(spec)
-        self.where = f"flag {spec.name} at {url.split('?')[0]}"
+        self.where = f"flag {spec.name} at {endpoint(url)}"
         self.http = _Http(ctx, url, self.where, token, f"Bearer {token}")
 
     async def get(self) -> bool:

@@ -10,6 +10,8 @@ secrets: they are resolved only when sending and never appear in a reported erro
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,7 +73,7 @@ def slack_payload(update: StatusUpdate, buttons: bool = False) -> dict[str, Any]
     head = f"{update.status}: {update.headline()}"
     body = "\n".join(f"*{k}:* {_esc(v)}" for k, v in update.fields())
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
+        {"type": "header", "text": {"type": "plain_text", "text": _esc(head[:150])}},
         {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
         {"type": "context", "elements": [
             {"type": "mrkdwn", "text": _esc(f"{update.incident_id} · {update.target}")}]},
@@ -80,11 +82,13 @@ def slack_payload(update: StatusUpdate, buttons: bool = False) -> dict[str, Any]
         from agent.slack_actions import decision_blocks  # only Slack with interactions needs it
 
         blocks += decision_blocks(update.pending)
-    return {"text": truncate(head, 300), "blocks": blocks}
+    # the fallback text is mrkdwn too: <!channel> would ping
+    return {"text": _esc(truncate(head, 300)), "blocks": blocks}
 
 
 def _esc(text: str) -> str:
-    """Slack reads & < > as markup (`<!channel>` pings everyone), so ledger text is escaped."""
+    """Slack reads & < > as markup (`<!channel>` pings everyone, `<https://evil|docs>` is a link
+    that hides where it goes), so ledger text is escaped as Slack asks: only these three."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -133,12 +137,17 @@ def _raise_for(response: httpx.Response, url: str) -> None:
 
 @dataclass
 class StdoutChannel:
+    """One JSON line per update, like the daemon's own logs. Alert text goes only into field
+    values, so a summary holding a newline and a JSON object cannot forge a log line."""
+
     name: str = "stdout"
     stream: TextIO | None = None  # None: whatever sys.stdout is when sending
 
     async def send(self, update: StatusUpdate) -> None:
         stream = self.stream or sys.stdout
-        stream.write(f"[{update.incident_id}] {update.headline()}\n{update.text()}\n\n")
+        line = {"event": "status update", "channel": self.name, "headline": update.headline(),
+                **update.to_json()}
+        stream.write(json.dumps(line, ensure_ascii=True) + "\n")
         stream.flush()
 
 
@@ -153,6 +162,13 @@ def channels_from(configs: Sequence[NotifierConfig], buttons: bool = False) -> l
             assert c.url is not None  # NotifierConfig requires it for http types
             out.append(HttpChannel(f"{c.type}#{i}", c.url, c.type, c.timeout_s, buttons))
     return out
+
+
+def _redacted(update: StatusUpdate) -> StatusUpdate:
+    """The update with every text field redacted: what reaches people never carries a secret."""
+    texts: dict[str, Any] = {f.name: redact(v) for f in dataclasses.fields(update)
+                             if isinstance(v := getattr(update, f.name), str)}
+    return dataclasses.replace(update, **texts)
 
 
 OnResult = Callable[[StatusUpdate, Delivery], None]
@@ -178,7 +194,8 @@ class Notifier:
 
     async def deliver(self, update: StatusUpdate) -> list[Delivery]:
         """Deliver to every channel at once, each with its own retries; report every outcome."""
-        results = await asyncio.gather(*(self._one(c, update) for c in self.channels))
+        safe = _redacted(update)
+        results = await asyncio.gather(*(self._one(c, safe) for c in self.channels))
         for result in results:
             self._report(update, result)
         return list(results)

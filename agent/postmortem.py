@@ -3,11 +3,14 @@
 `render_postmortem(incident, events)` writes Markdown (summary, timeline with real times, root
 cause as found, action items seeded from the evidence); `scenario_from_incident` turns the
 incident's recorded observations into a drill, so every real incident becomes a regression test.
-Both are pure: `hemostat postmortem` reads the ledger and calls them.
+Both are pure: `hemostat postmortem` reads the ledger and calls them. Everything that came from
+outside (alert titles and summaries, findings, actors, errors) is escaped with `md` before it
+goes into the Markdown: it cannot open a heading, a table row, a link or raw HTML.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,21 @@ if TYPE_CHECKING:
 GROUPS = ("Prevent recurrence", "Improve detection", "Reduce impact", "Speed up response")
 PREVENT, DETECT, REDUCE, RESPOND = GROUPS
 SLOW_APPROVAL = timedelta(minutes=5)
+# Mid-line, these are the characters that make markup (emphasis, code, links and images, table
+# cells, strikethrough); line-start markup (#, -, >) cannot happen once the text is one line.
+_MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
+
+
+def md(text: object) -> str:
+    """`text` as inert Markdown: one line, `<` as an entity, markup characters backslashed."""
+    flat = " ".join(str(text).split())
+    flat = flat.replace("<", "&lt;")  # no tag, no autolink can open without it
+    return _MARKDOWN.sub(r"\\\1", flat)
+
+
+def code(text: object) -> str:
+    """`text` as a code span: one line, no backtick to close it early."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
 # Action items per finding kind: (group, template). Templates see `subject`, `role`, `deploy`.
 ITEMS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -54,8 +72,8 @@ ITEMS: dict[str, tuple[tuple[str, str], ...]] = {
 
 def render_postmortem(incident: IncidentRecord, events: Sequence[Event]) -> str:
     """The post-mortem draft as Markdown. Root cause and action items are seeds, to be edited."""
-    parts = [[f"# Post-mortem: {incident.title}"], _summary(incident, events), _timeline(incident, events),
-             _root_cause(events), _action_items(incident, events)]
+    parts = [[f"# Post-mortem: {md(incident.title)}"], _summary(incident, events),
+             _timeline(incident, events), _root_cause(events), _action_items(incident, events)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
 
@@ -74,7 +92,7 @@ def _summary(incident: IncidentRecord, events: Sequence[Event]) -> list[str]:
     start, end = incident.opened_at, incident.resolved_at
     duration = (f"{span(end - start)} ({start:%H:%M} to {end:%H:%M} UTC)" if end
                 else f"still open ({incident.status})")
-    out = ["## Summary", "", f"- **Incident:** {incident.id} on `{incident.target}`",
+    out = ["## Summary", "", f"- **Incident:** {md(incident.id)} on {code(incident.target)}",
            f"- **Date:** {start:%Y-%m-%d} (UTC)", f"- **Duration:** {duration}",
            f"- **Severity:** SEV-{incident.severity}", f"- **Impact:** {_impact(events)}"]
     moments = dict(_milestones(incident, events))
@@ -90,7 +108,7 @@ def _impact(events: Sequence[Event]) -> str:
     seen: dict[str, None] = {}
     for t in triaged:  # every impact stated during the incident, in order, once
         seen.update(dict.fromkeys(t.get("impact") or t.get("broken", [])[:1]))
-    return "; ".join(seen) or "not measured"
+    return md("; ".join(seen)) or "not measured"
 
 
 # -- timeline ---------------------------------------------------------------------------------
@@ -135,7 +153,7 @@ def _timeline(incident: IncidentRecord, events: Sequence[Event]) -> list[str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return md(text)
 
 
 # -- root cause -------------------------------------------------------------------------------
@@ -151,8 +169,8 @@ def _root_cause(events: Sequence[Event]) -> list[str]:
     triaged = [e.data for e in events if e.type == "triaged"]
     changed = triaged[-1].get("changed", []) if triaged else []
     out = ["## Root cause (as Hemostat found it; confirm or correct)", "",
-           f"**What changed:** {'; '.join(changed) or 'no recent change was found'}", "", "**Evidence:**"]
-    out += [f"- {f.severity.label()} `{f.kind}` {f.subject}: {f.summary}"
+           f"**What changed:** {md('; '.join(changed)) or 'no recent change was found'}", "", "**Evidence:**"]
+    out += [f"- {f.severity.label()} {code(f.kind)} {md(f.subject)}: {md(f.summary)}"
             for f in findings_of(events) if f.kind != "recent_deploy"][:5] or ["- no findings recorded"]
     out += ["", "**Mitigation path:**"]
     executed = [e for e in events if e.type == "proposal" and _ran(e.proposal_id, events)]
@@ -165,11 +183,11 @@ def _ran(proposal_id: str | None, events: Sequence[Event]) -> bool:
 
 
 def _path_line(proposal: Event, events: Sequence[Event]) -> str:
-    steps = " → ".join(f"{s['branch']} ({s['because']})" for s in proposal.data["proposal"]["path"])
+    steps = " → ".join(f"{md(s['branch'])} ({md(s['because'])})" for s in proposal.data["proposal"]["path"])
     states = [e.type.removeprefix("proposal_") for e in events
               if e.proposal_id == proposal.proposal_id and e.type.startswith("proposal_")]
     outcome = states[-1] if states else "executing"
-    return f"- {steps} → **{proposal_label(proposal.proposal_id, events)}**: {outcome}"
+    return f"- {steps} → **{md(proposal_label(proposal.proposal_id, events))}**: {md(outcome)}"
 
 
 # -- action items -----------------------------------------------------------------------------
@@ -178,11 +196,11 @@ def action_items(incident: IncidentRecord, events: Sequence[Event]) -> dict[str,
     """Seeded action items per group, specific to the evidence and without repeats."""
     groups: dict[str, dict[str, None]] = {g: {} for g in GROUPS}
     for f in findings_of(events):
-        for group, template in ITEMS.get(f.kind, ((RESPOND, f"Write a runbook entry for `{f.kind}`"
+        for group, template in ITEMS.get(f.kind, ((RESPOND, f"Write a runbook entry for {code(f.kind)}"
                                                             " on {subject}"),)):
             groups[group][template.format_map(_context(f))] = None
     if not any(e.type == "alert_fired" for e in events):
-        groups[DETECT][f"No alert fired: {incident.target}'s problem was found by a sweep or by hand; "
+        groups[DETECT][f"No alert fired: {md(incident.target)}'s problem was found by a sweep or by hand; "
                        "add the alert that should have paged"] = None
     for item in _response_items(events):
         groups[RESPOND][item] = None
@@ -195,21 +213,22 @@ def _context(f: Finding) -> dict[str, Any]:
     deploy = f"deploy {f.facts['short']}" if f.facts.get("short") else "the deploy"
     ratio = f.facts.get("ratio")
     rate = f"it reached {float(ratio):.0%}" if ratio is not None else f.summary
-    return {"subject": f.subject, "role": role, "deploy": deploy, "rate": rate, "summary": f.summary}
+    return {k: md(v) for k, v in {"subject": f.subject, "role": role, "deploy": deploy, "rate": rate,
+                                   "summary": f.summary}.items()}
 
 
 def _response_items(events: Sequence[Event]) -> list[str]:
     proposed = {e.proposal_id: e.at for e in events if e.type == "proposal"}
     out = []
     for e in events:
-        what = proposal_label(e.proposal_id, events)
+        what = md(proposal_label(e.proposal_id, events))
         waited = e.at - proposed.get(e.proposal_id, e.at)
         if e.type == "proposal_approved" and waited > SLOW_APPROVAL:
             out.append(f"{what} waited {span(waited)} for approval: shorten the path to an approver")
         elif e.type == "proposal_expired":
             out.append(f"{what} expired unapproved: make sure proposals reach someone who can decide")
         elif e.type == "proposal_failed":
-            out.append(f"{what} failed ({e.data.get('error') or e.data.get('detail')}): fix it or "
+            out.append(f"{what} failed ({md(e.data.get('error') or e.data.get('detail'))}): fix it or "
                        "document the manual fallback")
     return out
 

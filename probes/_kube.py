@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
@@ -91,6 +92,34 @@ async def read_json(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Call
     response = await call(ctx, what, fn, *args, _preload_content=False, **kwargs)
     data = json.loads(response.data or b"{}")
     return data if isinstance(data, dict) else {}
+
+
+@dataclass
+class Budget:
+    """Bytes a probe pass may still read. Taken and given back on the event loop only."""
+
+    left: int
+
+    def take(self, want: int) -> int:
+        granted = min(want, self.left)
+        self.left -= granted
+        return granted
+
+    def give_back(self, unused: int) -> None:
+        self.left += unused
+
+
+def read_capped(read_log: Callable[..., Any], cap: int, *args: Any, **kwargs: Any) -> tuple[bytes, bool]:
+    """In a worker thread: the log request, its body read up to `cap` bytes, the connection
+    closed if more was coming. (body, whether it was cut)."""
+    response = read_log(*args, **kwargs)
+    try:
+        body = bytes(response.read(cap + 1) or b"")
+    finally:
+        response.close()  # never reuse a connection with an unread rest
+        response.release_conn()
+    return body[:cap], len(body) >= cap
+
 
 
 def deployment_of(target: TargetSpec) -> tuple[str, str]:

@@ -2,7 +2,10 @@
 
 Scrapes the app's Prometheus endpoint twice, `scrape_interval_s` apart, and turns the error
 counters into an error rate (errors / requests between the scrapes): finding `error_spike`.
-A counter that went down (the app restarted) counts from zero.
+A counter that went down (the app restarted) counts from zero. Each scrape reads at most
+`MetricsSpec.max_body_bytes` (cut at the last whole line; the observation says `truncated`, and
+counters past the cut are missing), within the spec's timeout for the whole exchange, following
+redirects only on the same host.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from agent.model import (
     TargetSpec,
     judge_rate,
 )
+from agent.model.bounded_http import cap_note, fetch
 from agent.model.context import ProbeContext
 from probes.http_health import safe_url
 
@@ -38,12 +42,16 @@ class AppMetricsProbe:
         spec = target.metrics
         if spec is None:
             raise PermanentError("target has no metrics configured", code="unconfigured")
-        key = f"http:{safe_url(str(spec.url))}"
+        url = spec.url.resolve()
+        key = f"http:{safe_url(url)}"
         async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
-            first = await _scrape(client, spec, ctx, key)
+            first = await _scrape(client, spec, url, ctx, key)
             await asyncio.sleep(spec.scrape_interval_s)
-            second = await _scrape(client, spec, ctx, key)
-        return {"url": safe_url(str(spec.url)), "scrapes": [first, second]}
+            second = await _scrape(client, spec, url, ctx, key)
+        data = {"url": safe_url(url), "scrapes": [first, second]}
+        if first.get("truncated") or second.get("truncated"):
+            data["truncated"] = cap_note(spec.max_body_bytes)
+        return data
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         scrapes = observation.data.get("scrapes", [])
@@ -51,27 +59,28 @@ class AppMetricsProbe:
             return []
         rate = error_rate(scrapes[0], scrapes[1])
         return _judge(rate, target, now, self.name, observation.data.get("url", ""),
-                      _baseline(scrapes[0]), datetime.fromisoformat(scrapes[0]["at"]))
+                      _baseline(scrapes[0]), datetime.fromisoformat(scrapes[0]["at"]),
+                      observation.data.get("truncated"))
 
 
-async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, ctx: ProbeContext,
+async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, url: str, ctx: ProbeContext,
                   key: str) -> dict[str, Any]:
     try:
         with ctx.breakers.guard(key):
-            response = await client.get(str(spec.url), timeout=spec.timeout_s)
-            response.raise_for_status()
+            answer = await fetch(client, "GET", url, timeout_s=spec.timeout_s,
+                                 max_bytes=spec.max_body_bytes, follow=True)
+            if answer.status >= 400:
+                raise PermanentError(f"metrics endpoint answered HTTP {answer.status}", code="metrics_http")
     except httpx.TimeoutException as e:
         raise PermanentError(f"metrics endpoint gave no answer within {spec.timeout_s:g}s",
                              code="metrics_timeout") from e
-    except httpx.HTTPStatusError as e:
-        raise PermanentError(f"metrics endpoint answered HTTP {e.response.status_code}",
-                             code="metrics_http") from e
     except httpx.HTTPError as e:
         raise PermanentError(f"metrics endpoint unreachable ({type(e).__name__})",
                              code="metrics_unreachable") from e
-    return {"at": ctx.now().isoformat(),
-            "errors": sum_counters(response.text, spec.error_counters),
-            "requests": sum_counters(response.text, spec.request_counters)}
+    text = answer.text.rsplit("\n", 1)[0] + "\n" if answer.truncated else answer.text  # whole lines only
+    scrape = {"at": ctx.now().isoformat(), "errors": sum_counters(text, spec.error_counters),
+              "requests": sum_counters(text, spec.request_counters)}
+    return {**scrape, "truncated": True} if answer.truncated else scrape
 
 
 def sum_counters(text: str, names: list[str]) -> float | None:
@@ -131,7 +140,8 @@ def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -
 
 
 def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
-           url: str, baseline: float | None = None, onset: datetime | None = None) -> list[Finding]:
+           url: str, baseline: float | None = None, onset: datetime | None = None,
+           truncated: str | None = None) -> list[Finding]:
     t = target.thresholds
     ratio, per_min = rate["ratio"], rate["per_minute"]
     spiking = (ratio is not None and ratio >= t.error_rate) or (
@@ -150,7 +160,7 @@ def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
         summary=f"{what} ({rate['errors']:.0f} errors / {rate['requests'] or 0:.0f} requests "
                 f"in {rate['seconds']:.0f}s){why}",
         evidence=(f"GET {url}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",
-                  *([judged.describe()] if judged else [])),
+                  *([judged.describe()] if judged else []), *([truncated] if truncated else [])),
         facts={k: (round(v, 4) if isinstance(v, float) else v) for k, v in rate.items()},
         onset=onset, onset_from="first scrape of the window" if onset else "", rate=judged,
     )]

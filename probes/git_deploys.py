@@ -92,8 +92,10 @@ def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any]]:
         raise PermanentError(f"{spec.path} is not a git repository", code="git_no_repo") from e
     with repo:
         try:
-            out = repo.git.log(spec.branch, f"--max-count={spec.max_commits}", "--name-only",
-                               f"--since={int(since.timestamp())}", f"--format={_FORMAT}", "--")
+            # options first, then --end-of-options: the branch can only ever be a revision
+            out = repo.git.log(f"--max-count={spec.max_commits}", "--name-only",
+                               f"--since={int(since.timestamp())}", f"--format={_FORMAT}",
+                               "--end-of-options", spec.branch, "--")
             tags = repo.git.for_each_ref("refs/tags", format="%(objectname) %(*objectname) %(refname:short)")
         except git.GitCommandError as e:
             raise PermanentError(f"branch {spec.branch!r} not found in {spec.path}",

@@ -4,6 +4,8 @@ dependency of the target, concurrently.
 Status, latency, connection/TLS errors and timeouts; findings `dependency_down` and
 `dependency_slow`. Each endpoint has its own breaker, so a dead dependency costs one timeout
 per few sweeps, not one per sweep. URLs are shown without their query string (tokens live there).
+A body is never needed, so at most `BODY_BYTES` of it is read (an endless body costs nothing),
+within the dependency's timeout for the whole exchange; redirects are reported, not followed.
 """
 
 from __future__ import annotations
@@ -12,20 +14,21 @@ import asyncio
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from agent.model import DependencySpec, Finding, Observation, Severity, TargetSpec
+from agent.model.bounded_http import fetch
 from agent.model.context import CircuitOpenError, ProbeContext
+from agent.model.errors import HemostatError
+from agent.model.urls import endpoint
+
+BODY_BYTES = 64 * 1024  # read and dropped: the status is the answer
 
 
 def safe_url(url: str) -> str:
     """scheme://host[:port]/path, dropping credentials and the query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    return endpoint(url)
 
 
 class HttpHealthProbe:
@@ -53,28 +56,32 @@ class HttpHealthProbe:
 
 
 async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
-    url = str(dep.url)
     started = time.perf_counter()
-    status, error, kind = None, None, None
+    status, error, kind, truncated = None, None, None, False
     try:
+        url = dep.url.resolve()
         with ctx.breakers.guard(f"http:{safe_url(url)}"):
-            response = await client.request(dep.method, url, timeout=dep.timeout_s)
-            if response.status_code >= 500:
-                raise _Unhealthy(response.status_code)
-        status = response.status_code
+            answer = await fetch(client, dep.method, url, timeout_s=dep.timeout_s, max_bytes=BODY_BYTES)
+            if answer.status >= 500:
+                raise _Unhealthy(answer.status)
+        status, truncated = answer.status, answer.truncated
     except _Unhealthy as e:
         status = e.status
     except CircuitOpenError as e:
         error, kind = str(e), "circuit_open"
+    except HemostatError as e:  # the URL's reference cannot be read: this check cannot run
+        error, kind = str(e), "config"
     except httpx.HTTPError as e:
         error, kind = _describe(e, dep), _kind(e)
-    return check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
+    result = check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
+    return {**result, "body_truncated": True} if truncated else result
 
 
 def check_result(dep: DependencySpec, latency_ms: float, status: int | None = None,
                  error: str | None = None, error_kind: str | None = None) -> dict[str, Any]:
     """One check as the observation records it: the answer's status, or the error and its kind."""
-    result: dict[str, Any] = {"name": dep.name, "url": safe_url(str(dep.url)), "method": dep.method,
+    shown = safe_url(dep.url.resolve()) if dep.url.inline else str(dep.url)  # a reference stays one
+    result: dict[str, Any] = {"name": dep.name, "url": shown, "method": dep.method,
                               "expect": dep.expect_status}
     result.update({"status": status} if error is None else {"error": error, "error_kind": error_kind})
     result["latency_ms"] = round(latency_ms, 1)

@@ -8,11 +8,22 @@ placeholders, so a thousand "timeout after 3012 ms for order 81723" are one grou
 first/last seen. Enough matching lines make an `error_spike` finding with the top groups as
 evidence. A container that is still starting, a pod whose log cannot be read, or a timeout is a
 note in the observation; only when no log at all can be read does the probe report a gap.
+
+Bounded whatever the pods log: each container's read stops at `LIMIT_BYTES` (asked of the
+apiserver with `limitBytes`, and enforced here while reading in case it does not), all reads of
+one pass share `TOTAL_BYTES`, and each log is grouped in a worker thread as soon as it arrives
+and then dropped, so the event loop never groups and at most `CONCURRENT_READS` logs are held
+at once. What was cut is said in `truncated` and the notes. Every call carries the probe
+timeout, so a slow apiserver cannot hold the pass past it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +39,15 @@ from agent.model import (
 )
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
-from probes._kube import DEPLOYMENT_READS, api, call, list_pods, read_deployment
-from probes.log_groups import group_errors, merge_groups, signature
+from probes._kube import DEPLOYMENT_READS, Budget, api, call, list_pods, read_capped, read_deployment
+from probes.log_groups import group_errors, group_stream, merge_groups, signature
 
 __all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
 
-LIMIT_BYTES = 4 * 1024 * 1024  # per container log read: a chatty pod must not eat the probe's memory
-CONCURRENT_READS = 8
+LIMIT_BYTES = 512 * 1024  # per container: ~2,000 long lines, enough to group the errors
+TOTAL_BYTES = 16 * 1024 * 1024  # per pass: 50 pods x 2 containers stay within it at ~160 KiB each
+CONCURRENT_READS = 8  # logs held (read or being grouped) at once: the real memory bound
+_GROUPING = threading.Lock()
 TOP_GROUPS = 20  # kept in the observation
 EVIDENCE_GROUPS = 5  # quoted in the finding
 
@@ -72,24 +85,32 @@ class K8sLogsProbe:
         deploy = await read_deployment(ctx, target)
         pods = await list_pods(ctx, deploy)
         reads = _reads(pods, target.container)
-        gate = asyncio.Semaphore(CONCURRENT_READS)
-        results = await asyncio.gather(*(self._read(ctx, target, read, gate) for read in reads))
+        gate, budget = asyncio.Semaphore(CONCURRENT_READS), Budget(TOTAL_BYTES)
+        results = await asyncio.gather(*(self._read(ctx, target, read, gate, budget) for read in reads))
         return summarise(target, len(pods), reads, results)
 
     async def _read(self, ctx: ProbeContext, target: TargetSpec, read: tuple[str, str, bool],
-                    gate: asyncio.Semaphore) -> str | HemostatError:
+                    gate: asyncio.Semaphore, budget: Budget) -> _Log | HemostatError | None:
+        """One container's log, read within its share of the budget and grouped off the loop;
+        None when the pass's budget was spent before its turn."""
         pod, container, previous = read
         core = api(ctx, "CoreV1Api")
         async with gate:
+            allowed = budget.take(LIMIT_BYTES)
+            if allowed == 0:
+                return None
             try:
-                response = await call(
-                    ctx, ("get", "pods/log", target.namespace, pod), core.read_namespaced_pod_log, pod,
+                body, cut = await call(
+                    ctx, ("get", "pods/log", target.namespace, pod),
+                    functools.partial(read_capped, core.read_namespaced_pod_log, allowed), pod,
                     target.namespace, container=container, previous=previous, timestamps=True,
                     tail_lines=target.logs.tail_lines, since_seconds=target.logs.since_seconds,
-                    limit_bytes=LIMIT_BYTES, _preload_content=False)
+                    limit_bytes=allowed, _preload_content=False)
             except HemostatError as e:
+                budget.give_back(allowed)
                 return e
-        return bytes(response.data or b"").decode(errors="replace")
+            budget.give_back(allowed - len(body))
+            return await asyncio.to_thread(_group_log, body, cut, allowed, tuple(target.logs.patterns))
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
@@ -150,28 +171,65 @@ def _evidence(group: dict[str, Any]) -> str:
         f"{shorten(group['signature'], 200)}"
 
 
+@dataclass(frozen=True)
+class _Log:
+    """What is kept of one container's log: its groups, not its text."""
+
+    groups: list[dict[str, Any]]
+    lines: int
+    cut_at: int | None  # bytes read when the log went on past them
+
+
+def _group_log(body: bytes, cut: bool, cap: int, patterns: tuple[str, ...]) -> _Log:
+    """In a worker thread: the log's error groups; a cut log loses its partial last line."""
+    if cut:
+        body = body[:body.rfind(b"\n") + 1]
+    lines = body.count(b"\n") + (not body.endswith(b"\n") and bool(body))
+    with _GROUPING:  # a Hyperscan database has one scratch space: one scan at a time
+        groups = group_stream([body], patterns, timestamped=True)
+    return _Log(groups, lines, cap if cut else None)
+
+
 def _note(read: tuple[str, str, bool], error: HemostatError) -> str:
     pod, container, previous = read
     return f"{pod}/{container}{' (previous)' if previous else ''}: {error}"
 
 
+def _source(read: tuple[str, str, bool]) -> str:
+    return f"{read[0]}/{read[1]}{'#previous' if read[2] else ''}"
+
+
+def _truncated(reads: list[tuple[str, str, bool]], results: list[Any]) -> dict[str, Any] | None:
+    """What the byte caps cut, for the observation; None when nothing was."""
+    cut = [_source(read) for read, r in zip(reads, results, strict=True) if isinstance(r, _Log) and r.cut_at]
+    skipped = sum(r is None for r in results)
+    if not cut and not skipped:
+        return None
+    return {"logs_cut": len(cut), "cut": cut[:10], "logs_not_read": skipped,
+            "per_log_bytes": LIMIT_BYTES, "total_bytes": TOTAL_BYTES}
+
+
 def summarise(target: TargetSpec, pods: int, reads: list[tuple[str, str, bool]],
-               results: list[str | HemostatError]) -> dict[str, Any]:
-    """The observation: grouped errors, counts, and a note for every log that could not be read."""
-    texts = [(read, r) for read, r in zip(reads, results, strict=True) if isinstance(r, str)]
+              raw: Sequence[str | _Log | HemostatError | None]) -> dict[str, Any]:
+    """The observation from each read's result: its groups (or its raw text, grouped here), an
+    error, or None when the pass's byte budget ran out before it."""
+    patterns = tuple(target.logs.patterns)
+    results = [_group_log(r.encode(), False, LIMIT_BYTES, patterns) if isinstance(r, str) else r for r in raw]
+    logs = [(read, r) for read, r in zip(reads, results, strict=True) if isinstance(r, _Log)]
     failures = [(read, r) for read, r in zip(reads, results, strict=True) if isinstance(r, HemostatError)]
     hard = [e for read, e in failures if not read[2] and "waiting to start" not in str(e)]
-    if hard and not texts:
+    if hard and not logs:
         raise hard[0]  # not one log could be read: a gap in the diagnosis, named by its first cause
-    per_source = [(f"{read[0]}/{read[1]}{'#previous' if read[2] else ''}",
-                   group_errors(text.splitlines(), target.logs.patterns, timestamped=True))
-                  for read, text in texts]
-    groups = merge_groups(per_source)
+    groups = merge_groups([(_source(read), log.groups) for read, log in logs])
     notes = [_note(read, e) for read, e in failures if not (read[2] and "not found" in str(e))]
     if pods == 0:
         notes.insert(0, "no pods match the deployment's selector")
+    truncated = _truncated(reads, results)
+    if truncated:
+        notes.insert(0, f"truncated: {truncated['logs_cut']} log(s) cut at {LIMIT_BYTES >> 10} KiB, "
+                        f"{truncated['logs_not_read']} not read (pass budget {TOTAL_BYTES >> 20} MiB)")
     return {"deployment": target.deployment, "namespace": target.namespace, "pods": pods,
-            "logs_read": len(texts), "lines": sum(text.count("\n") for _, text in texts),
+            "logs_read": len(logs), "lines": sum(log.lines for _, log in logs),
             "matched": sum(g["count"] for g in groups), "groups": [_safe(g) for g in groups[:TOP_GROUPS]],
             "tail_lines": target.logs.tail_lines, "since_seconds": target.logs.since_seconds,
-            "notes": notes[:20]}
+            **({"truncated": truncated} if truncated else {}), "notes": notes[:20]}

@@ -36,6 +36,7 @@ from agent.model import (
     Severity,
     TargetSpec,
     TemporaryError,
+    Thresholds,
     redact,
 )
 from agent.model.context import ProbeContext
@@ -143,7 +144,8 @@ def _interesting(row: dict[str, Any], blockers: set[int]) -> bool:
         row["state"] not in (None, "idle") or row["pid"] in blockers)
 
 
-def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: PostgresSpec) -> dict[str, Any]:
+def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: PostgresSpec,
+               t: Thresholds) -> dict[str, Any]:
     blockers = {pid for row in rows for pid in row["blocked_by"]}
     hidden = [row for row in rows if row["hidden"]]
     detail = sorted((r for r in rows if _interesting(r, blockers)), key=lambda r: -(r["xact_s"] or 0))
@@ -160,13 +162,32 @@ def _summarize(settings: dict[str, Any], rows: list[dict[str, Any]], spec: Postg
         "sessions": [{k: v for k, v in r.items() if k not in ("hidden", "self")}
                      for r in detail[:MAX_SESSIONS]],
         "sessions_omitted": max(0, len(detail) - MAX_SESSIONS),
+        "over": _counts(detail, t),  # counted before the cut: "1000 idle", not "200"
     }
 
 
+def over_thresholds(sessions: list[dict[str, Any]], t: Thresholds) -> dict[str, list[dict[str, Any]]]:
+    """The sessions (not Hemostat's own) past each finding's threshold, by finding kind."""
+    ours = [s for s in sessions if not s.get("ours")]
+    return {
+        # lock waiters are victims, not culprits: not long queries
+        "long_running_queries": [s for s in ours if s["state"] == "active" and not s["blocked_by"]
+                                 and (s["query_s"] or 0) > t.long_query_seconds],
+        "idle_in_transaction": [s for s in ours if (s["state"] or "").startswith("idle in transaction")
+                                and (s["state_s"] or 0) > t.idle_in_transaction_seconds],
+        "lock_contention": [s for s in ours if s["blocked_by"] and (s["wait_s"] or 0) > t.lock_wait_seconds],
+    }
+
+
+def _counts(sessions: list[dict[str, Any]], t: Thresholds) -> dict[str, dict[str, int]]:
+    return {kind: dict(Counter(s["db"] for s in found))
+            for kind, found in over_thresholds(sessions, t).items()}
+
+
 def shape(server: str, settings: dict[str, Any], rows: list[dict[str, Any]],
-          spec: PostgresSpec) -> dict[str, Any]:
+          spec: PostgresSpec, thresholds: Thresholds | None = None) -> dict[str, Any]:
     """The observation from the two statements' rows."""
-    data = {"server": server, **_summarize(settings, rows, spec)}
+    data = {"server": server, **_summarize(settings, rows, spec, thresholds or Thresholds())}
     return {**data, "blind_spot": _blind_spot(data)}
 
 
@@ -190,22 +211,17 @@ class PgActivityProbe:
             if error.code != "pg_too_many_connections":
                 raise error from None
             return {"database": parts.get("dbname"), "server": address(parts), "refused": str(error)}
-        return shape(address(parts), settings, rows, spec)
+        return shape(address(parts), settings, rows, spec, target.thresholds)
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data, t = observation.data, target.thresholds
         if "refused" in data:
             return [_refused(data, now, self.name)]
-        ours = [s for s in data.get("sessions", []) if not s.get("ours")]
         found = [_saturated(data, t.connections_saturated_ratio, now, self.name)]
-        long = [s for s in ours if s["state"] == "active" and not s["blocked_by"]
-                and (s["query_s"] or 0) > t.long_query_seconds]  # lock waiters are victims, not culprits
-        found += _per_db(long, "long_running_queries", t.long_query_seconds, data, now, self.name)
-        idle = [s for s in ours if (s["state"] or "").startswith("idle in transaction")
-                and (s["state_s"] or 0) > t.idle_in_transaction_seconds]
-        found += _per_db(idle, "idle_in_transaction", t.idle_in_transaction_seconds, data, now, self.name)
-        waiting = [s for s in ours if s["blocked_by"] and (s["wait_s"] or 0) > t.lock_wait_seconds]
-        found += _per_db(waiting, "lock_contention", t.lock_wait_seconds, data, now, self.name)
+        limits = {"long_running_queries": t.long_query_seconds, "lock_contention": t.lock_wait_seconds,
+                  "idle_in_transaction": t.idle_in_transaction_seconds}
+        for kind, sessions in over_thresholds(data.get("sessions", []), t).items():
+            found += _per_db(sessions, kind, limits[kind], data, now, self.name)
         return [_with_onset(f, observation.collected_at) for f in found if f is not None]
 
 
@@ -291,17 +307,25 @@ def _facts(s: dict[str, Any]) -> dict[str, Any]:
     return {k: s.get(k) for k in keys}
 
 
+def _total(kind: str, db: str, shown: int, data: dict[str, Any]) -> tuple[int, str]:
+    """How many there were (counted before the observation's cut), and ' (N shown)' if fewer are."""
+    total = max(shown, int(((data.get("over") or {}).get(kind) or {}).get(db, 0)))
+    return total, (f" ({shown} shown)" if total > shown else "")
+
+
 def _session_finding(sessions: list[dict[str, Any]], kind: str, threshold: float, data: dict[str, Any],
                      now: datetime, probe: str) -> Finding:
     age = _AGE[kind]
     worst = sorted(sessions, key=lambda s: -(s[age] or 0))
     top = worst[0]
+    total, shown = _total(kind, top["db"], len(worst), data)
     return Finding(
         kind=kind, subject=f"postgres:{top['db']}", severity=Severity.SEV3, observed_at=now, probe=probe,
-        summary=f"{len(worst)} {_WHAT[kind]} longer than {threshold:g}s in {top['db']}; worst pid "
+        summary=f"{total} {_WHAT[kind]} longer than {threshold:g}s in {top['db']}{shown}; worst pid "
                 f"{top['pid']} ({top['user']}) at {top[age]:.0f}s",
         evidence=_with_blind_spot([_line(s) for s in worst[:5]], data),
-        facts={"database": top["db"], "threshold_s": threshold, "pids": [s["pid"] for s in worst],
+        facts={"database": top["db"], "threshold_s": threshold, "count": total,
+               "pids": [s["pid"] for s in worst],
                "users": sorted({s["user"] for s in worst}), "longest_s": round(top[age], 1),
                "sessions": [_facts(s) for s in worst[:20]],
                "hidden_sessions": data["hidden"]["sessions"]})
@@ -345,13 +369,14 @@ def _lock_finding(waiting: list[dict[str, Any]], kind: str, threshold: float, da
             blocks.setdefault(root, []).append(s["pid"])
     roots = sorted(blocks, key=lambda r: -len(blocks[r]))
     db, longest = waiting[0]["db"], max(s["wait_s"] for s in waiting)
+    total, shown = _total(kind, db, len(waiting), data)
     return Finding(
         kind=kind, subject=f"postgres:{db}", severity=Severity.SEV2, observed_at=now, probe=probe,
-        summary=f"{len(waiting)} {_WHAT[kind]} longer than {threshold:g}s in {db} (longest "
+        summary=f"{total} {_WHAT[kind]} longer than {threshold:g}s in {db}{shown} (longest "
                 f"{longest:.0f}s); root blocker(s): {', '.join(map(str, roots)) or 'none visible'}",
         evidence=_with_blind_spot([*(_root_line(r, blocks[r], by_pid) for r in roots[:3]),
                                    *(f"chain: {_chain(s['pid'], by_pid)}" for s in waiting[:3])], data),
-        facts={"database": db, "threshold_s": threshold, "pids": [s["pid"] for s in waiting],
+        facts={"database": db, "threshold_s": threshold, "count": total, "pids": [s["pid"] for s in waiting],
                "root_pids": roots, "users": sorted({s["user"] for s in waiting}),
                "waiting": [_facts(s) for s in waiting[:20]],
                "root_blockers": [{**_facts(by_pid.get(r, {"pid": r})), "blocks": len(blocks[r])}

@@ -40,7 +40,7 @@ class PrometheusProbe:
         alert = _alert(ctx)
         asks = plan(target, spec, alert["expr"] if alert else None)
         now = ctx.now().timestamp()
-        key = f"http:{safe_url(str(spec.url))}"
+        key = f"http:{safe_url(spec.url.resolve())}"
         async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
             answers = await asyncio.gather(*(_guarded(ctx, key, ask(client, spec, a, now))
                                              for a in asks.values()), return_exceptions=True)
@@ -86,9 +86,9 @@ def _observation(spec: PrometheusSpec, now: float, answers: dict[str, Any],
                  alert: dict[str, str] | None) -> dict[str, Any]:
     down = [a for a in answers.values() if isinstance(a, Unreachable | CircuitOpenError)]
     if len(down) == len(answers):
-        raise PermanentError(f"Prometheus at {safe_url(str(spec.url))} is unreachable ({down[0]})",
+        raise PermanentError(f"Prometheus at {safe_url(spec.url.resolve())} is unreachable ({down[0]})",
                              code="prometheus_unreachable")
-    data: dict[str, Any] = {"url": safe_url(str(spec.url)), "at": now, "step_s": spec.step_s,
+    data: dict[str, Any] = {"url": safe_url(spec.url.resolve()), "at": now, "step_s": spec.step_s,
                             "series": {}, "values": {}, "failed": {}, "alert": alert}
     for key, answer in answers.items():
         if isinstance(answer, QueryFailed | Unreachable | CircuitOpenError):

@@ -52,7 +52,7 @@ async def syntax_error(client: httpx.AsyncClient, spec: PrometheusSpec, expr: st
 
 async def _call(client: httpx.AsyncClient, spec: PrometheusSpec, path: str,
                 params: dict[str, Any]) -> Any:
-    url = f"{str(spec.url).rstrip('/')}/api/v1/{path}"
+    url = f"{spec.url.resolve().rstrip('/')}/api/v1/{path}"
     try:
         # POST form: long queries stay out of URLs (and proxies' URL length limits).
         response = await client.post(url, data=params, timeout=spec.timeout_s)

@@ -6,12 +6,16 @@ is going on) concurrently, each request bounded by a timeout and guarded by a br
 Finding `provider_incident` ("Stripe reports a major outage since 02:41: ..."), with a severity
 from the indicator or the worst incident impact. An HTML page, a captive portal or garbage JSON is
 a gap, never a crash: `PermanentError` with code `statuspage_garbage`. When some pages answer and
-others do not, the failures are recorded per dependency and the rest still counts.
+others do not, the failures are recorded per dependency and the rest still counts. Each answer
+is read up to `BODY_BYTES` (a page that goes on is `statuspage_too_large`, not a memory spike),
+and a redirect is followed only on the page's own host or one in `allow_redirects_to`: a status
+page moved to a third party does not take the request there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,8 +32,12 @@ from agent.model import (
     TargetSpec,
     TemporaryError,
 )
+from agent.model.bounded_http import Answer, fetch
 from agent.model.context import ProbeContext
 from agent.model.redact import truncate
+from agent.model.urls import endpoint
+
+BODY_BYTES = 1 << 20  # a Statuspage answer is a few KiB; a MiB is already not one
 
 # Statuspage's indicator (page) and impact (incident) scales, and how bad each is for us.
 SEVERITY = {"critical": Severity.SEV1, "major": Severity.SEV2, "minor": Severity.SEV3,
@@ -40,8 +48,15 @@ LEVELS = ("none", *WORDS)
 
 
 def api_base(url: str) -> str:
-    """`https://status.stripe.com` or any of its `/api/v2/...` URLs -> `https://status.stripe.com`."""
-    return url.split("/api/v2/")[0].rstrip("/")
+    """`https://status.stripe.com` or any of its `/api/v2/...` URLs -> `https://status.stripe.com`
+    (the query, where a private page's token lives, is kept apart: see `api_url`)."""
+    return url.split("?")[0].split("/api/v2/")[0].rstrip("/")
+
+
+def api_url(url: str, path: str) -> str:
+    """The page's API `path`, with the configured URL's query (a private page's token) after it."""
+    query = urlsplit(url).query
+    return f"{api_base(url)}/api/v2/{path}" + (f"?{query}" if query else "")
 
 
 class ProviderStatusProbe:
@@ -53,7 +68,7 @@ class ProviderStatusProbe:
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         deps = [dep for dep in target.dependencies if dep.statuspage_url]
-        async with httpx.AsyncClient(follow_redirects=True, trust_env=False, verify=ctx.tls(),
+        async with httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=ctx.tls(),
                                      headers={"Accept": "application/json"}) as client:
             pages = await asyncio.gather(*(_page(client, dep, ctx) for dep in deps))
         failed = [page for page in pages if "error" in page]
@@ -74,40 +89,48 @@ class ProviderStatusProbe:
 
 
 async def _page(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeContext) -> dict[str, Any]:
-    base = api_base(str(dep.statuspage_url))
-    result: dict[str, Any] = {"name": dep.name, "url": base}
+    assert dep.statuspage_url is not None
+    result: dict[str, Any] = {"name": dep.name, "url": dep.statuspage_url.describe()}
     try:
+        url = dep.statuspage_url.resolve()
+        base = result["url"] = endpoint(api_base(url))  # stored and shown: never the query token
         status, unresolved = await asyncio.gather(
-            _fetch(client, f"{base}/api/v2/status.json", ctx),
-            _fetch(client, f"{base}/api/v2/incidents/unresolved.json", ctx))
+            _fetch(client, api_url(url, "status.json"), ctx, dep.allow_redirects_to),
+            _fetch(client, api_url(url, "incidents/unresolved.json"), ctx, dep.allow_redirects_to))
         result.update(page_result(status, unresolved, base))
     except HemostatError as e:
         result.update(error=str(e), error_code=e.code, exception=e)
     return result
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, ctx: ProbeContext) -> Any:
+async def _fetch(client: httpx.AsyncClient, request_url: str, ctx: ProbeContext,
+                 also_hosts: list[str]) -> Any:
     timeout = ctx.timeout_s * 0.8  # answer before the runner's own deadline cuts the whole probe
+    url = endpoint(request_url)  # what messages name
     try:
-        with ctx.breakers.guard(f"statuspage:{urlsplit(url).netloc}"):
-            response = await client.get(url, timeout=timeout)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TemporaryError(f"{url} answered HTTP {response.status_code}",
+        with ctx.breakers.guard(f"statuspage:{urlsplit(url).hostname}"):
+            response = await fetch(client, "GET", request_url, timeout_s=timeout, max_bytes=BODY_BYTES,
+                                   follow=True, also_hosts=also_hosts)
+            if response.status >= 500 or response.status == 429:
+                raise TemporaryError(f"{url} answered HTTP {response.status}",
                                      code="statuspage_unavailable", delay=60)
     except httpx.TimeoutException as e:
         raise TemporaryError(f"{url}: no answer within {timeout:g}s", code="statuspage_timeout") from e
     except httpx.HTTPError as e:
         raise TemporaryError(f"{url}: {type(e).__name__}", code="statuspage_unreachable") from e
-    if response.status_code >= 400:
-        raise PermanentError(f"{url} answered HTTP {response.status_code}: is this a Statuspage page?",
+    if response.status >= 400:
+        raise PermanentError(f"{url} answered HTTP {response.status}: is this a Statuspage page?",
                              code="statuspage_http")
+    if response.truncated:
+        raise PermanentError(f"{url} answered more than {BODY_BYTES >> 10} KiB (truncated there): "
+                             "not a Statuspage API", code="statuspage_too_large")
     return _json(response, url)
 
 
-def _json(response: httpx.Response, url: str) -> Any:
+def _json(response: Answer, url: str) -> Any:
     kind = response.headers.get("content-type", "").split(";")[0] or "no content type"
     try:
-        return response.json()
+        return json.loads(response.body)
     except ValueError as e:
         looks = "an HTML page" if response.text.lstrip()[:1] == "<" else "garbage"
         raise PermanentError(

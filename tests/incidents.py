@@ -190,7 +190,8 @@ def postgres(spec: TargetSpec, rows: list[JSON], idle: int = 10, max_connections
     settings = {"database": "shop", "role": "hemostat", "max_connections": max_connections, "reserved": 3,
                 "server_version": "16.4", "sees_all": True}
     return observed("pg-activity", spec.name,
-                    pg_activity.shape("db.shop.svc:5432", settings, rows + filler, spec.postgres), when)
+                    pg_activity.shape("db.shop.svc:5432", settings, rows + filler, spec.postgres,
+                                      spec.thresholds), when)
 
 
 # -- kubernetes ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pybreaker
 
 from agent.model.domain import Finding
 from agent.model.errors import TemporaryError
+from agent.model.redact import redact
 from agent.model.targets import TargetSpec
 
 
@@ -53,6 +54,7 @@ class BreakerBoard:
     _breakers: dict[str, pybreaker.CircuitBreaker] = field(default_factory=dict)
 
     def breaker(self, key: str) -> pybreaker.CircuitBreaker:
+        key = redact(key)  # names reach /metrics labels: never a URL's userinfo or token
         if key not in self._breakers:
             self._breakers[key] = pybreaker.CircuitBreaker(
                 fail_max=self.fail_max, reset_timeout=self.reset_timeout_s, name=key
@@ -63,6 +65,7 @@ class BreakerBoard:
     def guard(self, key: str) -> Iterator[None]:
         """Run the block under `key`'s breaker; raise `CircuitOpenError` if it is open."""
         breaker = self.breaker(key)
+        key = str(breaker.name)
         try:
             with breaker.calling():
                 yield

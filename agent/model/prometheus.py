@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.model.urls import UrlRef
 
 QueryName = Literal["requests", "errors", "error_ratio", "latency", "cpu", "memory"]
 _DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"  # PromQL's duration syntax
@@ -67,7 +69,7 @@ class SloSpec(_Strict):
 class PrometheusSpec(_Strict):
     """Where Prometheus answers and how to find the app's series in it."""
 
-    url: HttpUrl
+    url: UrlRef = Field(description="inline, or {env: NAME} / {file: PATH} when it holds a token")
     selector: str = Field('job="$app"', min_length=1,
                           description="label matchers for the app's request and latency series")
     window: str = Field("5m", description="rate() window of the queries")

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.model.errors import PermanentError
 from agent.model.prometheus import PrometheusSpec
+from agent.model.urls import UrlRef
 
 
 class _Strict(BaseModel):
@@ -84,13 +85,42 @@ class Thresholds(_Strict):
     memory_saturated_ratio: float = Field(0.9, gt=0)
 
 
+def check_ref_name(name: str) -> str:
+    """`name` if git would accept it as a branch (`git check-ref-format --branch`); else why not.
+
+    The value reaches git's command line, so besides git's own rules a leading `-` is refused:
+    `--output=/etc/passwd` is an option, not a branch.
+    """
+    why = next((reason for bad, reason in _REF_RULES if bad(name)), None)
+    if why:
+        raise ValueError(f"{name!r} is not a valid git branch name: {why}")
+    return name
+
+
+_REF_RULES = (
+    (lambda n: not n, "it is empty"),
+    (lambda n: n.startswith("-"), "it starts with '-' (git would read it as an option)"),
+    (lambda n: any(ord(c) < 32 or ord(c) == 127 or c in " ~^:?*[\\" for c in n),
+     "it contains a space, a control character or one of ~ ^ : ? * [ \\"),
+    (lambda n: ".." in n or "@{" in n or "//" in n, "it contains '..', '@{' or '//'"),
+    (lambda n: n == "@" or n.endswith((".", "/", ".lock")) or n.startswith("/"),
+     "it is '@', starts with '/', or ends with '.', '/' or '.lock'"),
+    (lambda n: any(part.startswith(".") for part in n.split("/")), "a component starts with '.'"),
+)
+
+
 class DeployRepoSpec(_Strict):
     """A git repository whose commits on `branch` are deploys (GitOps or deploy-on-merge)."""
 
     path: Path
-    branch: str = "main"
+    branch: str = Field("main", max_length=255)
     window_minutes: float = Field(180, gt=0, description="how far back `git log` looks")
     max_commits: int = Field(10, ge=1, le=1000)
+
+    @field_validator("branch")
+    @classmethod
+    def _git_ref(cls, value: str) -> str:
+        return check_ref_name(value)
 
 
 class BreakerSpec(_Strict):
@@ -113,7 +143,7 @@ class FallbackSpec(_Strict):
     primary: str
     secondary: str
     configmap: str | None = None
-    url: HttpUrl | None = None
+    url: UrlRef | None = None
     path: Path | None = None
     token: SecretRef | None = None
     method: Literal["PUT", "POST"] = Field("PUT", description="how an http-flag value is written")
@@ -123,11 +153,13 @@ class DependencySpec(_Strict):
     """A dependency's health endpoint (`curl -I .../health`) and how to mitigate its outage."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    url: HttpUrl
+    url: UrlRef = Field(description="inline, or {env: NAME} / {file: PATH} when it holds a token")
     method: Literal["HEAD", "GET"] = "HEAD"
     expect_status: list[int] = Field(default_factory=lambda: [200, 204])
     timeout_s: float = Field(5.0, gt=0, le=60)
-    statuspage_url: HttpUrl | None = None
+    statuspage_url: UrlRef | None = None
+    allow_redirects_to: list[str] = Field(
+        default_factory=list, description="hosts a status page may redirect to besides its own")
     breaker: BreakerSpec | None = None
     fallback: FallbackSpec | None = None
     critical: bool = Field(True, description="the app cannot serve without it")
@@ -136,11 +168,13 @@ class DependencySpec(_Strict):
 class MetricsSpec(_Strict):
     """An app's Prometheus endpoint and which counters are errors and which are requests."""
 
-    url: HttpUrl
+    url: UrlRef
     error_counters: list[str] = Field(default_factory=lambda: ["http_requests_errors_total"])
     request_counters: list[str] = Field(default_factory=lambda: ["http_requests_total"])
     scrape_interval_s: float = Field(2.0, gt=0, le=120, description="gap between two scrapes")
     timeout_s: float = Field(5.0, gt=0, le=60)
+    max_body_bytes: int = Field(2 << 20, ge=1024, le=64 << 20,
+                                description="a scrape reads at most this much (cut at a whole line)")
 
 
 class LogsSpec(_Strict):
@@ -206,7 +240,7 @@ class FlagSpec(_Strict):
     backend: Literal["configmap", "unleash", "webhook"]
     configmap: str | None = None
     key: str | None = None
-    url: HttpUrl | None = None
+    url: UrlRef | None = None
     project: str = "default"
     environment: str = "production"
     token: SecretRef | None = None

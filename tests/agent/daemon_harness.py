@@ -104,13 +104,15 @@ def _send(request: urllib.request.Request) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read() or b"{}")
 
 
-def start_daemon(config: Path, env: dict[str, str] | None = None, port: int | None = None) -> DaemonProcess:
+def start_daemon(config: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 stdout: bool = False) -> DaemonProcess:
+    """`hemostat run` on a free port; its stderr (and with `stdout`, its stdout) go to `log`."""
     port = port or free_port()
     log = config.parent / f"daemon-{port}.log"
     with log.open("ab") as stderr:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
             [HEMOSTAT, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})},
+            stdout=stderr if stdout else subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})},
         )
     daemon = DaemonProcess(config, port, proc, log)
     deadline = time.monotonic() + 20

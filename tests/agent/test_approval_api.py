@@ -221,3 +221,22 @@ def test_reverting_a_dry_run_changes_nothing(world: World) -> None:
     assert refused.returncode == 1 and "ran as a dry-run: nothing was changed" in refused.stderr
     assert world.marker.read_text() == "not Hemostat's to delete\n"
     assert world.ledger.proposal(PID).state == "succeeded"
+
+
+def test_a_revert_asked_through_the_api_is_authorised_and_runs_in_the_daemon(
+        world: World, daemon: DaemonProcess) -> None:
+    world.propose()
+    alice, bob = world.person("alice", "sre"), world.person("bob", "sre")
+    for who in (alice, bob):
+        assert world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=who).returncode == 0
+    wait_until(lambda: world.ledger.proposal(PID).state == "succeeded")
+    refused = world.hemostat("revert", PID, "--reason", "undo", "--server", daemon.url,
+                             kubeconfig=world.person("mallory"))
+    assert refused.returncode == 1 and "mallory may not revert this proposal" in refused.stderr
+    done = world.hemostat("--user", "bob", "revert", PID, "--reason", "undo", "--server", daemon.url,
+                          kubeconfig=alice)
+    assert done.returncode == 0, done.stderr
+    assert "marker removed" in done.stdout and not world.marker.exists()
+    record = world.ledger.proposal(PID)
+    assert record.state == "reverted"
+    assert [(a.identity.source, a.identity.subject) for a in record.revert_approvals] == [("kubernetes", "alice")]

@@ -209,7 +209,28 @@ def test_every_channel_gets_the_update_concurrently(catcher: Catcher) -> None:
                                StdoutChannel("stdout#1", out)]
     results = run_notifier(Notifier(channels), update())
     assert [(r.channel, r.ok) for r in results] == [("slack#0", True), ("stdout#1", True)]
-    assert "Status: Identified" in out.getvalue() and "[inc-20261127-0255-ab12] SEV-2 checkout" in out.getvalue()
+    [line] = out.getvalue().splitlines()
+    assert json.loads(line) == {"event": "status update", "channel": "stdout#1",
+                                "headline": "SEV-2 checkout: 40% of requests failing", **update().to_json()}
+
+
+def test_alert_text_cannot_forge_a_log_line_on_stdout() -> None:
+    """The audit: a summary with a newline and a JSON object appeared as its own log line."""
+    forged = 'x"}\n{"event": "FORGED proposal p-123 approved by admin", "level": "info"}\n'
+    out = io.StringIO()
+    run_notifier(Notifier([StdoutChannel("stdout#0", out)]), update(current=forged, title=forged))
+    [line] = out.getvalue().splitlines()
+    assert json.loads(line)["current"] == forged  # the text is there, as a value
+    assert not [event for event in map(json.loads, out.getvalue().splitlines())
+                if str(event.get("event", "")).startswith("FORGED")]
+
+
+def test_slack_text_cannot_ping_everyone_or_disguise_a_link() -> None:
+    hostile = "<!channel> see <https://evil.example/x|the runbook> & <@U123>"
+    payload = slack_payload(update(title=f"SEV-2 {hostile}", current=hostile, impact=hostile))
+    text = json.dumps(payload)
+    assert "<!channel>" not in text and "<https://evil" not in text and "<@U123>" not in text
+    assert "&lt;!channel&gt;" in payload["text"] and "&amp;" in payload["blocks"][1]["text"]["text"]
 
 
 def _literal(url: str) -> Any:

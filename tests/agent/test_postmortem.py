@@ -180,6 +180,25 @@ def test_an_open_incident_says_so_instead_of_a_duration() -> None:
     assert "- no mitigation was executed" in text
 
 
+def test_alert_text_cannot_add_headings_html_links_or_table_cells_to_the_postmortem() -> None:
+    """The audit: an alert summary opened headings and carried `<img onerror>` into the file."""
+    hostile = ("Checkout down\n# Root cause: the DBA\n<img src=x onerror=alert(1)> "
+               "[runbook](https://evil.example) | forged | cell |")
+    opened = IncidentRecord("inc-3", "checkout", hostile, "investigating", 2, T0, T0)
+    events = [Event(1, T0, "incident_opened", "alertmanager", "inc-3", data={"title": hostile}),
+              Event(2, T0, "alert_fired", f"alertmanager\n## {hostile}", "inc-3",
+                    data={"alerts": [{"labels": {}, "annotations": {"summary": hostile}}]})]
+    text = render_postmortem(opened, events)
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert [h.split(":")[0] for h in headings] == [
+        "# Post-mortem", "## Summary", "## Timeline (UTC)", "## Root cause (as Hemostat found it; confirm or correct)",
+        "## Action items (seeded from the evidence)", "### Prevent recurrence", "### Improve detection",
+        "### Reduce impact", "### Speed up response"]
+    assert "<img" not in text and "[runbook](" not in text and "\\[runbook\\](" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "alertmanager" in line]
+    assert all(line.replace("\\|", "").count("|") == 4 for line in rows), rows
+
+
 def test_spans_read_like_a_person_wrote_them() -> None:
     assert [span(timedelta(seconds=s)) for s in (40, 240, 4320)] == ["40 s", "4 min", "1 h 12 min"]
 

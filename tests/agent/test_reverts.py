@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,37 @@ def test_revert_refused_where_the_policy_says_so(setup: Setup) -> None:
     with pytest.raises(ApprovalRefused, match=r"bob \(kubernetes\) is in none of approvers.groups \(dba\)"):
         asyncio.run(setup.executor(grouped).revert(pid, "undo", by=BOB))
     assert setup.marker.exists()
+
+
+def test_reverting_a_dry_run_scale_up_writes_nothing_to_the_cluster(
+        kube_api: Any, kube_client: Any, tmp_path: Path) -> None:
+    """The issue's case: a drill scaled 8 -> 3 on revert. Now the dry-run execution validates
+    server-side (dryRun=All) and the revert is refused before any request."""
+    from agent.config import Config
+    from agent.executor import Executor
+    from agent.ledger.sqlite import SqliteLedger
+    from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
+    from agent.registry import Registry
+    from agent.wiring import build_app
+    from policies.model import bundled_policy_path
+    from tests.actions.test_scale_up import APP, NS, replicas, setup_cluster
+
+    setup_cluster(kube_api, replicas=8)
+    target = TargetSpec(name="shop-app", namespace=NS, deployment=APP)
+    app = build_app(Config(targets=[target]), Registry.discover(), bundled_policy_path("staging-drill"))
+    app.kube = lambda: kube_client
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    proposal = Proposal(id="p-drill1", target="shop-app", action="scale-up", subject=APP,
+                        params={"replicas": 12}, path=(DecisionStep("cpu", "saturated"),),
+                        reason="cpu saturated", created_at=datetime.now(UTC))
+    ledger.add_proposal(proposal, Verdict("allow", "dry-run", ("dry-run mode",), dry_run=True),
+                        datetime.now(UTC), None)
+    executor = Executor(app, ledger, "hemostat")
+    assert asyncio.run(executor.run_once()) == ["p-drill1"]
+    writes = [r for r in kube_api.requests if r[0] in ("PATCH", "PUT", "POST")]
+    assert writes and all("dryRun=All" in path for _, path in writes)
+    with pytest.raises(RevertRefused, match="nothing was changed"):
+        asyncio.run(executor.revert("p-drill1", "undo the drill", by=BOB))
+    assert [r for r in kube_api.requests if r[0] in ("PATCH", "PUT", "POST")] == writes
+    assert replicas(kube_api) == 8
+    ledger.close()

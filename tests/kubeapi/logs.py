@@ -67,6 +67,11 @@ class PodLogs:
         with self._lock:
             self._lines[key] = list(zip(aware, lines, strict=True))
 
+    def share(self, key: LogKey, like: LogKey) -> None:
+        """Give `key` the very lines of `like` (one copy in memory): for log storms."""
+        with self._lock:
+            self._lines[key] = self._lines[like]
+
     def read(self, pod: dict[str, Any], query: dict[str, str]) -> str:
         container = pick_container(pod, query.get("container"))
         ns, name = pod["metadata"].get("namespace", ""), pod["metadata"]["name"]

@@ -127,6 +127,20 @@ def test_idle_transaction_is_reported_with_how_long(
     assert idle.facts["longest_s"] >= 0.6
 
 
+def test_sessions_are_counted_before_the_observation_keeps_only_some(
+        monkeypatch: pytest.MonkeyPatch, pg_server: PgServer, db: str, pg_sessions: Sessions) -> None:
+    """The audit: 1,000 idle sessions were reported as 200, the count taken after the cut."""
+    monkeypatch.setattr(pg_activity, "MAX_SESSIONS", 2)
+    pids = [pg_sessions.idle_in_transaction(app_dsn(pg_server, db), "SELECT 1") for _ in range(5)]
+    for pid in pids:
+        pg_sessions.older_than(pid, 0.6, "state_s")
+    obs, findings = diagnose(target(monkeypatch, pg_server.admin_dsn))
+    assert len(obs.data["sessions"]) == 2 and obs.data["sessions_omitted"] == 3
+    idle = of_kind(findings, "idle_in_transaction")
+    assert idle.summary.startswith(f"5 sessions idle in transaction longer than 0.5s in {db} (2 shown)")
+    assert idle.facts["count"] == 5
+
+
 def test_connections_near_max_are_saturation_with_a_breakdown(
         monkeypatch: pytest.MonkeyPatch, pg_server: PgServer, db: str, pg_sessions: Sessions) -> None:
     pg_sessions.fill(app_dsn(pg_server, db), 33)

@@ -15,6 +15,8 @@ FROM ${PYTHON_IMAGE} AS build
 # Extra pip options for an offline build, e.g. "--no-index --find-links=/wheelhouse" with the
 # wheelhouse mounted by the builder (scripts/build-image.sh does this). Empty: PyPI as usual.
 ARG PIP_EXTRA_ARGS=""
+# Must match pyproject.toml's version: the wheel installed below.
+ARG HEMOSTAT_VERSION=0.1.0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -25,9 +27,14 @@ COPY actions ./actions
 COPY policies ./policies
 # A virtualenv, not the system interpreter: Debian's python3 refuses system-wide pip installs
 # (PEP 668), and the official image's would mix ours with its own.
+# The runtime's virtualenv is made here too, from the wheels only (--no-index), and copied over
+# whole: a copy is cached by its content, where an install from a bind-mounted stage was reused
+# from a layer cache that cannot see what the mount holds (another source tree's install).
 # hadolint ignore=SC2086
 RUN python3 -m venv /opt/build \
- && /opt/build/bin/pip wheel . --wheel-dir /wheels ${PIP_EXTRA_ARGS}
+ && /opt/build/bin/pip wheel . --wheel-dir /wheels ${PIP_EXTRA_ARGS} \
+ && python3 -m venv /opt/hemostat \
+ && /opt/hemostat/bin/pip install --no-index --find-links=/wheels "hemostat==${HEMOSTAT_VERSION}"
 
 # --- runtime
 FROM ${PYTHON_IMAGE} AS runtime
@@ -64,11 +71,9 @@ RUN groupadd --system --gid 10001 app \
  && mkdir -p /etc/hemostat /var/lib/hemostat \
  && chown 10001:10001 /var/lib/hemostat
 
-# Install from the wheels only (--no-index): nothing is fetched at this point. The bind mount
-# keeps the wheels out of the image's layers.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python3 -m venv /opt/hemostat \
- && /opt/hemostat/bin/pip install --no-index --find-links=/wheels "hemostat==${HEMOSTAT_VERSION}"
+# The virtualenv built in the first stage (same base, so the same interpreter path); no wheels
+# and no build tools reach this image.
+COPY --from=build /opt/hemostat /opt/hemostat
 
 USER 10001:10001
 WORKDIR /var/lib/hemostat

@@ -72,12 +72,21 @@ def decide(findings: Sequence[Finding], target: TargetSpec, tree: Tree, registry
         causes = [Cause(b, tuple(_of(live, b.any + b.all)), 0, (), ())
                   for b in tree.branches if b.fallback and b.matches(kinds)][:1]
     causes = _ranked(causes)
+    proposals, skipped = _propose(causes, live, ev, target, registry, now, incident_id)
+    order = [b.name for b in tree.branches]
+    taken = sorted((c.branch.name for c in causes), key=order.index)
+    return Decision(tuple(proposals), tuple(skipped), tuple(taken), tuple(causes), tuple(ruled_out))
+
+
+def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: TargetSpec, registry: Registry,
+             now: datetime, incident_id: str | None) -> tuple[list[Proposal], list[Skipped]]:
+    """Each cause's steps, the best-supported cause first, alternatives last."""
     proposals: list[Proposal] = []
     skipped: list[Skipped] = []
-    for cause in sorted(causes, key=lambda c: c.role != "primary"):
+    for cause in sorted(causes, key=lambda c: (c.role != "primary", -c.score)):
         step_path = _path_step(cause, live)
         for step in cause.branch.propose:
-            for subject, matched, why in _subjects(step, cause, live, ev, target):
+            for subject, matched, why in _subjects(step, cause, ev, target):
                 if any((p.action, p.subject) == (step.action, subject) for p in proposals):
                     continue  # a better-supported cause already proposes this mitigation
                 reason = registry.action(step.action).unavailable_reason(target, subject)
@@ -86,9 +95,7 @@ def decide(findings: Sequence[Finding], target: TargetSpec, tree: Tree, registry
                     continue
                 proposals.append(_proposal(step, subject, matched, why, cause, step_path, target, now,
                                            incident_id))
-    order = [b.name for b in tree.branches]
-    taken = sorted((c.branch.name for c in causes), key=order.index)
-    return Decision(tuple(proposals), tuple(skipped), tuple(taken), tuple(causes), tuple(ruled_out))
+    return proposals, skipped
 
 
 def _of(findings: Sequence[Finding], kinds: Sequence[str]) -> list[Finding]:
@@ -152,14 +159,16 @@ def _ranked(causes: list[Cause]) -> list[Cause]:
 
 def _path_step(cause: Cause, live: Sequence[Finding]) -> DecisionStep:
     branch = cause.branch
-    symptoms = [f for f in _of(live, branch.any + branch.all) if f not in cause.findings]
+    symptoms = [f for f in _of(live, branch.any + branch.all) if f.kind not in branch.cause_kinds]
     matched = [*cause.findings, *sorted(symptoms, key=lambda f: f.severity)]
     because = "; ".join(f.summary for f in matched[:3])
     return DecisionStep(branch.title, because, tuple(f"{f.kind}:{f.subject}" for f in matched))
 
 
-def _subjects(step: Step, cause: Cause, live: Sequence[Finding], ev: Evidence,
-              target: TargetSpec) -> list[tuple[str, list[Finding], str | None]]:
+Subject = tuple[str, list[Finding], str | None]  # who, the findings about it, why (a flag's match)
+
+
+def _subjects(step: Step, cause: Cause, ev: Evidence, target: TargetSpec) -> list[Subject]:
     if step.per == "flag":  # only flags the failing evidence is about; the match is the rationale
         return [(flag.name, [], why) for flag in target.flags if (why := ev.flag_match(flag))]
     if step.per == "target":

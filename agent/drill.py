@@ -189,5 +189,7 @@ def scenario_from(diagnosis: Diagnosis, target: TargetSpec, name: str) -> dict[s
         "started_at": diagnosis.started_at.isoformat(),
         "observations": [o.to_json() for o in diagnosis.observations],
         "expect": {"severity": severity, "branches": list(diagnosis.decision.branches),
-                   "actions": sorted({p.action for p in diagnosis.decision.proposals})},
+                   "actions": sorted({p.action for p in diagnosis.decision.proposals}),
+                   "complete": diagnosis.triage.complete,
+                   **({"since": diagnosis.triage.since.isoformat()} if diagnosis.triage.since else {})},
     }

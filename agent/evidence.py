@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from agent.model import Finding, FlagSpec, TargetSpec, shorten
+from agent.model.rate import LIFETIME
 
 # Kinds that describe context, not damage: they never raise severity on their own.
 CONTEXT_KINDS = frozenset({"recent_deploy", "probe_failed"})
@@ -38,6 +39,18 @@ def dated_by_history(findings: Sequence[Finding], past: Sequence[Finding]) -> li
     seen = "first seen in the incident's earlier sweeps"
     return [replace(f, onset=first[(f.kind, f.subject)], onset_from=seen)
             if f.onset is None and first.get((f.kind, f.subject), f.observed_at) < f.observed_at else f
+            for f in findings]
+
+
+def with_history_baselines(findings: Sequence[Finding]) -> list[Finding]:
+    """Where a probe with real history (Prometheus: the same hour a day and a week back) judged a
+    rate no worse than usual, the same trouble on the same subject from a probe without that
+    history (two scrapes, a log window) is the usual too: the longer memory wins."""
+    usual = {(f.kind, f.subject) for f in findings
+             if f.rate is not None and f.rate.verdict == "at_baseline" and f.rate.baseline_from
+             and f.rate.baseline_from != LIFETIME}
+    return [replace(f, rate=replace(f.rate, verdict="at_baseline"))
+            if f.rate is not None and (f.kind, f.subject) in usual and f.rate.verdict == "spike" else f
             for f in findings]
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agent.decide import Decision, bind_incident, decide, proposal_id
-from agent.evidence import CHANGE_KINDS, dated_by_history
+from agent.evidence import CHANGE_KINDS, dated_by_history, with_history_baselines
 from agent.ledger import IncidentRecord, Ledger
 from agent.model import DecisionStep, Finding, Observation, Proposal, TargetSpec, Verdict
 from agent.model.context import ProbeContext, utcnow
@@ -76,7 +76,8 @@ def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], 
              past: Sequence[Finding] = ()) -> Diagnosis:
     """Pure: everything after the probes, from recorded observations. `past`: the findings of
     the target's open incident's earlier sweeps, which date trouble whose evidence has no clock."""
-    findings = dated_by_history(analyze_all(observations, target, app.registry, now), past)
+    findings = with_history_baselines(dated_by_history(analyze_all(observations, target, app.registry, now),
+                                                       past))
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
     tri = triage(findings, target.name, now, cause_onset(decision))
     severity = int(tri.severity) if tri.severity else 4

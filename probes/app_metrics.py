@@ -28,6 +28,7 @@ from agent.model import (
 )
 from agent.model.bounded_http import cap_note, fetch
 from agent.model.context import ProbeContext
+from agent.model.rate import LIFETIME
 from probes.http_health import safe_url
 
 
@@ -135,7 +136,7 @@ def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -
     t = target.thresholds
     samples = int(rate["requests"] or 0)
     return Rate(rate["ratio"], "ratio", rate["seconds"], samples=samples, baseline=baseline,
-                baseline_from="the counters' lifetime ratio" if baseline is not None else "",
+                baseline_from=LIFETIME if baseline is not None else "",
                 verdict=judge_rate(rate["ratio"], samples, baseline, t.min_requests, t.baseline_factor))
 
 

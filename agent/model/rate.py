@@ -7,6 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+# The baseline two scrapes of a counter give (its ratio since the app started): weaker than a
+# probe with real history, whose judgement wins where both judged the same trouble.
+LIFETIME = "the counters' lifetime ratio"
+
 RateVerdict = Literal["spike", "small_sample", "at_baseline"]
 
 

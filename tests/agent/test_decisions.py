@@ -6,6 +6,8 @@ API answers (tests/incidents.py)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent.config import Config
 from agent.registry import Registry
@@ -175,3 +177,17 @@ def test_the_status_update_says_the_diagnosis_is_incomplete(app: App) -> None:
     update = status_update(incident, events, at(1), 30)
     assert update.impact.endswith("(diagnosis incomplete: k8s-logs could not look)")
     assert "[incomplete: k8s-logs could not look]" in update.title
+
+
+@given(deploy=st.integers(min_value=-29, max_value=-1), errors=st.integers(min_value=-14, max_value=-3))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_rollback_is_proposed_exactly_when_the_deploy_came_before_the_errors(app: App, deploy: int,
+                                                                              errors: int) -> None:
+    """Any deploy time against any error onset: time alone decides, within the 2-minute tolerance."""
+    from tests.incidents import commit, git, kubelet, logs
+
+    incident = playbook.change_after_onset()
+    incident.observations = [git("checkout", commit(at(deploy), "checkout: v1.8.1", ["k8s/checkout.yaml"])),
+                             logs(incident.spec, {"checkout-a": kubelet(playbook.app_errors(errors))})]
+    proposed = "rollback" in actions(run(app, incident))
+    assert proposed == (deploy <= errors + 2), (deploy, errors)

@@ -107,3 +107,29 @@ def test_same_incident_gives_the_same_proposal_ids() -> None:
     later = decide([DEPLOY, SPIKE], TargetSpec(name="checkout", deployment="checkout"), load_tree(
         BUNDLED_TREE, Registry.discover().actions), Registry.discover(), NOW + timedelta(hours=1))
     assert later.proposals[0].id != _decide([DEPLOY, SPIKE]).proposals[0].id
+
+
+def test_a_finding_with_onset_and_rate_round_trips_through_json() -> None:
+    from agent.model import Rate
+
+    rate = Rate(0.4, "ratio", 120.0, samples=2000, baseline=0.01, baseline_from="prometheus", verdict="spike")
+    finding = Finding(kind="error_spike", subject="checkout", severity=Severity.SEV2, observed_at=NOW,
+                      summary="40% failing", probe="prometheus", onset=NOW - timedelta(minutes=7),
+                      onset_from="prometheus range query", rate=rate)
+    assert Finding.from_json(finding.to_json()) == finding
+    assert finding.to_json()["rate"]["baseline"] == 0.01 and not finding.noise
+
+
+def test_prometheus_history_outweighs_two_scrapes_when_it_says_the_rate_is_usual() -> None:
+    from agent.evidence import with_history_baselines
+    from agent.model import Rate
+
+    scrapes = _f("error_spike", summary="40% failing")
+    scrapes = Finding(**{**scrapes.__dict__, "rate": Rate(0.4, "ratio", 2, 500, 0.01,
+                                                          "the counters' lifetime ratio")})
+    history = Finding(**{**scrapes.__dict__, "probe": "prometheus", "rate": Rate(
+        0.4, "ratio", 300, 90_000, 0.38, "prometheus: the same hour a day and a week back", "at_baseline")})
+    judged = with_history_baselines([scrapes, history])
+    assert all(f.noise for f in judged)
+    assert triage(judged, "checkout").headline.startswith("checkout: no incident (likely false alarm)")
+    assert not with_history_baselines([scrapes])[0].noise  # alone, two scrapes still call it a spike

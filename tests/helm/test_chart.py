@@ -418,6 +418,10 @@ def test_secrets_are_mounted_as_files_the_config_points_at(render: Render) -> No
     config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
     assert config["intake"]["token"] == {"file": "/var/run/secrets/hemostat/webhook-token"}
     assert {"type": "slack", "url": {"file": "/var/run/secrets/hemostat/slack-url"}} in config["notifiers"]
+    assert [i["path"] for i in secrets[1]["secret"]["items"]] == ["slack-url", "slack-signing-secret"]
+    assert config["slack"] == {"signing_secret": {"file": "/var/run/secrets/hemostat/slack-signing-secret"},
+                               "users": {"U024BE7LH": {"subject": "alice@example.com", "name": "Alice",
+                                                       "groups": ["sre"]}}}
 
 
 def test_persistent_sqlite_ledger_gets_a_kept_claim(render: Render) -> None:
@@ -523,6 +527,10 @@ def test_service_monitor_scrapes_metrics_on_the_service_port(render: Render) -> 
                      id="webhook-without-token"),
         pytest.param(["networkPolicy.alertmanager.namespaces=[]", "networkPolicy.prometheus.namespaces=[]"],
                      r"networkPolicy admits no peer", id="network-policy-without-peers"),
+        pytest.param(["slack.users.U024BE7LH.subject=alice"],
+                     r"slack\.users needs slack\.existingSecret.*signing secret", id="slack-users-without-secret"),
+        pytest.param(["slack.existingSecret=s", "slack.users.alice.subject=alice"],
+                     r"(?s)invalid propertyName 'alice'.*does not match pattern", id="slack-user-not-a-member-id"),
     ],
 )
 def test_wrong_values_fail_with_a_clear_message(

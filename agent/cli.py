@@ -406,4 +406,4 @@ def main() -> None:
 
 # Incident-handling, execution and ledger commands live in their own modules; importing them
 # registers them on `cli`.
-from agent import cli_execute, cli_ledger, cli_ops  # noqa: E402, F401
+from agent import cli_execute, cli_ledger, cli_ops, cli_retention  # noqa: E402, F401

@@ -126,6 +126,10 @@ class _Cursor:
     def rowcount(self) -> int:
         return self.raw.rowcount
 
+    @property
+    def description(self) -> Any:
+        return self.raw.description
+
 
 class PostgresLedger(SqlLedger):
     """Ledger in a PostgreSQL database; safe for any number of processes and replicas."""

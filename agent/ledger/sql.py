@@ -22,6 +22,7 @@ from agent.ledger.base import (
     check_transition,
 )
 from agent.ledger.sql_chain import ChainOps
+from agent.ledger.sql_retention import RetentionOps
 from agent.model import Proposal, Verdict
 from agent.model.identity import Approval, Identity
 
@@ -48,7 +49,7 @@ def _event_row(r: Row) -> Event:
     return Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6]))
 
 
-class SqlLedger(ChainOps):
+class SqlLedger(ChainOps, RetentionOps):
     """Backend-neutral ledger. Subclasses implement `_tx()` (a write/read transaction) and
     `_insert_event()` (which must return the new sequence number)."""
 

@@ -38,8 +38,14 @@ class Ctx:
 
         self.config_path = config_path
         self.identity = asserted(user)  # what --user (or the OS user) claims; proves nothing
+        self.user_given = user is not None  # --user / HEMOSTAT_USER, as opposed to the OS user
         self.user = self.identity.name
         self._config: Config | None = None
+
+    def approves_as_login(self) -> bool:
+        """On a PostgreSQL ledger, approve and reject act as the login role PostgreSQL
+        authenticated (agent/identity_pg.py), unless a name is given with --user."""
+        return self.config.store.backend == "postgres" and not self.user_given
 
     @property
     def config(self) -> Config:
@@ -280,6 +286,14 @@ def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None, kube
 
         click.echo(approve_remote(server, ref, kubeconfig, kube_context)["message"])
         return
+    if obj.approves_as_login():
+        if override_cooldown:
+            raise click.UsageError("--override-cooldown is not offered by the ledger's approval "
+                                   "function; use --server, or --user where the policy trusts it")
+        from agent.identity_pg import approve_by_login
+
+        click.echo(approve_by_login(obj.config, ref))
+        return
     _approve_in_ledger(obj, ref, reason if override_cooldown else None)
 
 
@@ -304,6 +318,11 @@ def _approve_in_ledger(obj: Ctx, ref: str, override_reason: str | None) -> None:
 @pass_ctx
 def reject(obj: Ctx, ref: str, reason: str) -> None:
     """Reject proposal REF, with a reason."""
+    if obj.approves_as_login():
+        from agent.identity_pg import reject_by_login
+
+        click.echo(reject_by_login(obj.config, ref, reason))
+        return
     from agent.model.context import utcnow
 
     record = obj.ledger().transition(ref, "rejected", obj.user, utcnow(), {"reason": reason})
@@ -385,5 +404,6 @@ def main() -> None:
     cli(prog_name="hemostat")
 
 
-# Incident-handling commands live in their own modules; importing them registers them on `cli`.
-from agent import cli_execute, cli_ops  # noqa: E402, F401
+# Incident-handling, execution and ledger commands live in their own modules; importing them
+# registers them on `cli`.
+from agent import cli_execute, cli_ledger, cli_ops, cli_retention  # noqa: E402, F401

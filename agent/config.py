@@ -6,6 +6,7 @@ before any probe runs, so nothing is discovered mid-incident.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,30 @@ class NotifierConfig(_Strict):
         return self
 
 
+class SlackUser(_Strict):
+    """Who a Slack user is for the policy when they press Approve / Reject."""
+
+    subject: str = Field(min_length=1, description="the stable name approvals are counted by")
+    name: str = ""
+    groups: list[str] = Field(default_factory=list, description="matched by approvers.groups")
+
+
+class SlackConfig(_Strict):
+    """Slack interactivity: Approve / Reject on status updates, verified with the app's signing
+    secret; only the Slack users listed in `users` may decide (docs/slack.md)."""
+
+    signing_secret: SecretRef
+    users: dict[str, SlackUser] = Field(default_factory=dict, description="Slack user ID -> identity")
+
+    @model_validator(mode="after")
+    def _user_ids(self) -> SlackConfig:
+        bad = [u for u in self.users if not re.fullmatch(r"[UW][A-Z0-9]{2,}", u)]
+        if bad:
+            raise ValueError(f"users: {bad[0]!r} is not a Slack user ID (like U024BE7LH; "
+                             "Slack: profile, More, Copy member ID)")
+        return self
+
+
 class ApprovalApiConfig(_Strict):
     """The daemon's approval API (agent.approval_api): Kubernetes users approve as themselves."""
 
@@ -97,6 +122,7 @@ class Config(_Strict):
     intake: IntakeConfig = Field(default_factory=IntakeConfig)
     notifiers: list[NotifierConfig] = Field(default_factory=lambda: [NotifierConfig(type="stdout")])
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+    slack: SlackConfig | None = Field(None, description="Approve / Reject buttons in Slack")
     approval_api: ApprovalApiConfig = Field(default_factory=ApprovalApiConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     roles: dict[Literal["incident_commander", "communications", "technical_lead"], str] = Field(

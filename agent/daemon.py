@@ -18,7 +18,7 @@ import signal
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,7 +33,7 @@ from agent.daemon_tasks import named, warm_kube
 from agent.executor import Executor
 from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
-from agent.ledger import IncidentRecord, Ledger
+from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
@@ -41,6 +41,9 @@ from agent.situation import firing
 from agent.status import StatusUpdate
 from agent.watchdog import LoopWatchdog
 from agent.wiring import App
+
+if TYPE_CHECKING:
+    from agent.slack_actions import SlackInteractions
 
 log = structlog.get_logger("hemostat.daemon")
 APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
@@ -61,6 +64,7 @@ class Daemon:
     _unmatched: SeenAlerts = field(default_factory=SeenAlerts)
     leader: bool = False
     notifier: Notifier | None = None
+    slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
     _slots: asyncio.Semaphore | None = None
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
@@ -299,8 +303,11 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stopping.set)
-        self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
+        buttons = self.app.config.slack is not None  # Slack updates offer Approve / Reject
+        self.notifier = Notifier(channels_from(self.app.config.notifiers, buttons),
+                                 on_result=self._delivered)
         self.metrics.watch(self.ledger)
+        self.slack = self._slack_interactions()
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
@@ -317,6 +324,20 @@ class Daemon:
         tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
+
+    def _slack_interactions(self) -> SlackInteractions | None:
+        config = self.app.config.slack
+        if config is None:
+            return None
+        from agent.identity import Approving
+        from agent.slack_actions import SlackInteractions, ledger_decider
+
+        def decided(record: ProposalRecord) -> None:
+            if record.proposal.incident_id:
+                self._announce_threadsafe(record.proposal.incident_id)
+
+        return SlackInteractions(config.signing_secret.resolve(), config.users,
+                                 ledger_decider(self.ledger, Approving.of(self.app), utcnow, decided))
 
     async def _drain(self, server: HttpServer, tasks: list[asyncio.Task[None]]) -> None:
         """Stop taking requests, then give in-flight work the rest of the deadline."""

@@ -19,6 +19,7 @@ from agent.config import IntakeConfig
 from agent.daemon_http import Answer, Limits, Raw, Route
 from agent.intake import IntakeError, authenticate
 from agent.model import HemostatError
+from agent.slack_actions import SLACK_PATH
 
 if TYPE_CHECKING:
     from agent.daemon import Daemon
@@ -40,6 +41,9 @@ def routes(daemon: Daemon) -> list[Route]:
         table += [Route("POST", path, partial(approval, daemon, verb), authorize=bearer_present,
                         reads_body=True)
                   for path, verb in APPROVAL_ROUTES.items()]
+    if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.slack_actions)
+        table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
+                           reads_body=True))
     return table
 
 

@@ -67,19 +67,23 @@ class Channel(Protocol):
     async def send(self, update: StatusUpdate) -> None: ...
 
 
-def slack_payload(update: StatusUpdate) -> dict[str, Any]:
-    """Slack incoming-webhook JSON: a plain `text` fallback for notifications, plus blocks."""
+def slack_payload(update: StatusUpdate, buttons: bool = False) -> dict[str, Any]:
+    """Slack incoming-webhook JSON: a plain `text` fallback for notifications, plus blocks; with
+    `buttons` (Slack interactions configured), Approve / Reject for each pending proposal."""
     head = f"{update.status}: {update.headline()}"
     body = "\n".join(f"*{k}:* {_esc(v)}" for k, v in update.fields())
-    return {
-        "text": _esc(truncate(head, 300)),  # the fallback text is mrkdwn too: <!channel> would ping
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": _esc(head[:150])}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": _esc(f"{update.incident_id} · {update.target}")}]},
-        ],
-    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _esc(head[:150])}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
+        {"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _esc(f"{update.incident_id} · {update.target}")}]},
+    ]
+    if buttons:
+        from agent.slack_actions import decision_blocks  # only Slack with interactions needs it
+
+        blocks += decision_blocks(update.pending)
+    # the fallback text is mrkdwn too: <!channel> would ping
+    return {"text": _esc(truncate(head, 300)), "blocks": blocks}
 
 
 def _esc(text: str) -> str:
@@ -96,10 +100,11 @@ class HttpChannel:
     url: SecretRef
     kind: str = "webhook"
     timeout_s: float = 5.0
+    buttons: bool = False  # Slack only: Approve / Reject (needs the interactions endpoint)
 
     async def send(self, update: StatusUpdate) -> None:
         url = self.url.resolve()
-        payload = slack_payload(update) if self.kind == "slack" else update.to_json()
+        payload = slack_payload(update, self.buttons) if self.kind == "slack" else update.to_json()
         response = await _post(url, payload, self.timeout_s)
         _raise_for(response, url)
 
@@ -148,15 +153,16 @@ class StdoutChannel:
         stream.flush()
 
 
-def channels_from(configs: Sequence[NotifierConfig]) -> list[Channel]:
-    """One channel per configured notifier, named `<type>#<index>` (never by its URL)."""
+def channels_from(configs: Sequence[NotifierConfig], buttons: bool = False) -> list[Channel]:
+    """One channel per configured notifier, named `<type>#<index>` (never by its URL). `buttons`:
+    Slack interactions are configured, so Slack updates carry Approve / Reject."""
     out: list[Channel] = []
     for i, c in enumerate(configs):
         if c.type == "stdout":
             out.append(StdoutChannel(f"stdout#{i}"))
         else:
             assert c.url is not None  # NotifierConfig requires it for http types
-            out.append(HttpChannel(f"{c.type}#{i}", c.url, c.type, c.timeout_s))
+            out.append(HttpChannel(f"{c.type}#{i}", c.url, c.type, c.timeout_s, buttons))
     return out
 
 

@@ -45,6 +45,8 @@ class StatusUpdate:
     next_update_at: datetime | None  # None once resolved
     at: datetime
     commander: str | None = None  # the incident commander, when one is named
+    # (proposal id, "rollback checkout") still waiting for a human: Slack shows Approve/Reject
+    pending: tuple[tuple[str, str], ...] = ()
 
     def fields(self) -> list[tuple[str, str]]:
         nxt = utc(self.next_update_at) if self.next_update_at else "none: resolved"
@@ -81,7 +83,19 @@ def status_update(incident: IncidentRecord, events: Sequence[Event], now: dateti
         incident.opened_at, current(incident, events),
         None if resolved else now + timedelta(minutes=cadence_minutes), now,
         role_holders(events, roles).get("incident_commander"),
+        () if resolved else pending_proposals(events),
     )
+
+
+def pending_proposals(events: Sequence[Event]) -> tuple[tuple[str, str], ...]:
+    """Proposals still waiting for approval: proposed, and no `proposal_<state>` event since."""
+    waiting: dict[str, str] = {}
+    for e in events:
+        if e.type == "proposal" and e.proposal_id and e.data.get("state") == "proposed":
+            waiting[e.proposal_id] = proposal_label(e.proposal_id, events)
+        elif e.type.startswith("proposal_") and e.proposal_id:
+            waiting.pop(e.proposal_id, None)
+    return tuple(waiting.items())
 
 
 def role_holders(events: Sequence[Event], defaults: Mapping[Any, str] | None = None) -> dict[str, str]:

@@ -9,11 +9,12 @@ how many daemons run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from agent.ledger.chain import Anchor, ChainRow, Verification
 from agent.model import HemostatError, Proposal, Verdict
 from agent.model.identity import Approval, Identity
 
@@ -171,6 +172,16 @@ class Ledger(Protocol):
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
 
     def state_counts(self) -> dict[str, dict[str, int]]: ...
+
+    def verify_chain(self, expect: Anchor | None = None) -> Verification:
+        """Recompute the events' hash chain (agent/ledger/chain.py); names the first broken link."""
+        ...
+
+    def chain_rows(self, after_seq: int = 0) -> Iterator[ChainRow]: ...
+
+    def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
+        """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""
+        ...
 
     def beat(self, role: str, holder: str, at: datetime) -> None: ...
 

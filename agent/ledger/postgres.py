@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +28,9 @@ import psycopg
 import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
+from agent.ledger import pg_roles, pg_trust
 from agent.ledger.base import LedgerError
+from agent.ledger.pg_trust import advisory_key
 from agent.ledger.sql import SqlLedger, iter_migrations
 from agent.model import redact
 
@@ -89,13 +90,12 @@ MIGRATIONS = (
         PRIMARY KEY (proposal_id, subject)
     );
     """,
+    # v5: the events' hash chain and anchored pruning (agent/ledger/pg_trust.py).
+    pg_trust.CHAIN,
+    # v6: approving through the ledger as one's own login role (agent/ledger/pg_trust.py).
+    pg_trust.APPROVAL_FUNCTIONS,
 )
 CONNECT_TIMEOUT_S = 10
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for `name` (advisory locks are per database)."""
-    return int.from_bytes(hashlib.sha256(f"hemostat:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 MIGRATE_KEY, EVENTS_KEY, LEADER_KEY = (advisory_key(n) for n in ("migrate", "events", "leader"))
@@ -126,9 +126,15 @@ class _Cursor:
     def rowcount(self) -> int:
         return self.raw.rowcount
 
+    @property
+    def description(self) -> Any:
+        return self.raw.description
+
 
 class PostgresLedger(SqlLedger):
     """Ledger in a PostgreSQL database; safe for any number of processes and replicas."""
+
+    _data_text = "data::text"  # the chain hashes jsonb's own text (the trigger computes it)
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
@@ -141,6 +147,11 @@ class PostgresLedger(SqlLedger):
         except BaseException:
             self._conn.close()
             raise
+
+    @property
+    def where(self) -> str:
+        """`postgres://host:port/db`: the ledger named without its credentials."""
+        return self._where
 
     def _connect(self, app: str) -> psycopg.Connection[Any]:
         try:
@@ -187,6 +198,30 @@ class PostgresLedger(SqlLedger):
         return int(row[0])
 
     def _migrate(self) -> None:
+        """Bring the schema up to date; with nothing to do it runs no DDL, so the daemon's role,
+        which owns nothing (agent/ledger/pg_roles.py), opens a current ledger."""
+        with self._tx() as cur:
+            cur.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+            row = cur.fetchone()
+            if row and row[0]:
+                cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                row = cur.fetchone()
+                current = int(row[0]) if row else 0
+            else:
+                current = 0
+        if current == len(MIGRATIONS):
+            return
+        try:
+            self._apply_migrations()
+        except LedgerError as e:
+            if e.code != "ledger_forbidden":
+                raise
+            raise LedgerError(f"ledger {self._where} is at schema version {current}, this Hemostat "
+                              f"needs {len(MIGRATIONS)}, and this role may not migrate it: run "
+                              "`hemostat ledger migrate` with the owner role's DSN",
+                              code="ledger_needs_migration") from None
+
+    def _apply_migrations(self) -> None:
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_KEY,))
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
@@ -202,6 +237,11 @@ class PostgresLedger(SqlLedger):
                 if version > current:
                     cur.raw.execute(sql.encode())  # a script: several statements, no parameters
                     cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+    def grant(self, daemon: str | None, approvers: Sequence[str]) -> pg_roles.Grants:
+        """Give the daemon's and approvers' roles their least privileges (run as the owner)."""
+        with self._tx() as cur:
+            return pg_roles.grant(cur.raw.connection, daemon, approvers)
 
     def schema_version(self) -> int:
         with self._tx() as cur:
@@ -254,6 +294,8 @@ def _describe(dsn: str) -> tuple[str, str]:
 def _code(e: psycopg.Error) -> str:
     if isinstance(e, psycopg.errors.UniqueViolation):
         return "conflict"
+    if isinstance(e, psycopg.errors.InsufficientPrivilege):
+        return "ledger_forbidden"
     if isinstance(e, psycopg.OperationalError):
         return "ledger_unavailable"
     return "ledger_write_failed"

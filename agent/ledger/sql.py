@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.ledger.base import (
     INCIDENT_STATUSES,
@@ -21,10 +21,13 @@ from agent.ledger.base import (
     TransitionError,
     check_transition,
 )
+from agent.ledger.sql_chain import ChainOps
+from agent.ledger.sql_retention import RetentionOps
 from agent.model import Proposal, Verdict
 from agent.model.identity import Approval, Identity
 
 Row = Sequence[Any]
+T = TypeVar("T")
 
 INCIDENT_COLS = "id, target, title, status, severity, opened_at, updated_at, group_key, resolved_at, data"
 PROPOSAL_COLS = "id, state, proposal, verdict, updated_at, expires_at, plan, claimed_by"
@@ -46,7 +49,7 @@ def _event_row(r: Row) -> Event:
     return Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6]))
 
 
-class SqlLedger:
+class SqlLedger(ChainOps, RetentionOps):
     """Backend-neutral ledger. Subclasses implement `_tx()` (a write/read transaction) and
     `_insert_event()` (which must return the new sequence number)."""
 
@@ -345,6 +348,6 @@ def _one(rows: list[Row], what: str, ref: str) -> Row:
     return rows[0]
 
 
-def iter_migrations(migrations: Sequence[str]) -> Iterator[tuple[int, str]]:
+def iter_migrations(migrations: Sequence[T]) -> Iterator[tuple[int, T]]:
     """(version, sql) pairs, version counted from 1."""
     yield from enumerate(migrations, start=1)

@@ -11,15 +11,18 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agent.ledger import chain
 from agent.ledger.base import LedgerError
 from agent.ledger.sql import SqlLedger, iter_migrations
+from agent.ledger.sql_chain import last_link
 
-MIGRATIONS = (
+MIGRATIONS: tuple[str | Callable[[Any], None], ...] = (
     """
     CREATE TABLE incidents (
         id TEXT PRIMARY KEY, target TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL,
@@ -69,7 +72,23 @@ MIGRATIONS = (
         PRIMARY KEY (proposal_id, subject)
     );
     """,
+    # v5: the hash chain (agent/ledger/chain.py); existing events are chained as they stand.
+    lambda cur: _chain_events(cur),
 )
+CHAIN_SCHEMA = """
+    ALTER TABLE events ADD COLUMN hash TEXT;
+    CREATE TABLE ledger_anchors (
+        through_seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, at TEXT NOT NULL, pruned INTEGER NOT NULL
+    );
+    CREATE TRIGGER ledger_anchors_no_update BEFORE UPDATE ON ledger_anchors
+        BEGIN SELECT RAISE(ABORT, 'ledger anchors are append-only'); END;
+    CREATE TRIGGER ledger_anchors_no_delete BEFORE DELETE ON ledger_anchors
+        BEGIN SELECT RAISE(ABORT, 'ledger anchors are append-only'); END;
+    DROP TRIGGER events_no_delete;
+    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        WHEN NOT EXISTS (SELECT 1 FROM ledger_anchors WHERE through_seq >= OLD.seq)
+        BEGIN SELECT RAISE(ABORT, 'events are append-only (only an anchored prefix may be pruned)'); END;
+"""
 
 
 class SqliteLedger(SqlLedger):
@@ -142,9 +161,15 @@ class SqliteLedger(SqlLedger):
             cur.close()
 
     def _insert_event(self, cur: Any, values: tuple[Any, ...]) -> int:
-        cur.execute("INSERT INTO events (at, type, actor, incident_id, proposal_id, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", values)
-        return int(cur.lastrowid)
+        """Append under the write lock (BEGIN IMMEDIATE), so the seq and the previous hash
+        read here are still the newest when the row lands."""
+        seq = _next_seq(cur)
+        at, type, actor, incident_id, proposal_id, data = values
+        digest = chain.link(last_link(cur)[1], seq, datetime.fromisoformat(at), type, actor,
+                            incident_id, proposal_id, data)
+        cur.execute("INSERT INTO events (seq, at, type, actor, incident_id, proposal_id, data, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (seq, *values, digest))
+        return seq
 
     def _migrate(self) -> None:
         with self._tx() as cur:
@@ -152,11 +177,36 @@ class SqliteLedger(SqlLedger):
             cur.execute("SELECT MAX(version) FROM schema_version")
             row = cur.fetchone()
             current = int(row[0]) if row and row[0] is not None else 0
-            for version, sql in iter_migrations(MIGRATIONS):
+            for version, step in iter_migrations(MIGRATIONS):
                 if version > current:
-                    for statement in _statements(sql):
+                    for statement in [] if callable(step) else _statements(step):
                         cur.execute(statement)
+                    if callable(step):
+                        step(cur)
                     cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _next_seq(cur: Any) -> int:
+    """One past the highest seq ever used (AUTOINCREMENT's own counter survives pruning)."""
+    cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+    row = cur.fetchone()
+    return max(int(row[0]) if row else 0, last_link(cur)[0]) + 1
+
+
+def _chain_events(cur: Any) -> None:
+    """v5: add the chain, then hash the events already there (the no-update trigger is lifted
+    for this one pass, inside the migration's transaction)."""
+    for statement in _statements(CHAIN_SCHEMA):
+        cur.execute(statement)
+    cur.execute("DROP TRIGGER events_no_update")
+    cur.execute("SELECT seq, at, type, actor, incident_id, proposal_id, data FROM events ORDER BY seq")
+    prev = chain.GENESIS
+    for seq, at, type, actor, incident_id, proposal_id, data in cur.fetchall():
+        prev = chain.link(prev, seq, datetime.fromisoformat(at), type, actor, incident_id,
+                          proposal_id, data)
+        cur.execute("UPDATE events SET hash = ? WHERE seq = ?", (prev, seq))
+    cur.execute("CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END")
 
 
 def _statements(script: str) -> list[str]:

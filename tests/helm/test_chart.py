@@ -99,7 +99,10 @@ class Install:
 
 
 def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
-    """The resourceNames a rule's scope becomes; None when the chart must leave it out."""
+    """The resourceNames a rule's scope becomes; None when the chart must leave it out (GitOps
+    objects are granted in the GitOps controllers' namespaces instead: test_gitops_...)."""
+    if rule.scope == "gitops":
+        return None
     if rule.scope == "namespace":
         return frozenset()
     if rule.scope == "configured":
@@ -290,6 +293,19 @@ def test_each_watched_namespace_gets_a_role_for_its_own_targets(render: Render) 
     assert not [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == NAMESPACE]
 
 
+@pytest.mark.parametrize("enabled", [[], ["rollback"]])
+def test_gitops_namespaces_get_exactly_the_gitops_rules_of_the_code(render: Render, enabled: list[str]) -> None:
+    manifests = render(sets=["gitops.namespaces={argocd,flux-system}", *_actions_set(enabled, ["checkout"])])
+    tables = [r for reg in REGISTRY.probes.values() for r in getattr(reg.plugin, "kube_rules", ())]
+    tables += [r for key in enabled for r in REGISTRY.action(VALUES_KEY[key]).kube_rules]
+    wanted = {Grant(r.group, r.resource, verb) for r in tables if r.scope == "gitops" for verb in r.verbs}
+    for namespace in ("argocd", "flux-system"):
+        role = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == namespace)
+        assert _grants(role["rules"]) == wanted
+    assert not [m for m in render(sets=_actions_set(enabled, ["checkout"]))
+                if m["metadata"]["name"].endswith("-gitops")]
+
+
 def test_cluster_wide_reads_everywhere_but_changes_only_its_targets(render: Render) -> None:
     """With clusterWide the ClusterRole only reads; rights over named objects stay in a Role in
     the targets' namespace, so kube-system's Deployments are out of reach."""
@@ -402,6 +418,10 @@ def test_secrets_are_mounted_as_files_the_config_points_at(render: Render) -> No
     config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
     assert config["intake"]["token"] == {"file": "/var/run/secrets/hemostat/webhook-token"}
     assert {"type": "slack", "url": {"file": "/var/run/secrets/hemostat/slack-url"}} in config["notifiers"]
+    assert [i["path"] for i in secrets[1]["secret"]["items"]] == ["slack-url", "slack-signing-secret"]
+    assert config["slack"] == {"signing_secret": {"file": "/var/run/secrets/hemostat/slack-signing-secret"},
+                               "users": {"U024BE7LH": {"subject": "alice@example.com", "name": "Alice",
+                                                       "groups": ["sre"]}}}
 
 
 def test_persistent_sqlite_ledger_gets_a_kept_claim(render: Render) -> None:
@@ -507,6 +527,10 @@ def test_service_monitor_scrapes_metrics_on_the_service_port(render: Render) -> 
                      id="webhook-without-token"),
         pytest.param(["networkPolicy.alertmanager.namespaces=[]", "networkPolicy.prometheus.namespaces=[]"],
                      r"networkPolicy admits no peer", id="network-policy-without-peers"),
+        pytest.param(["slack.users.U024BE7LH.subject=alice"],
+                     r"slack\.users needs slack\.existingSecret.*signing secret", id="slack-users-without-secret"),
+        pytest.param(["slack.existingSecret=s", "slack.users.alice.subject=alice"],
+                     r"(?s)invalid propertyName 'alice'.*does not match pattern", id="slack-user-not-a-member-id"),
     ],
 )
 def test_wrong_values_fail_with_a_clear_message(

@@ -122,6 +122,9 @@ Secrets below); the rest comes from targets, notifiers and config.
 {{- $notifiers = append $notifiers (dict "type" "slack" "url" (dict "file" (printf "%s/slack-url" (include "hemostat.secretsDir" .)))) }}
 {{- end }}
 {{- $_ = set $config "notifiers" $notifiers }}
+{{- if .Values.slack.users }}
+{{- $_ = set $config "slack" (dict "signing_secret" (dict "file" (printf "%s/slack-signing-secret" (include "hemostat.secretsDir" .))) "users" .Values.slack.users) }}
+{{- end }}
 {{- if eq .Values.store.backend "postgres" }}
 {{- $_ = set $config "store" (dict "backend" "postgres" "dsn" (dict "env" "HEMOSTAT_LEDGER_DSN")) }}
 {{- else }}

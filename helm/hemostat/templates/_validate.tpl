@@ -31,6 +31,9 @@ every render has, so `helm template`, `helm install` and `helm upgrade` all stop
 {{- if and $v.intake.webhook (not $v.intake.existingSecret) }}
 {{- fail "intake.existingSecret is empty: the Alertmanager webhook would take unauthenticated calls. Create a Secret holding a random token (kubectl create secret generic hemostat-webhook --from-literal=token=$(openssl rand -hex 32)) and set intake.existingSecret, or set intake.webhook: false to install without the webhook." }}
 {{- end }}
+{{- if and $v.slack.users (not $v.slack.existingSecret) }}
+{{- fail "slack.users needs slack.existingSecret: the Secret holding the Slack webhook URL (key slack.key) and the app's signing secret (key slack.signingSecretKey), without which no button press can be verified." }}
+{{- end }}
 {{- $np := $v.networkPolicy }}
 {{- if and $np.enabled (not $np.alertmanager.namespaces) (not $np.prometheus.namespaces) (not $np.ingressFrom) }}
 {{- fail "networkPolicy admits no peer: set networkPolicy.alertmanager.namespaces (where Alertmanager runs), networkPolicy.prometheus.namespaces or networkPolicy.ingressFrom, or set networkPolicy.enabled: false." }}

@@ -1,0 +1,108 @@
+"""Verifying and pruning the events' hash chain, in SQL both backends share (see chain.py).
+
+Mixed into `SqlLedger`; `hemostat ledger verify` calls `verify_chain`, `hemostat ledger prune`
+calls `prune_through`, the only way events may be deleted without breaking the chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from agent.ledger import chain
+from agent.ledger.base import Event, LedgerError
+
+BATCH = 500  # events read per transaction while verifying: bounded memory on a long ledger
+
+
+class ChainOps:
+    """Chain reads and pruning; the backend supplies `_tx`, `_append` and `_data_text`."""
+
+    _data_text = "data"  # the SQL expression for the JSON text that was hashed
+
+    def _tx(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _append(self, cur: Any, type: str, actor: str, at: datetime, incident_id: str | None,
+                proposal_id: str | None, data: dict[str, Any] | None) -> Event:
+        raise NotImplementedError
+
+    def _stamp(self, at: datetime) -> Any:
+        raise NotImplementedError
+
+    def anchor(self) -> chain.Anchor | None:
+        """The newest prune anchor, where the chain now begins (None if never pruned)."""
+        with self._tx() as cur:
+            return _anchor(cur)
+
+    def chain_rows(self, after_seq: int = 0) -> Iterator[chain.ChainRow]:
+        """Every event after `after_seq` as stored, read in batches."""
+        while True:
+            with self._tx() as cur:
+                cur.execute(f"SELECT seq, at, type, actor, incident_id, proposal_id, "
+                            f"{self._data_text}, hash FROM events WHERE seq > ? "
+                            f"ORDER BY seq LIMIT {BATCH}", (after_seq,))
+                rows = cur.fetchall()
+            for r in rows:
+                yield chain.ChainRow(int(r[0]), _when(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+            if len(rows) < BATCH:
+                return
+            after_seq = int(rows[-1][0])
+
+    def verify_chain(self, expect: chain.Anchor | None = None) -> chain.Verification:
+        """Recompute every link from the newest anchor (or the start) to the head; `expect`, a
+        head written down earlier, must still be in the chain."""
+        anchor = self.anchor()
+        return chain.verify(self.chain_rows(anchor.through_seq if anchor else 0), anchor, expect)
+
+    def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
+        """Delete events up to `through_seq`, keeping the chain verifiable; returns how many.
+
+        Refuses on a chain that does not verify (pruning must not launder a tamper). In one
+        transaction: anchor the last pruned event's hash, append a `ledger_pruned` event that
+        repeats the anchor (so the anchor is itself chained), then delete the prefix. The
+        triggers let DELETE through only for anchored events. On PostgreSQL with split roles
+        (agent/ledger/pg_roles.py) the daemon's role may neither delete events nor write
+        anchors: prune with the owner's DSN (`--owner-dsn`, as `hemostat ledger migrate` does).
+        """
+        checked = self.verify_chain()
+        if not checked.ok:
+            raise LedgerError(f"the ledger does not verify, so nothing was pruned: {checked.reason}",
+                              code="ledger_tampered")
+        with self._tx() as cur:
+            cur.execute("SELECT seq, hash FROM events WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                        (through_seq,))
+            last = cur.fetchone()
+            if last is None:
+                return 0
+            cur.execute("SELECT count(*) FROM events WHERE seq <= ?", (last[0],))
+            count = int(cur.fetchone()[0])
+            cur.execute("INSERT INTO ledger_anchors (through_seq, hash, at, pruned) VALUES (?, ?, ?, ?)",
+                        (last[0], last[1], self._stamp(at), count))
+            self._append(cur, chain.PRUNED, actor, at, None, None,
+                         {"through_seq": int(last[0]), "hash": last[1], "pruned": count})
+            cur.execute("DELETE FROM events WHERE seq <= ?", (last[0],))
+        return count
+
+
+
+def _anchor(cur: Any) -> chain.Anchor | None:
+    cur.execute("SELECT through_seq, hash FROM ledger_anchors ORDER BY through_seq DESC LIMIT 1")
+    row = cur.fetchone()
+    return chain.Anchor(int(row[0]), row[1]) if row else None
+
+
+def last_link(cur: Any) -> tuple[int, str]:
+    """(seq, hash) the next event chains to: the newest event, else the anchor, else genesis."""
+    cur.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+    row = cur.fetchone()
+    if row is not None:
+        return int(row[0]), row[1] or chain.GENESIS
+    anchor = _anchor(cur)
+    return (anchor.through_seq, anchor.hash) if anchor else (0, chain.GENESIS)
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

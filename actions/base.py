@@ -27,7 +27,12 @@ class Outcome:
 
 @runtime_checkable
 class Action(Protocol):
-    """A mitigation. `mutates` is False for actions that only inform (investigate)."""
+    """A mitigation. `mutates` is False for actions that only inform (investigate).
+
+    Optional attribute `settle_s` (float): how long after a crash a write the action sent may
+    still land. A new leader verifies an interrupted execution only after the claim's lease and
+    this time have passed (the executor assumes 10 s when it is absent).
+    """
 
     name: str
     summary: str

@@ -19,6 +19,7 @@ class InvestigateAction:
     name = "investigate"
     summary = "page a human with the evidence and the checklist; changes nothing"
     mutates = False
+    settle_s = 0.0  # it changes nothing
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
         return None

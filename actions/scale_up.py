@@ -133,6 +133,7 @@ class ScaleUpAction:
         EVENTS,
     )
     mutates = True
+    settle_s = 10.0  # a PATCH in flight lands within the API request timeout
 
     def __init__(self, poll_interval_s: float = 2.0, verify_timeout_s: float = 180.0,
                  reprobe: str = "k8s-workload") -> None:

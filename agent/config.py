@@ -41,6 +41,10 @@ class IntakeConfig(_Strict):
                           "/metrics and the health checks only")
     token: SecretRef | None = None
     max_body_bytes: int = Field(1 << 20, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0, description="to send a request's head (and keep-alive idle)")
+    body_timeout_s: float = Field(10.0, gt=0, description="to send the body after the head; 408 past it")
+    max_connections: int = Field(256, ge=1, description="open connections; one more gets 429")
+    max_inflight: int = Field(32, ge=1, description="requests handled at once; more get 429")
     target_labels: list[str] = Field(
         default_factory=lambda: ["hemostat_target", "target", "deployment", "service", "app"],
         description="alert labels tried in order to find the target's name",
@@ -77,6 +81,9 @@ class KubernetesConfig(_Strict):
 class ExecutorConfig(_Strict):
     proposal_ttl_minutes: float = Field(30, gt=0, description="unapproved proposals expire")
     verify_timeout_s: float = Field(120, gt=0)
+    claim_lease_s: float = Field(
+        60, gt=0, description="an execution may run this long; a new leader reconciles an "
+        "interrupted one only after its claim is this old (plus the action's settle_s)")
     status_update_minutes: float = Field(30, gt=0, description="cadence while an incident is open")
 
 

@@ -1,9 +1,11 @@
 """`hemostat run`: the in-cluster daemon.
 
 One asyncio loop with named tasks: a sweep per target, the executor, and the alert workers.
-The HTTP endpoints (Alertmanager webhook, /healthz, /readyz, /metrics) are served by a small
-threaded stdlib server that records each alert durably in the ledger before answering, then
-hands the diagnosis to the loop. SIGTERM sets a stop flag; in-flight work drains within a deadline.
+The HTTP endpoints (Alertmanager webhook, /healthz, /readyz, /metrics; see agent.daemon_routes)
+are served by an asyncio server whose worker threads record each alert durably in the ledger
+before answering, then hand the diagnosis to the loop. Ledger I/O stays off the loop; a watchdog
+fails /healthz when the loop stalls. SIGTERM sets a stop flag; in-flight work drains within a
+deadline.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ import structlog
 from agent import lifecycle, service
 from agent.approval_api import ApprovalApi
 from agent.approvals import EXECUTOR_ROLE
-from agent.daemon_http import serve_http
+from agent.daemon_announce import Announcer
+from agent.daemon_http import HttpServer
 from agent.daemon_metrics import Metrics
+from agent.daemon_routes import limits, routes
+from agent.daemon_tasks import named, warm_kube
 from agent.executor import Executor
 from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
@@ -32,8 +37,9 @@ from agent.ledger import IncidentRecord, Ledger
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
 from agent.notify import Delivery, Notifier, channels_from
-from agent.situation import firing, tracked_alerts
-from agent.status import StatusUpdate, status_update
+from agent.situation import firing
+from agent.status import StatusUpdate
+from agent.watchdog import LoopWatchdog
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.daemon")
@@ -49,19 +55,21 @@ class Daemon:
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.AbstractEventLoop | None = None
-    _inflight: set[concurrent.futures.Future[Any]] = field(default_factory=set)
+    _inflight: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = field(default_factory=set)
     _sweeping: set[str] = field(default_factory=set)
     _intake_lock: threading.Lock = field(default_factory=threading.Lock)
     _unmatched: SeenAlerts = field(default_factory=SeenAlerts)
     leader: bool = False
     notifier: Notifier | None = None
     _slots: asyncio.Semaphore | None = None
+    watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
+    _announcer: Announcer | None = None
 
     @property
     def actor(self) -> str:
         return self.app.config.identity
 
-    # -- HTTP side (runs in the server's threads) ---------------------------------------------
+    # -- HTTP side (runs in the server's worker threads) ---------------------------------------
     def ready(self) -> tuple[bool, str]:
         try:
             self.ledger.events(limit=1)
@@ -142,7 +150,7 @@ class Daemon:
 
     def _schedule(self, coro: Awaitable[Any], name: str) -> None:
         assert self._loop is not None
-        future = asyncio.run_coroutine_threadsafe(_named(coro, name), self._loop)
+        future = asyncio.run_coroutine_threadsafe(named(coro, name), self._loop)
         self._inflight.add(future)
         future.add_done_callback(self._inflight.discard)
 
@@ -169,17 +177,29 @@ class Daemon:
             self._loop.call_soon_threadsafe(self.announce, incident_id)
 
     def announce(self, incident_id: str) -> None:
-        """Post the incident's status update to every notifier; never blocks the incident."""
-        if self.notifier is None:
+        """Ask for the incident's status update (loop thread); rendered and sent off the loop."""
+        if self.notifier is None or not self.notifier.channels:  # nobody to tell: render nothing
             return
-        incident = self.ledger.incident(incident_id)
-        update = status_update(incident, self.ledger.events(incident_id=incident_id), utcnow(),
-                               self.app.config.executor.status_update_minutes, self.app.config.roles)
-        self.notifier.dispatch(update)
+        if self._announcer is None:
+            self._announcer = Announcer(self.ledger, self.notifier.dispatch, utcnow,
+                                        self.app.config.executor.status_update_minutes,
+                                        self.app.config.roles)
+        self._announcer.request(incident_id)
+
+    async def drain_announcements(self, timeout_s: float | None = None) -> None:
+        if self._announcer is not None:
+            await self._announcer.drain(timeout_s)
 
     def _delivered(self, update: StatusUpdate, delivery: Delivery) -> None:
+        """Record a delivery outcome (called on the loop): the write goes to a worker thread."""
         self.metrics.notifications.labels(channel=delivery.channel,
                                           result="ok" if delivery.ok else "failed").inc()
+        assert self._loop is not None
+        future = self._loop.run_in_executor(None, self._record_delivery, update, delivery)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+
+    def _record_delivery(self, update: StatusUpdate, delivery: Delivery) -> None:
         self.ledger.append("notification", self.actor, utcnow(), incident_id=update.incident_id,
                            data=delivery.to_json())
 
@@ -227,7 +247,7 @@ class Daemon:
 
     def _still_firing(self, incident: IncidentRecord) -> bool:
         """An alert still firing keeps the incident open, whatever a sweep sees."""
-        return bool(firing(tracked_alerts(self.ledger.events(incident_id=incident.id))))
+        return bool(firing(lifecycle.tracked_for(self.ledger, incident.id)))
 
     async def _sweep_loop(self, target: TargetSpec) -> None:
         await self._pause(random.uniform(0, min(target.sweep_interval_s, 10)))  # spread the first sweeps
@@ -254,15 +274,19 @@ class Daemon:
         if not self.leader:
             return
         await asyncio.to_thread(self.ledger.beat, EXECUTOR_ROLE, self.actor, utcnow())
-        if not was_leader:
-            for pid in await executor.reconcile():
-                log.warning("reconciled interrupted execution", proposal=pid)
+        for pid in await executor.reconcile():  # every pass: a young claim is reconciled later
+            log.warning("reconciled interrupted execution", proposal=pid, new_leader=not was_leader)
         for pid in await executor.run_once():
-            record = self.ledger.proposal(pid)
-            self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
-            if record.proposal.incident_id:
-                lifecycle.after_execution(self.ledger, record, self.actor, utcnow())
-                self.announce(record.proposal.incident_id)
+            incident_id = await asyncio.to_thread(self._after_execution, pid)
+            if incident_id:
+                self.announce(incident_id)
+
+    def _after_execution(self, pid: str) -> str | None:
+        record = self.ledger.proposal(pid)
+        self.metrics.executions.labels(action=record.proposal.action, result=record.state).inc()
+        if record.proposal.incident_id:
+            lifecycle.after_execution(self.ledger, record, self.actor, utcnow())
+        return record.proposal.incident_id
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -274,9 +298,10 @@ class Daemon:
             self._loop.add_signal_handler(sig, self.stopping.set)
         self.notifier = Notifier(channels_from(self.app.config.notifiers), on_result=self._delivered)
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
-            await asyncio.to_thread(self._warm_kube)
-        server = serve_http(self, host, port)
-        log.info("hemostat running", listen=f"{host}:{server.server_port}",
+            await asyncio.to_thread(warm_kube, self.app)
+        server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
+        await server.start(host, port)
+        log.info("hemostat running", listen=f"{host}:{server.port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
                  mode=self.app.policy.mode)
         executor = Executor(self.app, self.ledger, self.actor)
@@ -284,38 +309,23 @@ class Daemon:
         tasks = [asyncio.create_task(self._sweep_loop(t), name=f"sweep:{t.name}") for t in sweeping]
         tasks.append(asyncio.create_task(self._executor_loop(executor), name="executor"))
         tasks.append(asyncio.create_task(self._cadence_loop(), name="status-cadence"))
+        self.watchdog.on_beat = self.metrics.loop_lag.set
+        tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
 
-    def _warm_kube(self) -> None:
-        """Import the Kubernetes client and load its config now, in a worker thread: doing it on
-        first use would stall the event loop (and every probe and webhook) for half a second."""
-        try:
-            import kubernetes.client  # noqa: F401
-
-            self.app.kube_provider()()
-        except HemostatError as e:
-            log.warning("no Kubernetes API; Kubernetes probes and actions will report it", error=str(e))
-
-    async def _drain(self, server: Any, tasks: list[asyncio.Task[None]]) -> None:
+    async def _drain(self, server: HttpServer, tasks: list[asyncio.Task[None]]) -> None:
+        """Stop taking requests, then give in-flight work the rest of the deadline."""
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
-        await asyncio.to_thread(server.shutdown)
+        deadline = asyncio.get_running_loop().time() + self.drain_deadline_s
+        await server.stop()
         pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks
-        done, late = await asyncio.wait(pending, timeout=self.drain_deadline_s) if pending else (set(), set())
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())
         for task in late:
             task.cancel()
+        left = max(1.0, deadline - asyncio.get_running_loop().time())
+        await self.drain_announcements(timeout_s=left / 2)
         if self.notifier is not None:
-            await self.notifier.drain(timeout_s=5)
-        server.server_close()
+            await self.notifier.drain(timeout_s=left / 2)
         log.info("stopped", finished=len(done), cancelled=len(late))
-
-
-async def _named(coro: Awaitable[Any], name: str) -> Any:
-    task = asyncio.current_task()
-    if task is not None:
-        task.set_name(name)
-    try:
-        return await coro
-    except Exception as e:  # one bad alert must not take the daemon down
-        log.error("task failed", task=name, error=f"{type(e).__name__}: {e}")
-        return None

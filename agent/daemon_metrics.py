@@ -38,6 +38,8 @@ class Metrics:
         self.notifications = Counter("hemostat_notifications_total", "status updates delivered, "
                                      "by channel and result", ["channel", "result"], registry=r)
         self.leader = Gauge("hemostat_leader", "1 when this daemon leads (executes)", registry=r)
+        self.loop_lag = Gauge("hemostat_event_loop_lag_seconds",
+                              "how late the event loop's last heartbeat ran", registry=r)
 
     def observe(self, diagnosis: Diagnosis) -> None:
         for obs in diagnosis.observations:

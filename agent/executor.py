@@ -2,8 +2,10 @@
 
 Only the leader executes. Each run is claimed in the ledger (approved -> executing, a
 compare-and-set) before the action starts, so a second daemon or a retry never runs it twice.
-On start-up, an execution found in `executing` was interrupted by a crash: it is reconciled by
-checking the action's effect (verify), never blindly rerun.
+An execution found in `executing` by a new leader was interrupted by a crash: it is reconciled
+by checking the action's effect (verify), never blindly rerun, and only once the old claim has
+expired and the action's settle time has passed, so a write still in flight from the dead
+leader is seen instead of being recorded as "not in place".
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from agent.model.context import ActionContext, ProbeContext, utcnow
 from agent.model.identity import Identity
 from agent.runner import analyze_all, collect_all
 from agent.wiring import App
+
+DEFAULT_SETTLE_S = 10.0  # for actions that do not say how long their effect takes to show
 
 
 @dataclass
@@ -110,10 +114,13 @@ class Executor:
         return claimed is not None
 
     async def _run(self, action: Any, plan: Plan, ctx: ActionContext, dry: bool) -> Outcome:
-        try:
-            if dry:
-                return await action.dry_run(plan, ctx)  # type: ignore[no-any-return]
-            return await action.execute(plan, ctx)  # type: ignore[no-any-return]
+        lease = self.app.config.executor.claim_lease_s
+        try:  # bounded by the claim's lease: a running action never outlives its claim
+            outcome: Outcome = await asyncio.wait_for(
+                action.dry_run(plan, ctx) if dry else action.execute(plan, ctx), lease)
+            return outcome
+        except TimeoutError:
+            return Outcome(False, f"not finished within the claim lease ({lease:g} s)", {"code": "timeout"})
         except HemostatError as e:
             return Outcome(False, redact(str(e)), {"code": e.code})
         except Exception as e:  # an action bug is a failed execution, not a dead daemon
@@ -181,12 +188,23 @@ class Executor:
                            proposal_id=record.id, data={"reason": why})
 
     async def reconcile(self) -> list[str]:
-        """Settle executions a crash interrupted: verify the effect; never run again."""
+        """Settle executions a crash interrupted, once their claims are past (`reconcilable_at`):
+        verify the effect; never run again. Call on every pass: a young claim waits for a later one."""
         settled = []
         for record in self.ledger.proposals(states=("executing",)):
+            if self.now() < self.reconcilable_at(record):
+                continue
             settled.append(record.id)
             await self._reconcile_one(record)
         return settled
+
+    def reconcilable_at(self, record: ProposalRecord) -> datetime:
+        """When the truth about an interrupted execution can be read: its claim (made at
+        `updated_at`) has expired, so the old leader's action can no longer be running, and the
+        action's own settle time has passed, so a write it sent has landed or never will."""
+        action = self.app.registry.action(record.proposal.action)
+        settle = float(getattr(action, "settle_s", DEFAULT_SETTLE_S))
+        return record.updated_at + timedelta(seconds=self.app.config.executor.claim_lease_s + settle)
 
     async def _reconcile_one(self, record: ProposalRecord) -> None:
         action = self.app.registry.action(record.proposal.action)

@@ -18,12 +18,14 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.config import Config
 from agent.model import HemostatError, TargetSpec
+
+MAX_DEPTH = 16  # an Alertmanager v4 payload nests 4 levels; more is not a real alert
 
 
 class IntakeError(HemostatError):
@@ -88,17 +90,17 @@ def authenticate(header: str | None, token: str | None) -> None:
     if token is None:
         return
     scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    given = given.strip()
+    # An empty token (an empty Secret file) must not match an empty credential.
+    well_formed = bool(token) and bool(given) and scheme.lower() == "bearer"
+    if not (well_formed and hmac.compare_digest(given.encode(), token.encode())):
         raise IntakeError(401, "missing or wrong bearer token")
 
 
 def parse(body: bytes, limit: int) -> Webhook:
     if len(body) > limit:
         raise IntakeError(413, f"payload of {len(body)} bytes is over the {limit}-byte limit")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise IntakeError(400, f"payload is not JSON: {e}") from None
+    data = _load(body)
     try:
         return Webhook.model_validate(data)
     except ValidationError as e:
@@ -106,6 +108,33 @@ def parse(body: bytes, limit: int) -> Webhook:
         where = ".".join(str(p) for p in first["loc"]) or "payload"
         raise IntakeError(422, "not an Alertmanager (v4) or Grafana (v1) alert payload: "
                                f"{where}: {first['msg']}") from None
+
+
+def _load(body: bytes) -> Any:
+    too_deep = IntakeError(400, f"payload nests deeper than {MAX_DEPTH} levels")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IntakeError(400, f"payload is not JSON: {e}") from None
+    except RecursionError:  # deeper than the parser's own stack: never a traceback
+        raise too_deep from None
+    if too_nested(data, MAX_DEPTH):
+        raise too_deep
+    return data
+
+
+def too_nested(value: Any, limit: int) -> bool:
+    """True if arrays and objects nest deeper than `limit`; iterative, so it cannot recurse."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def target_for(alert: Alert, config: Config) -> TargetSpec | None:

@@ -19,12 +19,13 @@ from typing import Any
 from agent import service
 from agent.intake import Alert, Webhook
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
-from agent.model import TargetSpec
+from agent.model import TargetSpec, truncate
 from agent.service import Diagnosis, new_incident_id
 from agent.situation import firing, tracked_alerts
 from agent.wiring import App
 
 ACTIVE = ("opened", "triaged", "investigating", "identified", "mitigating")  # before monitoring
+SUMMARY_CHARS = 500  # of an alert's summary kept in the ledger: a 600 KB annotation is not evidence
 ALERT_SEVERITY = {"critical": 1, "page": 1, "high": 2, "error": 2, "warning": 3, "info": 4}
 
 
@@ -38,7 +39,15 @@ def _alert_json(alert: Alert) -> dict[str, object]:
     return {"status": alert.status, "labels": alert.labels, "fingerprint": alert.fingerprint,
             "startsAt": alert.startsAt.isoformat(),
             "endsAt": alert.endsAt.isoformat() if alert.endsAt else None,
-            "summary": alert.annotations.get("summary", "")}
+            "summary": truncate(alert.annotations.get("summary", ""), SUMMARY_CHARS)}
+
+
+ALERT_EVENTS = ("alert_fired", "alert_resolved")  # what tracked_alerts reads, filtered in SQL
+
+
+def tracked_for(ledger: Ledger, incident_id: str) -> dict[str, dict[str, Any]]:
+    """The incident's alerts as last delivered, reading only its alert events."""
+    return tracked_alerts(ledger.events(incident_id=incident_id, types=ALERT_EVENTS))
 
 
 def _delivery_key(alert: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -61,7 +70,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
     repeat_interval, a retry, an HA twin) of the same fingerprint, status and startsAt is
     acknowledged and not recorded again. Moves the incident when its alerts say so."""
     incident = ledger.find_open_incident(target=target.name)
-    tracked = tracked_alerts(ledger.events(incident_id=incident.id)) if incident else {}
+    tracked = tracked_for(ledger, incident.id) if incident else {}
     fresh = [a for a in alerts if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     dups = len(alerts) - len(fresh)
     new_firing = [a for a in fresh if a.status == "firing"]
@@ -76,7 +85,7 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
         if opened:
             _record(ledger, webhook, incident, [a for a in fresh if a.status == "resolved"], now, actor)
             return AlertsOutcome(incident, diagnose=True, recorded=len(fresh), duplicates=dups)
-        tracked = tracked_alerts(ledger.events(incident_id=incident.id))  # a racer's incident
+        tracked = tracked_for(ledger, incident.id)  # a racer's incident
         fresh = [a for a in fresh if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     _record(ledger, webhook, incident, fresh, now, actor)
     tracked.update({a.fingerprint: _alert_json(a) for a in fresh})
@@ -123,7 +132,8 @@ def _open(ledger: Ledger, webhook: Webhook, target: TargetSpec, firing: Sequence
     """Open the incident, unless another replica opened one for the target a moment ago.
     It starts when its earliest alert started (never in the future)."""
     started = min(min(a.startsAt for a in firing), now)
-    title = firing[0].annotations.get("summary") or firing[0].labels.get("alertname", "alert firing")
+    summary = firing[0].annotations.get("summary") or firing[0].labels.get("alertname", "alert firing")
+    title = truncate(summary, SUMMARY_CHARS)
     incident, opened = ledger.open_or_join(IncidentRecord(
         new_incident_id(now), target.name, title, "opened", alert_severity(firing), started,
         now, f"{webhook.groupKey}|{target.name}",
@@ -180,7 +190,7 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     if verified:
         status, cause = "monitoring", "mitigation_verified"
     else:
-        tracked = tracked_alerts(ledger.events(incident_id=incident.id))
+        tracked = tracked_for(ledger, incident.id)
         quiet = bool(tracked) and not firing(tracked)
         status, cause = ("monitoring" if quiet else "investigating"), "mitigation_failed"
     if incident.status == status:

@@ -196,12 +196,7 @@ class Notifier:
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Wait for dispatched deliveries (graceful shutdown); cancel what is left at the deadline."""
-        if not self._pending:
-            return
-        _, late = await asyncio.wait(set(self._pending), timeout=timeout_s)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        await drain_tasks(self._pending, timeout_s)
 
     async def _one(self, channel: Channel, update: StatusUpdate) -> Delivery:
         for attempt in range(1, self.backoff.attempts + 1):
@@ -226,3 +221,13 @@ class Notifier:
         except Exception:  # the ledger being down must not turn into an unretrieved task error
             log.exception("notification result not recorded", channel=delivery.channel,
                           incident=update.incident_id)
+
+
+async def drain_tasks(tasks: set[asyncio.Task[Any]], timeout_s: float | None) -> None:
+    """Wait for `tasks` until the deadline, then cancel the rest and let them unwind."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(set(tasks), timeout=timeout_s)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)

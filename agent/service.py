@@ -110,7 +110,7 @@ def past_findings(ledger: Ledger, target: str) -> list[Finding]:
     incident = ledger.find_open_incident(target=target)
     if incident is None:
         return []
-    return [Finding.from_json(e.data) for e in ledger.events(incident_id=incident.id) if e.type == "finding"]
+    return [Finding.from_json(e.data) for e in ledger.events(incident_id=incident.id, types=("finding",))]
 
 
 def history_from(ledger: Ledger, app: App, now: datetime | None = None) -> list[PastExecution]:

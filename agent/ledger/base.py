@@ -9,6 +9,7 @@ how many daemons run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -126,7 +127,8 @@ class Ledger(Protocol):
                proposal_id: str | None = None, data: dict[str, Any] | None = None) -> Event: ...
 
     def events(self, *, incident_id: str | None = None, proposal_id: str | None = None,
-               after_seq: int = 0, limit: int | None = None) -> list[Event]: ...
+               after_seq: int = 0, limit: int | None = None,
+               types: Sequence[str] | None = None) -> list[Event]: ...
 
     def open_incident(self, incident: IncidentRecord, actor: str) -> IncidentRecord: ...
 

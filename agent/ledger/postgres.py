@@ -16,6 +16,7 @@ if an old leader has not yet noticed it lost the lock.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import threading
@@ -155,7 +156,11 @@ class PostgresLedger(SqlLedger):
     def close(self) -> None:
         with self._lock:
             if self._lead is not None:
-                self._lead.close()  # releases leadership at once
+                # Unlock before closing: the server frees a closed session's locks only when its
+                # backend exits, which under load lags the close, and the next leader would wait.
+                with contextlib.suppress(psycopg.Error):
+                    self._lead.execute("SELECT pg_advisory_unlock(%s)", (LEADER_KEY,))
+                self._lead.close()
                 self._lead = None
             self._conn.close()
 

@@ -42,6 +42,10 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _event_row(r: Row) -> Event:
+    return Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6]))
+
+
 class SqlLedger:
     """Backend-neutral ledger. Subclasses implement `_tx()` (a write/read transaction) and
     `_insert_event()` (which must return the new sequence number)."""
@@ -69,7 +73,8 @@ class SqlLedger:
             return self._append(cur, type, actor, at, incident_id, proposal_id, data)
 
     def events(self, *, incident_id: str | None = None, proposal_id: str | None = None,
-               after_seq: int = 0, limit: int | None = None) -> list[Event]:
+               after_seq: int = 0, limit: int | None = None,
+               types: Sequence[str] | None = None) -> list[Event]:
         sql = "SELECT seq, at, type, actor, incident_id, proposal_id, data FROM events WHERE seq > ?"
         params: list[Any] = [after_seq]
         if incident_id is not None:
@@ -78,11 +83,14 @@ class SqlLedger:
         if proposal_id is not None:
             sql += " AND proposal_id = ?"
             params.append(proposal_id)
+        if types:  # in SQL: a long incident's observations are never read to find a few lines
+            sql += f" AND type IN ({', '.join('?' for _ in types)})"
+            params.extend(types)
         sql += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit else "")
         with self._tx() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
-        return [Event(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], _json(r[6])) for r in rows]
+        return [_event_row(r) for r in rows]
 
     # -- incidents -----------------------------------------------------------------------------
     def _incident_row(self, r: Row) -> IncidentRecord:

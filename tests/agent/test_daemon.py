@@ -161,7 +161,9 @@ def marker_setup(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, sl
         "propose": [{"action": "slow-marker", "params": {"file": str(marker), "sleep_s": sleep_s}}]}]}))
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"mode": "auto", "actions": {"slow-marker": {"auto": True}}}))
-    config = daemon_config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy))
+    # The claim's lease outlasts the marker's sleep: a live execution is never cut short.
+    config = daemon_config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy),
+                     executor={"claim_lease_s": sleep_s + 2})
     return MarkerSetup(config, {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}, marker)
 
 

@@ -100,6 +100,47 @@ def test_a_twin_approved_during_the_cooldown_is_rejected_at_run_time(tmp_path: P
 
 
 
+def _claimed_by_a_dead_leader(executor: Executor, ledger: SqliteLedger, marker: Path) -> str:
+    """An approved proposal claimed at T0 by a leader that then died mid-execution."""
+    pid = _propose(ledger, marker)
+    record = ledger.proposal(pid)
+    plan = asyncio.run(SlowMarker().plan(record.proposal, executor.context(record)))
+    assert ledger.claim_execution(pid, "old-leader", T0, plan.to_json()) is not None
+    return pid
+
+
+def test_a_new_leader_waits_out_the_claim_and_settle_time_and_sees_a_late_write(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    marker = tmp_path / "marker"
+    pid = _claimed_by_a_dead_leader(executor, ledger, marker)
+    assert executor.reconcilable_at(ledger.proposal(pid)) == T0 + timedelta(seconds=60 + 0.5)
+    executor.now = lambda: T0 + timedelta(seconds=1)  # took over 1 s after the claim
+    assert asyncio.run(executor.reconcile()) == []
+    assert ledger.proposal(pid).state == "executing"
+    marker.write_text("start\ndone\n")  # the dead leader's write, still in flight at takeover, lands
+    executor.now = lambda: T0 + timedelta(seconds=60.5)
+    assert asyncio.run(executor.reconcile()) == [pid]
+    record = ledger.proposal(pid)
+    assert record.state == "succeeded"
+    [settled] = [e for e in ledger.events(proposal_id=pid) if e.type == "proposal_succeeded"]
+    assert settled.data == {"from": "executing", "reconciled": True,
+                            "detail": "interrupted, but its effect is in place"}
+    assert "escalated" not in [e.type for e in ledger.events(proposal_id=pid)]
+    assert marker.read_text().split() == ["start", "done"]  # checked, never run again
+
+
+def test_an_effect_still_missing_after_the_wait_is_failed_and_escalated_not_rerun(tmp_path: Path) -> None:
+    executor, ledger = _setup(tmp_path, revert=False)
+    marker = tmp_path / "marker"
+    pid = _claimed_by_a_dead_leader(executor, ledger, marker)
+    executor.now = lambda: T0 + timedelta(seconds=61)
+    assert asyncio.run(executor.reconcile()) == [pid]
+    assert ledger.proposal(pid).state == "failed"
+    [escalated] = [e for e in ledger.events(proposal_id=pid) if e.type == "escalated"]
+    assert "effect is not in place" in escalated.data["reason"] and "not re-run" in escalated.data["reason"]
+    assert not marker.exists()
+
+
 def _twin(ledger: SqliteLedger, marker: Path, pid: str = "p-ex0002", **params: object) -> str:
     twin = Proposal(id=pid, target="checkout", action="slow-marker", subject="checkout",
                     params={"file": str(marker), **params}, path=(DecisionStep("e", "errors"),),

@@ -54,6 +54,7 @@ def test_repeated_sweeps_of_a_failing_target_announce_once(tmp_path: Path, loopb
         for _ in range(3):
             await daemon.sweep(target)
             await asyncio.sleep(0)  # let the announcement scheduled from the worker thread run
+            await daemon.drain_announcements(timeout_s=5)
         await daemon.notifier.drain(timeout_s=5)
 
     asyncio.run(three_sweeps())

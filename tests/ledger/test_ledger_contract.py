@@ -192,3 +192,9 @@ def test_an_unknown_incident_status_is_refused(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="unknown incident status 'fixed'"):
         ledger.set_incident_status("inc-1", "fixed", "alice", T0)
     assert ledger.incident("inc-1").status == "opened"
+
+
+def test_events_of_some_types_are_filtered_in_the_query(ledger: Ledger) -> None:
+    for i, kind in enumerate(["observations", "finding", "observations", "alert_fired", "finding"]):
+        ledger.append(kind, "hemostat", T0 + timedelta(seconds=i), incident_id="inc-1", data={"i": i})
+    assert [e.data["i"] for e in ledger.events(incident_id="inc-1", types=("finding", "alert_fired"))] == [1, 3, 4]

@@ -18,6 +18,7 @@ class SlowMarker:
     name = "slow-marker"
     summary = "test plugin: marks a file, slowly"
     mutates = True
+    settle_s = 0.5
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
         return None

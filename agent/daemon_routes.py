@@ -1,0 +1,85 @@
+"""The daemon's endpoints, one `Route` per line, and the HTTP limits taken from the config.
+
+To add an endpoint, write `handle(headers, body) -> (status, answer)` in your own module
+(synchronous handlers run in the server's worker threads; async ones on the loop) and add one
+line to `routes()`. `authorize` sees the headers before any body byte is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from agent.approval_api import ROUTES as APPROVAL_ROUTES
+from agent.config import IntakeConfig
+from agent.daemon_http import Answer, Limits, Raw, Route
+from agent.intake import IntakeError, authenticate
+from agent.model import HemostatError
+
+if TYPE_CHECKING:
+    from agent.daemon import Daemon
+
+log = structlog.get_logger("hemostat.daemon")
+WEBHOOK_PATH = "/webhook/alertmanager"
+
+
+def routes(daemon: Daemon) -> list[Route]:
+    table = [
+        Route("GET", "/healthz", partial(healthz, daemon), limited=False),
+        Route("GET", "/readyz", partial(readyz, daemon), limited=False),
+        Route("GET", "/metrics", partial(metrics, daemon)),
+    ]
+    if daemon.app.config.intake.webhook:  # off: 404 from the table, before any body is read
+        table.append(Route("POST", WEBHOOK_PATH, partial(webhook, daemon),
+                           authorize=partial(webhook_token, daemon), reads_body=True))
+    if daemon.app.config.approval_api.enabled:
+        table += [Route("POST", path, partial(approval, daemon, verb), reads_body=True)
+                  for path, verb in APPROVAL_ROUTES.items()]
+    return table
+
+
+def limits(intake: IntakeConfig, drain_s: float) -> Limits:
+    return Limits(header_timeout_s=intake.header_timeout_s, body_timeout_s=intake.body_timeout_s,
+                  max_body_bytes=intake.max_body_bytes, max_connections=intake.max_connections,
+                  max_inflight=intake.max_inflight, drain_s=drain_s)
+
+
+def webhook_token(daemon: Daemon, headers: Mapping[str, str]) -> Answer | None:
+    """The bearer token, checked from the headers alone: a stranger's body is never read."""
+    token_ref = daemon.app.config.intake.token
+    try:
+        authenticate(headers.get("Authorization"), token_ref.resolve() if token_ref else None)
+    except IntakeError as e:
+        daemon.metrics.webhooks.labels(result=str(e.status)).inc()
+        return e.status, {"error": str(e)}
+    except HemostatError as e:  # the token Secret is unreadable: a retry may find it mounted
+        log.error("webhook token unreadable", error=str(e))
+        return 503, {"error": "intake token unavailable; retry"}
+    return None
+
+
+def webhook(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
+    return daemon.receive_webhook(body, headers.get("Authorization"))
+
+
+def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    """The approval API (agent.approval_api): its own TokenReview authenticates the caller."""
+    return daemon.approval_request(verb, dict(headers), body)
+
+
+async def healthz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
+    ok, why = daemon.watchdog.health()
+    return (200 if ok else 503), {"status": why}
+
+
+def readyz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
+    ok, why = daemon.ready()
+    return (200 if ok else 503), {"status": why}
+
+
+def metrics(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> tuple[int, Any]:
+    text, content_type = daemon.metrics.exposition()
+    return 200, Raw(text, content_type)

@@ -89,7 +89,7 @@ class Evidence:
     def came_before(self, change: Finding, symptom: Finding) -> str:
         gap = (symptom.began - change.began) / timedelta(minutes=1)
         return (f"{_name(change)} landed {hhmm(change.began)}, {gap:.0f} min before "
-                f"{_what(symptom)} began at {hhmm(symptom.began)}")
+                f"{_what(symptom)} began at {hhmm(symptom.began)} ({symptom.onset_from or 'first seen'})")
 
     def check(self, name: str, causes: Sequence[Finding], exclude: Sequence[str]) -> Check:
         return _CHECKS[name](self, causes, exclude)

@@ -49,16 +49,25 @@ class Ctx:
 
     @property
     def config(self) -> Config:
+        """The config file, which must exist: a typo in --config must not quietly become an
+        empty config with a stray ledger beside it."""
         if self._config is None:
-            from agent.config import Config, load_config
+            from agent.config import load_config
+            from agent.model import ConfigError
 
-            self._config = load_config(self.config_path) if self.config_path.exists() else Config()
+            if not self.config_path.is_file():
+                raise ConfigError(str(self.config_path), "", "no such config file (give --config or "
+                                  "HEMOSTAT_CONFIG; `hemostat demo` writes an example)")
+            self._config = load_config(self.config_path)
         return self._config
 
-    def app(self, policy: Path | None = None) -> App:
+    def app(self, policy: Path | None = None, *, config_optional: bool = False) -> App:
+        """`config_optional`: commands that need no target (drills) run on defaults without one."""
+        from agent.config import Config
         from agent.wiring import build_app
 
-        return build_app(self.config, policy_override=policy)
+        optional = config_optional and not self.config_path.is_file()
+        return build_app(Config() if optional else self.config, policy_override=policy)
 
     def ledger(self) -> Ledger:
         from agent.ledger import open_ledger
@@ -66,8 +75,37 @@ class Ctx:
         return open_ledger(self.config.store)
 
 
+GLOBAL_OPTIONS = ("--config", "--user")
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """`hemostat approve ID --user you` works like `hemostat --user you approve ID`: the global
+    options found after the subcommand move in front of it (everything after `--` stays)."""
+    head: list[str] = []
+    tail: list[str] = []
+    i, before_command = 0, True
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            tail += args[i:]
+            break
+        if arg.split("=", 1)[0] in GLOBAL_OPTIONS:
+            chunk = args[i:i + 1] if "=" in arg else args[i:i + 2]
+            head += chunk
+            i += len(chunk)
+            continue
+        before_command = before_command and arg.startswith("-")
+        (head if before_command else tail).append(arg)
+        i += 1
+    return head + tail
+
+
 class Group(click.Group):
-    """Turns Hemostat's own errors into one clear line and the right exit code."""
+    """Turns Hemostat's own errors into one clear line and the right exit code, and takes the
+    global options after the subcommand too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_globals(args) if ctx.parent is None else args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from agent.model import ConfigError, HemostatError
@@ -310,7 +348,7 @@ def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool)
     from agent.drill import conclusions, run_drill
     from policies.model import bundled_policy_path
 
-    app = obj.app(policy or bundled_policy_path("staging-drill"))
+    app = obj.app(policy or bundled_policy_path("staging-drill"), config_optional=True)
     results = [run_drill(app, f) for f in files]
     passed = sum(r.passed for r in results)
     if as_json:
@@ -348,6 +386,8 @@ def demo(workdir: Path | None) -> None:
     """Build a real local incident (git deploys, a failing app, a dependency) and diagnose it."""
     from agent.demo import run_demo
 
+    if workdir is not None and workdir.exists() and any(workdir.iterdir()):
+        fail(f"{workdir} already exists and is not empty; give --dir a new or empty folder", 2)
     run_demo(workdir)
 
 

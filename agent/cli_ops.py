@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import click
 
-from agent.cli import Ctx, cli, emit_json, pass_ctx, policy
+from agent.cli import Ctx, cli, emit_json, fail, pass_ctx, policy
 
 ROLES = ("incident_commander", "communications", "technical_lead")
 
@@ -34,19 +34,43 @@ def run(obj: Ctx, listen: str | None, log_level: str) -> None:
     app = obj.app()
     from agent.wiring import validate_live
 
+    check_token(obj.config, obj.config_path)
     asyncio.run(validate_live(app, str(obj.config_path)))  # a bad query refuses to start
     daemon = Daemon(app, obj.ledger())
-    asyncio.run(daemon.serve(host, int(port)))
+    try:
+        asyncio.run(daemon.serve(host, int(port)))
+    except OSError as e:  # the port is taken, or the address is not ours: one line, exit 2
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 2)
+
+
+def check_token(config: Any, config_path: Path) -> None:
+    """The webhook token must be readable and non-empty before the daemon says it is ready, not
+    found missing when the first alert gets a 503."""
+    from agent.model import ConfigError, HemostatError
+
+    token = config.intake.token
+    if token is None:
+        return
+    try:
+        value = token.resolve()
+    except HemostatError as e:
+        raise ConfigError(str(config_path), "intake.token", str(e)) from None
+    if not value:
+        raise ConfigError(str(config_path), "intake.token", f"secret {token.describe()} is empty")
 
 
 @cli.command()
 @click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
+@click.option("--unmatched", is_flag=True, help="instead: alerts that matched no configured target")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def incidents(obj: Ctx, open_only: bool, as_json: bool) -> None:
-    """Incidents, newest first."""
+def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool) -> None:
+    """Incidents, newest first (with --unmatched: the alerts no target claimed)."""
     from agent import render
 
+    if unmatched:
+        _unmatched(obj, as_json)
+        return
     records = obj.ledger().incidents(open_only=open_only)
     if as_json:
         emit_json([r.to_json() for r in records])
@@ -54,11 +78,32 @@ def incidents(obj: Ctx, open_only: bool, as_json: bool) -> None:
         click.echo(render.incidents(records))
 
 
-def _set_status(obj: Ctx, ref: str, status: str, note: str | None) -> None:
+def _unmatched(obj: Ctx, as_json: bool) -> None:
+    from agent import render
+
+    rows = [(e.at, a) for e in obj.ledger().events() if e.type == "alert_unmatched"
+            for a in e.data.get("alerts", ())]
+    if as_json:
+        emit_json([{"at": at.isoformat(), **alert} for at, alert in rows])
+        return
+    click.echo(render.table([(render.hhmm(at), a.get("labels", {}).get("alertname", "?"), a.get("status", ""),
+                              ", ".join(f"{k}={v}" for k, v in sorted(a.get("labels", {}).items())
+                                        if k != "alertname")[:100]) for at, a in rows],
+                            ("RECEIVED", "ALERT", "STATUS", "LABELS")) if rows else "no unmatched alerts")
+
+
+def _set_status(obj: Ctx, ref: str, status: str, note: str | None, *,
+                only_from: tuple[str, ...] = ()) -> None:
+    """Move INCIDENT to `status`; no event at all when it is there already (or, with
+    `only_from`, when it is past the point where this move makes sense)."""
     from agent.model.context import utcnow
 
-    record = obj.ledger().set_incident_status(ref if ref.startswith("inc-") else f"inc-{ref}", status,
-                                              obj.user, utcnow(), data={"note": note} if note else None)
+    ledger = obj.ledger()
+    record = ledger.incident(ref if ref.startswith("inc-") else f"inc-{ref}")
+    if record.status == status or (only_from and record.status not in only_from):
+        click.echo(f"{record.id}: already {record.status}")
+        return
+    ledger.set_incident_status(record.id, status, obj.user, utcnow(), data={"note": note} if note else None)
     click.echo(f"{record.id}: {status} by {obj.user}")
 
 
@@ -67,8 +112,14 @@ def _set_status(obj: Ctx, ref: str, status: str, note: str | None) -> None:
 @click.option("--note", help="what you are doing about it")
 @pass_ctx
 def ack(obj: Ctx, incident: str, note: str | None) -> None:
-    """Acknowledge INCIDENT: a human is investigating."""
-    _set_status(obj, incident, "investigating", note or "acknowledged")
+    """Acknowledge INCIDENT: a human is investigating (an incident already further along keeps
+    its status; the acknowledgement is recorded either way)."""
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    record = ledger.incident(incident if incident.startswith("inc-") else f"inc-{incident}")
+    ledger.append("acknowledged", obj.user, utcnow(), incident_id=record.id, data={"note": note or ""})
+    _set_status(obj, record.id, "investigating", note or "acknowledged", only_from=("opened", "triaged"))
 
 
 @cli.command()
@@ -86,15 +137,14 @@ def resolve(obj: Ctx, incident: str, note: str | None) -> None:
 @click.argument("name")
 @pass_ctx
 def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: str) -> None:
-    """Assign ROLE of INCIDENT to NAME (incident commander, communications, technical lead)."""
+    """Assign ROLE of INCIDENT to NAME (incident commander, communications, technical lead).
+    Defaults come from `roles:` in hemostat.yaml; status updates name the commander."""
     from agent.model.context import utcnow
 
     ledger = obj.ledger()
     record = ledger.incident(incident)
-    roles = {**record.data.get("roles", {}), role: name}
     ledger.append("role_assigned", obj.user, utcnow(), incident_id=record.id,
                   data={"role": role, "name": name})
-    ledger.set_incident_status(record.id, record.status, obj.user, utcnow(), data={"roles": roles})
     click.echo(f"{record.id}: {role.replace('_', ' ')} is {name}")
 
 
@@ -182,7 +232,7 @@ def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None
     events = ledger.events(incident_id=found.id)
     if record is not None:
         _record_incident(obj, record, found, events)
-    text = render_postmortem(found, events)
+    text = render_postmortem(found, events, obj.config.roles)
     if output is None:
         click.echo(text, nl=False)
     else:

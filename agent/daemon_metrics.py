@@ -1,15 +1,47 @@
-"""The daemon's Prometheus metrics, in a registry of its own (never the global one)."""
+"""The daemon's Prometheus metrics, in a registry of its own (never the global one).
+
+Counters and histograms are updated as things happen; incidents by status and proposals by
+state are read from the ledger at scrape time (`watch`), so they are right whichever replica or
+CLI changed them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from agent.model import HemostatError
+
 if TYPE_CHECKING:
+    from agent.ledger import Ledger
     from agent.service import Diagnosis
+
+
+class LedgerStates:
+    """A scrape-time collector: `hemostat_incidents{status}` and `hemostat_proposals{state}`."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def describe(self) -> list[Metric]:
+        return []  # registering must not query the ledger
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = self.ledger.state_counts()
+        except HemostatError:
+            return  # the ledger's trouble shows in /readyz; a scrape must still answer
+        for name, label, what in (("hemostat_incidents", "status", "incidents"),
+                                  ("hemostat_proposals", "state", "proposals")):
+            family = GaugeMetricFamily(name, f"{what} in the ledger, by {label}", labels=[label])
+            for key, n in sorted(counts[what].items()):
+                family.add_metric([key], n)
+            yield family
 
 
 @dataclass
@@ -51,6 +83,9 @@ class Metrics:
             self.proposals.labels(action=proposal.action, verdict=verdict).inc()
         for endpoint, state in diagnosis.breakers.items():
             self.breakers.labels(endpoint=endpoint).set(0 if state == "closed" else 1)
+
+    def watch(self, ledger: Ledger) -> None:
+        self.registry.register(LedgerStates(ledger))
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

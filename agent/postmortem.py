@@ -11,13 +11,13 @@ goes into the Markdown: it cannot open a heading, a table row, a link or raw HTM
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agent.ledger import Event, IncidentRecord
 from agent.model import Finding, HemostatError
-from agent.status import event_line, proposal_label
+from agent.status import event_line, proposal_label, role_holders
 
 if TYPE_CHECKING:
     from policies.tree import Tree
@@ -70,9 +70,11 @@ ITEMS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def render_postmortem(incident: IncidentRecord, events: Sequence[Event]) -> str:
-    """The post-mortem draft as Markdown. Root cause and action items are seeds, to be edited."""
-    parts = [[f"# Post-mortem: {md(incident.title)}"], _summary(incident, events),
+def render_postmortem(incident: IncidentRecord, events: Sequence[Event],
+                      roles: Mapping[Any, str] | None = None) -> str:
+    """The post-mortem draft as Markdown. Root cause and action items are seeds, to be edited.
+    `roles`: hemostat.yaml's defaults; assignments in the ledger win."""
+    parts = [[f"# Post-mortem: {md(incident.title)}"], _summary(incident, events, roles),
              _timeline(incident, events), _root_cause(events), _action_items(incident, events)]
     return "\n\n".join("\n".join(p) for p in parts) + "\n"
 
@@ -88,13 +90,17 @@ def span(delta: timedelta) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def _summary(incident: IncidentRecord, events: Sequence[Event]) -> list[str]:
+def _summary(incident: IncidentRecord, events: Sequence[Event],
+             roles: Mapping[Any, str] | None = None) -> list[str]:
     start, end = incident.opened_at, incident.resolved_at
     duration = (f"{span(end - start)} ({start:%H:%M} to {end:%H:%M} UTC)" if end
                 else f"still open ({incident.status})")
     out = ["## Summary", "", f"- **Incident:** {md(incident.id)} on {code(incident.target)}",
            f"- **Date:** {start:%Y-%m-%d} (UTC)", f"- **Duration:** {duration}",
            f"- **Severity:** SEV-{incident.severity}", f"- **Impact:** {_impact(events)}"]
+    holders = role_holders(events, roles)
+    out += [f"- **{role.replace('_', ' ').capitalize()}:** {md(holders[role])}"
+            for role in ("incident_commander", "communications", "technical_lead") if role in holders]
     moments = dict(_milestones(incident, events))
     for label, key in (("Time to identify", "Root cause identified"),
                        ("Time to mitigate", "Mitigation applied")):
@@ -121,8 +127,18 @@ def _status_to(*statuses: str) -> Callable[[Event], bool]:
     return lambda e: e.type == "status_changed" and e.data.get("to") in statuses
 
 
+def _alert_began(events: Sequence[Event]) -> datetime | None:
+    """When the first alert began firing (its startsAt), not when Hemostat heard of it."""
+    fired = next((e for e in events if e.type == "alert_fired"), None)
+    if fired is None:
+        return None
+    alerts = fired.data.get("alerts", ())
+    starts = [datetime.fromisoformat(a["startsAt"]) for a in alerts if a.get("startsAt")]
+    return min(starts, default=fired.at)
+
+
 def _milestones(incident: IncidentRecord, events: Sequence[Event]) -> list[tuple[str, datetime | None]]:
-    alert = _first(events, lambda e: e.type == "alert_fired")
+    alert = _alert_began(events)
     return [
         ("Alert fired" if alert else "Incident opened", alert or incident.opened_at),
         ("Investigation started", _first(events, lambda e: e.type in ("observations", "triaged")

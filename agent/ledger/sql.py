@@ -292,6 +292,15 @@ class SqlLedger(ChainOps):
     def try_lead(self, name: str) -> bool:
         return True
 
+    def state_counts(self) -> dict[str, dict[str, int]]:
+        """How many incidents are in each status and proposals in each state (for /metrics)."""
+        with self._tx() as cur:
+            cur.execute("SELECT status, COUNT(*) FROM incidents GROUP BY status")
+            incidents = {str(r[0]): int(r[1]) for r in cur.fetchall()}
+            cur.execute("SELECT state, COUNT(*) FROM proposals GROUP BY state")
+            proposals = {str(r[0]): int(r[1]) for r in cur.fetchall()}
+        return {"incidents": incidents, "proposals": proposals}
+
     # -- heartbeats ----------------------------------------------------------------------------
     def beat(self, role: str, holder: str, at: datetime) -> None:
         """Record that `holder` is alive in `role` (one row per role, overwritten: not history)."""

@@ -155,8 +155,10 @@ def test_nothing_is_written_outside_the_mounted_volumes(image: str, pod: Pod) ->
 
 def test_a_uid_with_no_passwd_entry_runs_the_cli(image: str, tmp_path: Path) -> None:
     tmp_path.chmod(0o777)  # OpenShift gives the pod a random UID and group 0
+    (tmp_path / "hemostat.yaml").write_text("store: {path: ledger.db}\n")  # a config must exist
     done = subprocess.run([*RUN, "--rm", "--read-only", "--user", "12345:0", "-v", f"{tmp_path}:/work",
-                           "-w", "/work", image, "proposals", "--json"],
+                           "-w", "/work", "-e", "HEMOSTAT_CONFIG=/work/hemostat.yaml", image,
+                           "proposals", "--json"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []

@@ -111,6 +111,15 @@ class ApprovalApi:
         return status, {"message": f"{record.id}: {outcome.detail}", **outcome.to_json()}
 
 
+def bearer_present(headers: Mapping[str, str]) -> Answer | None:
+    """For a server that can refuse before reading the body: 401 without a bearer token."""
+    try:
+        _bearer(headers)
+    except AuthError as e:
+        return e.status, {"error": str(e)}
+    return None
+
+
 def _bearer(headers: Mapping[str, str]) -> str:
     value = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
     scheme, _, token = value.strip().partition(" ")

@@ -176,12 +176,21 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
 
 
 async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: Any) -> Any:
-    """Probes' live config checks (PromQL syntax), then the diagnosis, in one event loop."""
+    """Probes' live config checks (PromQL syntax) alongside the diagnosis, in one event loop:
+    a bad query still stops the command (its ConfigError is raised first) without costing a
+    round trip before the probes; the diagnosis is let finish so it closes its connections."""
+    import asyncio
+
     from agent import service
     from agent.wiring import validate_live
 
-    await validate_live(app, str(obj.config_path), only=spec.name)
-    return await service.diagnose(app, spec, history=history, past=past)
+    checked, result = await asyncio.gather(
+        validate_live(app, str(obj.config_path), only=spec.name),
+        service.diagnose(app, spec, history=history, past=past), return_exceptions=True)
+    for outcome in (checked, result):
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return result
 
 
 def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:

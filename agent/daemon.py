@@ -110,15 +110,18 @@ class Daemon:
     def approval_request(self, verb: str, headers: dict[str, str],
                          body: bytes) -> tuple[int, dict[str, Any]]:
         """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
-        settings = self.app.config.approval_api
-        if not settings.enabled:
+        if not self.app.config.approval_api.enabled:
             return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
         if self._loop is None or self.stopping.is_set():
             return 503, {"error": "not serving approvals (starting or shutting down)"}
-        identities = KubernetesIdentities(self.app.kube_provider(), tuple(settings.audiences))
-        api = ApprovalApi(self.app, self.ledger, identities)
-        future = asyncio.run_coroutine_threadsafe(api.handle(verb, headers, body), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self.approval_api().handle(verb, headers, body),
+                                                  self._loop)
         return future.result(timeout=APPROVAL_TIMEOUT_S)
+
+    def approval_api(self) -> ApprovalApi:
+        """The approval API's handlers, checking tokens against the daemon's cluster."""
+        audiences = tuple(self.app.config.approval_api.audiences)
+        return ApprovalApi(self.app, self.ledger, KubernetesIdentities(self.app.kube_provider(), audiences))
 
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
         now, incidents, recorded, dups = utcnow(), [], 0, 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from agent.approval_api import ROUTES as APPROVAL_ROUTES
+from agent.approval_api import bearer_present
 from agent.config import IntakeConfig
 from agent.daemon_http import Answer, Limits, Raw, Route
 from agent.intake import IntakeError, authenticate
@@ -37,7 +38,8 @@ def routes(daemon: Daemon) -> list[Route]:
         table.append(Route("POST", WEBHOOK_PATH, partial(webhook, daemon),
                            authorize=partial(webhook_token, daemon), reads_body=True))
     if daemon.app.config.approval_api.enabled:
-        table += [Route("POST", path, partial(approval, daemon, verb), reads_body=True)
+        table += [Route("POST", path, partial(approval, daemon, verb), authorize=bearer_present,
+                        reads_body=True)
                   for path, verb in APPROVAL_ROUTES.items()]
     if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.slack_actions)
         table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,

@@ -103,7 +103,8 @@ def proposals(records: Sequence[ProposalRecord]) -> str:
 
 def proposal_detail(record: ProposalRecord, events: Sequence[Event]) -> str:
     out = proposal_lines(record.proposal.to_json(), record.verdict.to_json(), record.state)
-    out.append(f"      approvers: {', '.join(record.approvers) or 'none yet'}"
+    who = [a.identity.describe() for a in record.approvals]  # which system vouched for each
+    out.append(f"      approvers: {', '.join(who) or 'none yet'}"
                f" (needs {max(1, record.verdict.approvals_required)})")
     if record.plan:
         out.append(f"      plan: {record.plan.get('summary', '')}")

@@ -84,13 +84,15 @@ class DelayedHttp:
 
 
 def failing_metrics() -> Body:
-    """A Prometheus page whose errors climb 40% as fast as requests: an error spike."""
+    """A Prometheus page whose errors climb 40% as fast as requests: an error spike, in an app
+    that served a million requests at 0.01% errors before (its lifetime ratio, which
+    app-metrics takes as the baseline, stays far below the spike)."""
     count = {"n": 0}  # only the server's loop thread touches it
 
     def body() -> bytes:
         count["n"] += 1
         n = count["n"]
-        requests, errors = 1000 + 200 * n, 10 + 80 * n
+        requests, errors = 1_000_000 + 200 * n, 100 + 80 * n
         return ("# TYPE http_requests_total counter\n"
                 f'http_requests_total{{code="200"}} {requests - errors}\n'
                 f'http_requests_total{{code="500"}} {errors}\n'

@@ -17,7 +17,7 @@ from typing import Any
 
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
 from agent.model.context import ProbeContext
-from agent.model.kube import body_message, call_blocking, kube_api, server_trouble
+from agent.model.kube import RawApi, body_message, call_blocking, server_trouble
 from agent.model.rbac import KubeRule
 
 JSON = dict[str, Any]
@@ -42,8 +42,9 @@ def _warm(ctx: ProbeContext) -> None:
 
 
 def api(ctx: ProbeContext, kind: str) -> Any:
-    """`api(ctx, "CoreV1Api")` over the context's ApiClient."""
-    return kube_api(ctx.kube, kind)
+    """`api(ctx, "CoreV1Api")` over the context's ApiClient; the probes' reads go out as plain
+    GETs (`RawApi`), so a pass never pays for importing the typed API modules."""
+    return RawApi(ctx.kube, kind)
 
 
 def to_error(e: Any, verb: str, resource: str, namespace: str, name: str = "") -> HemostatError:
@@ -154,6 +155,17 @@ async def list_pods(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
     pods: list[JSON] = listing.get("items", [])
     pods.sort(key=lambda p: str(p["metadata"].get("creationTimestamp", "")), reverse=True)
     return pods[:MAX_PODS]
+
+
+async def service_slices(ctx: ProbeContext, namespace: str, service: str) -> list[JSON]:
+    """The EndpointSlices of a Service: where each of its pods answers."""
+    await connect(ctx)
+    discovery = api(ctx, "DiscoveryV1Api")
+    listing = await read_json(ctx, ("list", "endpointslices", namespace, ""),
+                              discovery.list_namespaced_endpoint_slice, namespace,
+                              label_selector=f"kubernetes.io/service-name={service}")
+    slices: list[JSON] = listing.get("items", [])
+    return slices
 
 
 def parse_quantity(text: str) -> float:

@@ -1,8 +1,12 @@
-"""Probe `app-metrics`: the playbook's `curl .../metrics | grep errors`, done as a rate.
+"""Probe `app-metrics`: the playbook's `curl .../metrics | grep errors`, done as a rate, for
+teams without Prometheus (the `prometheus` probe asks Prometheus instead).
 
-Scrapes the app's Prometheus endpoint twice, `scrape_interval_s` apart, and turns the error
-counters into an error rate (errors / requests between the scrapes): finding `error_spike`.
-A counter that went down (the app restarted) counts from zero. Each scrape reads at most
+Scrapes the app's Prometheus endpoint twice, `scrape_interval_s` apart (the window), and turns
+the error counters into an error rate (errors / requests between the scrapes): finding
+`error_spike`. With `service`, every ready pod behind the Service is scraped on its own (its
+EndpointSlices) and the pods' deltas are added up (`probes/app_metrics_pods.py`), with the sample
+size; one URL behind a load balancer could compare two different pods. A counter that went down
+(the app restarted) counts from zero. Each scrape reads at most
 `MetricsSpec.max_body_bytes` (cut at the last whole line; the observation says `truncated`, and
 counters past the cut are missing), within the spec's timeout for the whole exchange, following
 redirects only on the same host.
@@ -18,6 +22,7 @@ import httpx
 
 from agent.model import (
     Finding,
+    HemostatError,
     MetricsSpec,
     Observation,
     PermanentError,
@@ -29,12 +34,16 @@ from agent.model import (
 from agent.model.bounded_http import cap_note, fetch
 from agent.model.context import ProbeContext
 from agent.model.rate import LIFETIME
+from agent.model.rbac import KubeRule
+from probes._kube import service_slices
+from probes.app_metrics_pods import combined, delta, pod_urls
 from probes.http_health import safe_url
 
 
 class AppMetricsProbe:
     name = "app-metrics"
-    summary = "the app's Prometheus error counters, as an error rate between two scrapes"
+    summary = "the app's Prometheus error counters (each pod behind a Service), as an error rate"
+    kube_rules = (KubeRule("discovery.k8s.io", "endpointslices", ("list",), why="the pods behind `service`"),)
 
     def applies_to(self, target: TargetSpec) -> bool:
         return target.metrics is not None
@@ -43,6 +52,9 @@ class AppMetricsProbe:
         spec = target.metrics
         if spec is None:
             raise PermanentError("target has no metrics configured", code="unconfigured")
+        if spec.service is not None:
+            return await _collect_pods(target.namespace, spec, ctx)
+        assert spec.url is not None  # the spec holds exactly one of url and service
         url = spec.url.resolve()
         key = f"http:{safe_url(url)}"
         async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
@@ -55,13 +67,49 @@ class AppMetricsProbe:
         return data
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
-        scrapes = observation.data.get("scrapes", [])
+        data = observation.data
+        if "pods" in data:
+            found = combined(data["pods"])
+            if found is None:
+                return []
+            (rate, baseline), first = found, min(p["scrapes"][0]["at"] for p in data["pods"]
+                                                 if "at" in p["scrapes"][0])
+            source = f"{rate['pods']} pods behind Service {data['service']}"
+            return _judge(rate, target, now, self.name, source, baseline, datetime.fromisoformat(first))
+        scrapes = data.get("scrapes", [])
         if len(scrapes) < 2:
             return []
         rate = error_rate(scrapes[0], scrapes[1])
-        return _judge(rate, target, now, self.name, observation.data.get("url", ""),
+        return _judge(rate, target, now, self.name, f"GET {data.get('url', '')}",
                       _baseline(scrapes[0]), datetime.fromisoformat(scrapes[0]["at"]),
-                      observation.data.get("truncated"))
+                      data.get("truncated"))
+
+
+async def _collect_pods(namespace: str, spec: MetricsSpec, ctx: ProbeContext) -> dict[str, Any]:
+    """Each ready pod behind the Service scraped twice, all at once; a pod that fails is noted,
+    all of them failing is the probe's gap."""
+    assert spec.service is not None
+    pods = pod_urls(await service_slices(ctx, namespace, spec.service), spec)
+    if not pods:
+        raise PermanentError(f"no ready pod behind Service {namespace}/{spec.service}",
+                             code="metrics_no_pods")
+    async with httpx.AsyncClient(trust_env=False, verify=ctx.tls()) as client:
+        first = await asyncio.gather(*(_noted(client, spec, ctx, url) for _, url in pods))
+        await asyncio.sleep(spec.scrape_interval_s)
+        second = await asyncio.gather(*(_noted(client, spec, ctx, url) for _, url in pods))
+    if all("error" in scrape for scrape in second):
+        raise PermanentError(f"no pod behind Service {spec.service} answered: {second[0]['error']}",
+                             code="metrics_unreachable")
+    return {"service": f"{namespace}/{spec.service}", "pods": [
+        {"pod": pod, "url": safe_url(url), "scrapes": [a, b]}
+        for (pod, url), a, b in zip(pods, first, second, strict=True)]}
+
+
+async def _noted(client: httpx.AsyncClient, spec: MetricsSpec, ctx: ProbeContext, url: str) -> dict[str, Any]:
+    try:
+        return await _scrape(client, spec, url, ctx, f"http:{safe_url(url)}")
+    except HemostatError as e:
+        return {"error": str(e)}
 
 
 async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, url: str, ctx: ProbeContext,
@@ -104,15 +152,9 @@ def sum_counters(text: str, names: list[str]) -> float | None:
     return total if seen else None
 
 
-def _delta(before: float | None, after: float | None) -> float | None:
-    if before is None or after is None:
-        return None
-    return after - before if after >= before else after  # counter reset: app restarted
-
-
 def error_rate(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    errors = _delta(first["errors"], second["errors"])
-    requests = _delta(first["requests"], second["requests"])
+    errors = delta(first["errors"], second["errors"])
+    requests = delta(first["requests"], second["requests"])
     seconds = max((datetime.fromisoformat(second["at"])
                    - datetime.fromisoformat(first["at"])).total_seconds(), 1e-3)
     ratio = errors / requests if errors is not None and requests else None
@@ -141,7 +183,7 @@ def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -
 
 
 def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
-           url: str, baseline: float | None = None, onset: datetime | None = None,
+           source: str, baseline: float | None = None, onset: datetime | None = None,
            truncated: str | None = None) -> list[Finding]:
     t = target.thresholds
     ratio, per_min = rate["ratio"], rate["per_minute"]
@@ -160,7 +202,7 @@ def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
         severity=Severity.SEV4 if noise else Severity.SEV1 if outage else Severity.SEV2,
         summary=f"{what} ({rate['errors']:.0f} errors / {rate['requests'] or 0:.0f} requests "
                 f"in {rate['seconds']:.0f}s){why}",
-        evidence=(f"GET {url}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",
+        evidence=(f"{source}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",
                   *([judged.describe()] if judged else []), *([truncated] if truncated else [])),
         facts={k: (round(v, 4) if isinstance(v, float) else v) for k, v in rate.items()},
         onset=onset, onset_from="first scrape of the window" if onset else "", rate=judged,

@@ -117,10 +117,6 @@ def _keys(chunk: bytes, patterns: Sequence[str], timestamped: bool, engine: Engi
     return (keys[skip:], ends[skip:]) if skip else (keys, ends)
 
 
-def _fold(key: bytes) -> bytes:
-    return _HEX_ID.sub(b" <hex>", key) if b" " in key else key
-
-
 class _Table:
     """Matching lines counted by key, in order of first appearance: each key's count, first and
     last line and the position of the last. Per line only C runs (Counter, dict-of-zip); Python
@@ -133,8 +129,10 @@ class _Table:
     def add(self, block: bytes, keys: list[bytes], ends: list[int]) -> None:
         first = dict(zip(reversed(keys), reversed(ends), strict=True))
         last = dict(zip(keys, ends, strict=True))
-        for key, count in Counter(keys).items():
-            folded = _fold(key)
+        counts = Counter(keys)
+        # Folded all at once: one regex pass over the distinct keys, not a call per key.
+        folds = _HEX_ID.sub(b" <hex>", b"\n".join(counts)).split(b"\n") if counts else []
+        for (key, count), folded in zip(counts.items(), folds, strict=True):
             row = self.rows.get(folded)
             if row is None:
                 self.rows[folded] = row = [0, _line(block, first[key]), None, -1]

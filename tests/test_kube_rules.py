@@ -25,6 +25,8 @@ from agent.model.rbac import grants_of
 from agent.registry import Registry
 from tests.actions import test_rollback, test_scale_up
 from tests.kubeapi.server import FakeApiServer
+from tests.loopback import LoopbackServer
+from tests.probes.test_app_metrics import endpoint_slice
 
 NS, APP, HPA, CONFIGMAP = "shop", "app", "app-hpa", "app-config"
 NAMED = {"target": {APP, HPA}, "configured": {CONFIGMAP}}
@@ -128,10 +130,22 @@ def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:
     run(plugin.collect(target, ProbeContext(kube=lambda: client)))
 
 
+def metrics_per_pod(api: FakeApiServer, client: Client, plugin: Any) -> None:
+    pod = LoopbackServer().start()
+    try:
+        pod.route("/metrics", body="http_requests_total 10\nhttp_requests_errors_total 1\n")
+        api.seed(endpoint_slice("web", "app-1", int(pod.url.rsplit(":", 1)[1]), ns=NS))
+        target = TargetSpec.model_validate({"name": "shop-app", "namespace": NS, "metrics": {
+            "service": "web", "scrape_interval_s": 0.01}})
+        run(plugin.collect(target, ProbeContext(kube=lambda: client)))
+    finally:
+        pod.stop()
+
+
 Scenario = Callable[[FakeApiServer, Client, Any], None]
 ACTIONS: dict[str, Scenario] = {"rollback": rollback, "scale-up": scale_up,
                                 "feature-flag-off": feature_flag_off, "failover": failover}
-PROBES: dict[str, Scenario] = {"k8s-workload": probe, "k8s-logs": probe}
+PROBES: dict[str, Scenario] = {"k8s-workload": probe, "k8s-logs": probe, "app-metrics": metrics_per_pod}
 REGISTRY = Registry.discover()
 
 

@@ -1,10 +1,12 @@
 """Kubernetes client plumbing shared by the probes and the actions (which may not import each
-other): typed APIs over a context's ApiClient, which HTTP statuses are the server's trouble, and
-the apiserver's message made safe to show. The official client is imported only when called.
+other): typed APIs over a context's ApiClient (or the plain GETs of `RawApi` for the probes'
+reads), which HTTP statuses are the server's trouble, and the apiserver's message made safe to
+show. The official client is imported only when called.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -45,3 +47,60 @@ def body_message(e: Any) -> str:
     except (ValueError, AttributeError):
         message = body
     return truncate(redact(str(message)), 200)
+
+
+# The reads every pass makes, sent as plain GETs through the ApiClient: the typed API classes of
+# the official client cost more to import than the calls take (CoreV1Api alone is 4.5 MB of
+# source, about 0.6 s of a one-shot `hemostat diagnose`). Any other method gets the typed API.
+# (kind, method) -> the path, and the typed method's positional parameters in order.
+NAMED, NS = ("name", "namespace"), ("namespace",)
+RAW_READS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("AppsV1Api", "read_namespaced_deployment"):
+        ("/apis/apps/v1/namespaces/{namespace}/deployments/{name}", NAMED),
+    ("AppsV1Api", "list_namespaced_replica_set"): ("/apis/apps/v1/namespaces/{namespace}/replicasets", NS),
+    ("CoreV1Api", "list_namespaced_pod"): ("/api/v1/namespaces/{namespace}/pods", NS),
+    ("CoreV1Api", "read_namespaced_pod_log"): ("/api/v1/namespaces/{namespace}/pods/{name}/log", NAMED),
+    ("AutoscalingV2Api", "list_namespaced_horizontal_pod_autoscaler"):
+        ("/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers", NS),
+    ("CustomObjectsApi", "list_namespaced_custom_object"):
+        ("/apis/{group}/{version}/namespaces/{namespace}/{plural}", ("group", "version", *NS, "plural")),
+    ("DiscoveryV1Api", "list_namespaced_endpoint_slice"):
+        ("/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices", NS),
+}
+
+
+class RawApi:
+    """Looks like `kubernetes.client.<kind>(api_client)` for the methods in `RAW_READS`, which it
+    answers as the typed API does with `_preload_content=False` (the urllib3 response; an
+    `ApiException` for a non-2xx status); other methods are the typed API's own."""
+
+    def __init__(self, client_factory: Callable[[], Any], kind: str) -> None:
+        self._client_factory, self._kind = client_factory, kind
+
+    def __getattr__(self, method: str) -> Any:
+        raw = RAW_READS.get((self._kind, method))
+        if raw is None:
+            return getattr(kube_api(self._client_factory, self._kind), method)
+        return functools.partial(raw_get, self._client_factory(), *raw)
+
+
+def raw_get(client: Any, path: str, params: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
+    """GET `path`, its `{params}` from `args` (in the typed method's order) and the keyword
+    arguments as query parameters (snake_case to camelCase)."""
+    from kubernetes.client.exceptions import ApiException
+
+    values = dict(zip(params, args, strict=True))
+    query = [(_camel(k), v) for k, v in kwargs.items() if not k.startswith("_") and v is not None]
+    request = client.param_serialize(method="GET", resource_path=path, path_params=values,
+                                     query_params=query, header_params={"Accept": "application/json"},
+                                     auth_settings=["BearerToken"])
+    response = client.call_api(*request, _request_timeout=kwargs.get("_request_timeout"))
+    if not 200 <= response.status <= 299:
+        response.read()
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return response.response
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

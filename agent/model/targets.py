@@ -166,15 +166,29 @@ class DependencySpec(_Strict):
 
 
 class MetricsSpec(_Strict):
-    """An app's Prometheus endpoint and which counters are errors and which are requests."""
+    """An app's Prometheus endpoint, as one URL or as every ready pod behind a Service, and which
+    counters are errors and which are requests."""
 
-    url: UrlRef
+    url: UrlRef | None = None
+    service: str | None = Field(
+        None, description="scrape each ready pod behind this Service (its EndpointSlices), not one "
+        "URL: through a Service the two scrapes of a rate may hit different pods")
+    port: int | str | None = Field(None, description="EndpointSlice port (number or name); default its first")
+    path: str = Field("/metrics", pattern=r"^/")
+    scheme: Literal["http", "https"] = "http"
+    max_pods: int = Field(50, ge=1, le=500)
     error_counters: list[str] = Field(default_factory=lambda: ["http_requests_errors_total"])
     request_counters: list[str] = Field(default_factory=lambda: ["http_requests_total"])
-    scrape_interval_s: float = Field(2.0, gt=0, le=120, description="gap between two scrapes")
+    scrape_interval_s: float = Field(2.0, gt=0, le=120, description="the window: gap between two scrapes")
     timeout_s: float = Field(5.0, gt=0, le=60)
     max_body_bytes: int = Field(2 << 20, ge=1024, le=64 << 20,
                                 description="a scrape reads at most this much (cut at a whole line)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MetricsSpec:
+        if (self.url is None) == (self.service is None):
+            raise ValueError("give exactly one of 'url' (one endpoint) or 'service' (each pod behind it)")
+        return self
 
 
 class LogsSpec(_Strict):

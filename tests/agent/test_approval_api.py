@@ -240,3 +240,20 @@ def test_a_revert_asked_through_the_api_is_authorised_and_runs_in_the_daemon(
     record = world.ledger.proposal(PID)
     assert record.state == "reverted"
     assert [(a.identity.source, a.identity.subject) for a in record.revert_approvals] == [("kubernetes", "alice")]
+
+
+def test_an_exec_plugin_credential_is_resolved_and_sent(world: World, daemon: DaemonProcess) -> None:
+    """EKS, GKE, AKS and OIDC kubeconfigs run a plugin for the token; the client's loader runs it."""
+    world.fake.auth.add_token("token-from-plugin", "erin@example.com", ("sre",))
+    plugin = world.tmp / "get-token.py"
+    plugin.write_text('import json\nprint(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", '
+                      '"kind": "ExecCredential", "status": {"token": "token-from-plugin"}}))\n')
+    erin = world.kubeconfig("erin", {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                              "command": sys.executable, "args": [str(plugin)],
+                                              "interactiveMode": "Never"}})
+    world.propose()
+    done = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=erin)
+    assert done.returncode == 0, done.stderr
+    assert "approved by erin@example.com (kubernetes) (1/2)" in done.stdout
+    shown = world.hemostat("show", PID)
+    assert "approvers: erin@example.com (kubernetes)" in shown.stdout

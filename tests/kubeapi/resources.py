@@ -101,6 +101,7 @@ def builtin_types() -> list[ResourceType]:
         rt("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
            ("status",), generation=True, short_names=("hpa",), storage_version="autoscaling/v2"),
         rt("coordination.k8s.io", "v1", "leases", "Lease"),
+        rt("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
         rt("events.k8s.io", "v1", "events", "Event", fields=NEW_EVENT_FIELDS,
            short_names=("ev",), storage_version="v1"),
         rt("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", verbs=READ_VERBS),

@@ -25,10 +25,11 @@ from typing import Any, Protocol
 import httpx
 import yaml
 
+from actions import _gitops
 from actions.base import Outcome
 from agent.model import Change, FallbackSpec, PermanentError, Plan, Proposal, TargetSpec, TemporaryError
 from agent.model.context import ActionContext
-from agent.model.rbac import KubeRule
+from agent.model.rbac import KubeRule, gitops_rules
 from agent.model.redact import redact, truncate
 from agent.model.urls import endpoint
 
@@ -274,7 +275,8 @@ class FailoverAction:
     name = "failover"
     summary = "switch a dependency to its secondary endpoint (config file, flag service or ConfigMap)"
     # The ConfigMap backend's calls; files and flag services need no Kubernetes rights.
-    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the endpoint key"),)
+    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the endpoint key"),
+                  *gitops_rules(("get",), "does a GitOps controller put the key back"))
     mutates = True
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
@@ -287,6 +289,8 @@ class FailoverAction:
         spec, backend = _resolve(ctx, proposal.subject)
         now = await _current(backend, spec)
         done = " (already on secondary)" if now == spec.secondary else ""
+        if isinstance(backend, ConfigMapBackend):
+            done += await _gitops.configmap_warning(ctx, backend.name)
         return Plan(
             action=self.name, target=proposal.target, subject=proposal.subject,
             summary=f"fail {proposal.subject} over: {backend.where}: "

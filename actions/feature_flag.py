@@ -9,11 +9,12 @@ the recorded state (on, unless it was already off before the plan). Called by th
 
 from __future__ import annotations
 
+from actions import _gitops
 from actions.base import Outcome
-from actions.flag_backends import FlagBackend, backend_for
+from actions.flag_backends import ConfigMapFlag, FlagBackend, backend_for
 from agent.model import Change, FlagSpec, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
-from agent.model.rbac import EVENTS, KubeRule
+from agent.model.rbac import EVENTS, KubeRule, gitops_rules
 
 
 def _flag(target: TargetSpec, name: str) -> FlagSpec | None:
@@ -36,7 +37,8 @@ class FeatureFlagOffAction:
     name = "feature-flag-off"
     summary = "turn a feature flag off (ConfigMap key, Unleash, or a JSON flag webhook)"
     # The ConfigMap backend's calls; Unleash and webhooks need no Kubernetes rights.
-    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the flag's key"), EVENTS)
+    kube_rules = (KubeRule("", "configmaps", ("get", "patch"), "configured", "the flag's key"), EVENTS,
+                  *gitops_rules(("get",), "does a GitOps controller put the key back"))
     mutates = True
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
@@ -47,10 +49,13 @@ class FeatureFlagOffAction:
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
         backend = _backend(ctx, proposal.subject)
         before = await backend.get()
+        warning = ""
+        if isinstance(backend, ConfigMapFlag):  # Unleash and webhooks are their own truth
+            warning = await _gitops.configmap_warning(ctx, backend.name)
         return Plan(
             action=self.name, target=proposal.target, subject=proposal.subject,
             summary=f"turn flag {proposal.subject} off ({backend.where})"
-                    + ("" if before else " (already off: nothing to do)"),
+                    + ("" if before else " (already off: nothing to do)") + warning,
             changes=(Change(backend.where, "enabled", before, False),),
             touches=(backend.where,),
             state={"flag": proposal.subject, "before": before},

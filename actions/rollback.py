@@ -10,21 +10,25 @@ The Deployment controller then makes it the newest revision, as it does for kube
 Refused with a reason when there is no earlier revision or the Deployment is paused. Idempotent:
 a template that already equals the target changes nothing. `verify` waits (bounded) for the
 rollout to be available, then re-probes `k8s-workload`; `revert` rolls forward to the recorded
-template. Called by the executor; Kubernetes plumbing lives in `actions/_kube.py`.
+template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py);
+other kinds go through actions/rollback_workloads.py. Plumbing: `actions/_kube.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actions import rollback_gitops, rollback_workloads
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
-from agent.model.rbac import EVENTS, KubeRule
+from agent.model.rbac import EVENTS, KubeRule, gitops_rules
 
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -157,8 +161,14 @@ class RollbackAction:
     summary = "roll the deployment back to its previous revision (kubectl rollout undo)"
     kube_rules = (
         KubeRule("apps", "deployments", ("get", "patch"), "target", "put the previous template back"),
+        KubeRule("apps", "statefulsets", ("get", "patch"), "target", "likewise, for a StatefulSet"),
+        KubeRule("apps", "daemonsets", ("get", "patch"), "target", "likewise, for a DaemonSet"),
+        KubeRule("apps", "controllerrevisions", ("list",), why="their revisions"),
+        KubeRule("argoproj.io", "rollouts", ("get", "patch"), "target", "undo an Argo Rollout"),
+        KubeRule("argoproj.io", "rollouts/status", ("patch",), "target", "abort or retry its update"),
         KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
         EVENTS,
+        *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
     )
     mutates = True
     settle_s = 10.0  # a PATCH in flight lands within the API request timeout
@@ -171,8 +181,17 @@ class RollbackAction:
         return None if target.deployment else f"target {target.name} names no deployment"
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
-        deploy = await _read(ctx)
-        _refuse_paused(deploy)
+        live: Callable[[], Awaitable[Plan]]
+        if ctx.target.kind != "Deployment":  # StatefulSet, DaemonSet, Rollout
+            obj = await rollback_workloads.read(ctx)
+            live = functools.partial(rollback_workloads.plan, proposal, ctx, obj)
+        else:
+            obj = await _read(ctx)
+            _refuse_paused(obj)
+            live = functools.partial(self._live_plan, proposal, ctx, obj)
+        return await rollback_gitops.plan(proposal, ctx, obj, live) or await live()
+
+    async def _live_plan(self, proposal: Proposal, ctx: ActionContext, deploy: JSON) -> Plan:
         to_revision = proposal.params.get("to_revision")
         current, rs = _pick(deploy, await _owned(ctx, deploy), int(to_revision) if to_revision else None)
         before, after = clean_template(deploy["spec"]["template"]), clean_template(rs["spec"]["template"])
@@ -189,15 +208,29 @@ class RollbackAction:
             blast_radius={"deployments": 1, "replicas": int(deploy["spec"].get("replicas", 1))},
         )
 
+    def _live(self, plan: Plan, ctx: ActionContext, forward: bool) -> Awaitable[Outcome]:
+        """The live template change, back (`forward`: executing) or forth (reverting)."""
+        if "kind" in plan.state:
+            return rollback_workloads.apply(plan, ctx, forward=forward)
+        if forward:
+            return self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
+                              f"rolled back to revision {plan.state['to_revision']}")
+        return self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
+                          f"rolled forward to the template of revision {plan.state['from_revision']}")
+
     async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        return await self._roll(plan, ctx, plan.state["to_template"], "HemostatRollback",
-                                f"rolled back to revision {plan.state['to_revision']}")
+        live = functools.partial(self._live, plan, ctx, True)
+        return await rollback_gitops.execute(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        return await self._roll(plan, ctx, plan.state["from_template"], "HemostatRollbackReverted",
-                                f"rolled forward to the template of revision {plan.state['from_revision']}")
+        live = functools.partial(self._live, plan, ctx, False)
+        return await rollback_gitops.revert(plan, ctx, live) if "strategy" in plan.state else await live()
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        if plan.state.get("strategy") in ("git-revert", "argocd"):
+            return Outcome(True, f"{plan.summary} (dry run: nothing pushed or patched)", {"changed": False})
+        if "kind" in plan.state:
+            return await rollback_workloads.apply(plan, ctx, forward=True, dry=True)
         deploy = await self._fresh(plan, ctx)
         if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
             return Outcome(True, "already at the target template: nothing to do", {"changed": False})
@@ -230,18 +263,32 @@ class RollbackAction:
         return Outcome(True, f"deployment {plan.state['namespace']}/{plan.state['deployment']} {done}", facts)
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        waiting = await self._wait(plan, ctx)
-        if waiting is not None:
-            return Outcome(False, f"rollout not available after {self.verify_timeout_s:g}s: {waiting}",
-                           {"waiting": waiting})
+        if "strategy" in plan.state:
+            return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
+                                                lambda: self._verify_live(plan, ctx), self.poll_interval_s)
+        return await self._verify_live(plan, ctx)
+
+    async def _still_bad(self, ctx: ActionContext) -> Outcome | None:
         findings = [f for f in await ctx.reprobe(ctx.target, self.reprobe) if f.kind in STILL_BAD]
         if findings:
             return Outcome(False, f"rolled out, but still: {findings[0].summary}",
                            {"findings": [f.kind for f in findings]})
-        return Outcome(True, f"revision {plan.state['to_revision']}'s template is rolled out and available",
-                       {"revision": plan.state["to_revision"]})
+        return None
+
+    async def _verify_live(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        waiting = await self._wait(plan, ctx)
+        if waiting is not None:
+            return Outcome(False, f"rollout not available after {self.verify_timeout_s:g}s: {waiting}",
+                           {"waiting": waiting})
+        bad = await self._still_bad(ctx)
+        revision = plan.state.get("to_revision")
+        done = "aborted: the stable ReplicaSet serves" if revision is None \
+            else f"revision {revision}'s template is rolled out and available"
+        return bad or Outcome(True, done, {"revision": revision})
 
     async def _wait(self, plan: Plan, ctx: ActionContext) -> str | None:
+        if "kind" in plan.state:
+            return await rollback_workloads.wait(ctx, plan.state, self.verify_timeout_s, self.poll_interval_s)
         polls = max(1, math.ceil(self.verify_timeout_s / self.poll_interval_s))
         waiting: str | None = None
         for poll in range(polls + 1):

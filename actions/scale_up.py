@@ -19,11 +19,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from actions import scale_targets
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
 from agent.model.context import ActionContext
-from agent.model.rbac import EVENTS, KubeRule
+from agent.model.rbac import EVENTS, KubeRule, gitops_rules
 
 JSON = dict[str, Any]
 DEFAULT_FACTOR = 2.0
@@ -64,9 +65,8 @@ def _name(ctx: ActionContext) -> tuple[str, str]:
 
 async def _scale(ctx: ActionContext) -> JSON:
     ns, name = _name(ctx)
-    apps = api(ctx, "AppsV1Api")
-    return await read_json(ctx, Op("get", "deployments/scale", ns, name),
-                           apps.read_namespaced_deployment_scale, name, ns)
+    resource, read, _ = scale_targets.scale_calls(ctx)
+    return await read_json(ctx, Op("get", resource, ns, name), read, name, ns)
 
 
 async def _hpa(ctx: ActionContext) -> JSON | None:
@@ -76,12 +76,12 @@ async def _hpa(ctx: ActionContext) -> JSON | None:
     listing = await read_json(ctx, Op("list", "horizontalpodautoscalers", ns),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
     hpas: list[JSON] = listing.get("items", [])
-    return next((hpa for hpa in hpas if _targets(hpa, name)), None)
+    return next((hpa for hpa in hpas if _targets(hpa, ctx.target.kind, name)), None)
 
 
-def _targets(hpa: JSON, deployment: str) -> bool:
+def _targets(hpa: JSON, kind: str, name: str) -> bool:
     ref = hpa["spec"].get("scaleTargetRef") or {}
-    return ref.get("kind") == "Deployment" and ref.get("name") == deployment
+    return ref.get("kind") == kind and ref.get("name") == name
 
 
 async def _read_hpa(ctx: ActionContext, name: str) -> JSON:
@@ -95,8 +95,8 @@ async def _patch_scale(ctx: ActionContext, scale: JSON, replicas: int, dry_run: 
     ns, name = _name(ctx)
     body = {"metadata": {"resourceVersion": scale["metadata"]["resourceVersion"]},
             "spec": {"replicas": replicas}}
-    apps = api(ctx, "AppsV1Api")
-    await call(ctx, Op("patch", "deployments/scale", ns, name), apps.patch_namespaced_deployment_scale,
+    resource, _, patch = scale_targets.scale_calls(ctx)
+    await call(ctx, Op("patch", resource, ns, name), patch,
                name, ns, body, _preload_content=False, **({"dry_run": "All"} if dry_run else {}))
 
 
@@ -127,6 +127,11 @@ class ScaleUpAction:
     kube_rules = (
         KubeRule("apps", "deployments/scale", ("get", "patch"), "target", "raise replicas"),
         KubeRule("apps", "deployments", ("get",), "target", "wait for the replicas to be available"),
+        KubeRule("apps", "statefulsets/scale", ("get", "patch"), "target", "likewise, for a StatefulSet"),
+        KubeRule("apps", "statefulsets", ("get",), "target", "likewise, for a StatefulSet"),
+        KubeRule("keda.sh", "scaledobjects", ("get", "patch"), "target",
+                 "raise a KEDA ScaledObject's minReplicaCount (KEDA undoes HPA edits)"),
+        *gitops_rules(("get",), "does a GitOps controller undo the new count"),
         KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="find the HPA targeting it"),
         KubeRule("autoscaling", "horizontalpodautoscalers", ("get", "patch"), "target",
                  "raise the HPA's minReplicas"),
@@ -147,18 +152,25 @@ class ScaleUpAction:
         current = int((await _scale(ctx))["spec"].get("replicas", 0))
         sizing = size(current, proposal.params, ctx.limits)
         hpa = await _hpa(ctx)
-        where = f"deployment {ns}/{name}"
-        if hpa is not None:
-            state, changes = _hpa_plan(hpa, sizing)
-            touches = (f"hpa {ns}/{hpa['metadata']['name']}",)
+        where = f"{ctx.target.kind.lower()} {ns}/{name}"
+        keda = scale_targets.keda_owner(hpa) if hpa is not None else None
+        if keda is not None:
+            written = await scale_targets.read_scaled_object(ctx, keda)
+            state, changes = scale_targets.keda_plan(written, sizing.target)
+            touches, via = (f"scaledobject {ns}/{keda}",), f" via scaledobject {keda} minReplicaCount"
+        elif hpa is not None:
+            written, (state, changes) = hpa, _hpa_plan(hpa, sizing)
+            hpa_name = hpa["metadata"]["name"]
+            touches, via = (f"hpa {ns}/{hpa_name}",), f" via hpa {hpa_name} minReplicas"
         else:
+            written = await scale_targets.read_workload(ctx, ns, name)
             state = {"mode": "replicas", "before": current, "after": sizing.target}
-            changes, touches = (Change(where, "spec.replicas", current, sizing.target),), (where,)
+            changes, touches, via = (Change(where, "spec.replicas", current, sizing.target),), (where,), ""
         capped = f" (capped by {', '.join(sizing.capped)}; asked {sizing.wanted})" if sizing.capped else ""
-        via = f" via hpa {hpa['metadata']['name']} minReplicas" if hpa is not None else ""
+        warning = await scale_targets.gitops_warning(ctx, written)
         return Plan(
             action=self.name, target=proposal.target, subject=proposal.subject,
-            summary=f"scale {where} from {current} to {sizing.target} replicas{via}{capped}",
+            summary=f"scale {where} from {current} to {sizing.target} replicas{via}{capped}{warning}",
             changes=changes, touches=touches,
             state={**state, "namespace": ns, "deployment": name, "current": current,
                    "target": sizing.target, "wanted": sizing.wanted, "capped": list(sizing.capped)},
@@ -166,12 +178,16 @@ class ScaleUpAction:
         )
 
     async def execute(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        if plan.state["mode"] == "keda":
+            return await self._set_keda(plan, ctx, plan.state["after_min"], plan.state["after_max"], True)
         if plan.state["mode"] == "hpa":
             bounds = {"minReplicas": plan.state["after_min"], "maxReplicas": plan.state["after_max"]}
             return await self._set_hpa(plan, ctx, bounds, raise_only=True)
         return await self._set_replicas(plan, ctx, plan.state["after"], raise_only=True)
 
     async def revert(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        if plan.state["mode"] == "keda":
+            return await self._set_keda(plan, ctx, plan.state["before_min"], plan.state["before_max"], False)
         if plan.state["mode"] == "hpa":
             bounds = {"minReplicas": plan.state["before_min"], "maxReplicas": plan.state["before_max"]}
             return await self._set_hpa(plan, ctx, bounds, raise_only=False)
@@ -216,8 +232,23 @@ class ScaleUpAction:
                                f"{where} bounds {before['minReplicas']}-{before['maxReplicas']} -> "
                                f"{bounds['minReplicas']}-{bounds['maxReplicas']}")
 
+    async def _set_keda(self, plan: Plan, ctx: ActionContext, low: int, high: int,
+                        raise_only: bool) -> Outcome:
+        name = plan.state["scaledobject"]
+        before = await retry_conflicts(lambda: scale_targets.set_keda(ctx, name, low, high, raise_only))
+        where = f"scaledobject {plan.state['namespace']}/{name}"
+        if before is None:
+            return Outcome(True, f"{where} already at minReplicaCount {low}: nothing changed",
+                           {"changed": False})
+        ref = ObjectRef("keda.sh/v1alpha1", "ScaledObject", plan.state["namespace"], name)
+        return await _recorded(ctx, ref, "HemostatScaleUp" if raise_only else "HemostatScaleUpReverted",
+                               f"{where} replica counts {before[0]}-{before[1]} -> {low}-{high}")
+
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        if plan.state["mode"] == "hpa":
+        if plan.state["mode"] == "keda":
+            await scale_targets.set_keda(ctx, plan.state["scaledobject"], plan.state["after_min"],
+                                         plan.state["after_max"], raise_only=False, dry_run=True)
+        elif plan.state["mode"] == "hpa":
             bounds = {"minReplicas": plan.state["after_min"], "maxReplicas": plan.state["after_max"]}
             await _patch_hpa(ctx, await _read_hpa(ctx, plan.state["hpa"]), bounds, dry_run=True)
         else:
@@ -239,12 +270,10 @@ class ScaleUpAction:
 
     async def _wait(self, ctx: ActionContext, want: int) -> int:
         ns, name = _name(ctx)
-        apps = api(ctx, "AppsV1Api")
         polls = max(1, math.ceil(self.verify_timeout_s / self.poll_interval_s))
         available = 0
         for poll in range(polls + 1):
-            deploy = await read_json(ctx, Op("get", "deployments", ns, name), apps.read_namespaced_deployment,
-                                     name, ns)
+            deploy = await scale_targets.read_workload(ctx, ns, name)
             available = int((deploy.get("status") or {}).get("availableReplicas", 0))
             if available >= want or poll == polls:
                 break

@@ -306,8 +306,8 @@ class Daemon:
         buttons = self.app.config.slack is not None  # Slack updates offer Approve / Reject
         self.notifier = Notifier(channels_from(self.app.config.notifiers, buttons),
                                  on_result=self._delivered)
-        self.slack = self._slack_interactions()
         self.metrics.watch(self.ledger)
+        self.slack = self._slack_interactions()
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))

@@ -18,7 +18,7 @@ from agent.model import Finding, FlagSpec, TargetSpec, shorten
 from agent.model.rate import LIFETIME
 
 # Kinds that describe context, not damage: they never raise severity on their own.
-CONTEXT_KINDS = frozenset({"recent_deploy", "probe_failed"})
+CONTEXT_KINDS = frozenset({"recent_deploy", "probe_failed", "gitops_managed"})
 CHANGE_KINDS = frozenset({"recent_deploy"})
 _GENERIC_LABELS = frozenset({"www", "api", "com", "net", "org", "io", "status", "health", "svc",
                              "cluster", "local", "default", "internal", "example"})

@@ -152,25 +152,35 @@ def on_unmatched(ledger: Ledger, webhook: Webhook, alerts: Sequence[Alert], now:
 
 def after_diagnosis(ledger: Ledger, incident: IncidentRecord, diagnosis: Diagnosis, actor: str,
                     now: datetime) -> IncidentRecord:
-    """investigating once triaged; identified when the tree found a mitigation."""
-    severity = int(diagnosis.triage.severity) if diagnosis.triage.severity else incident.severity
+    """investigating once triaged; identified when the tree found a mitigation; and the
+    severity escalated whenever the new evidence is worse, whatever the status."""
+    current = ledger.incident(incident.id)  # alerts may have moved it while the probes ran
+    severity = int(diagnosis.triage.severity) if diagnosis.triage.severity else current.severity
     status = "identified" if diagnosis.decision.proposals else "investigating"
-    if incident.status in ("monitoring", "resolved") or incident.status == status:
-        return incident
-    return ledger.set_incident_status(incident.id, status, actor, now,
-                                      severity=min(severity, incident.severity),
+    if current.status == "resolved":
+        return current
+    if current.status == "monitoring" or current.status == status:
+        if severity >= current.severity:
+            return current
+        return ledger.set_incident_status(current.id, current.status, actor, now, severity=severity,
+                                          data={"reason": "the new evidence is worse",
+                                                "headline": diagnosis.triage.headline})
+    return ledger.set_incident_status(current.id, status, actor, now,
+                                      severity=min(severity, current.severity),
                                       data={"headline": diagnosis.triage.headline})
 
 
 def record_diagnosis(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str, now: datetime,
                      incident: IncidentRecord | None = None) -> tuple[IncidentRecord | None, bool]:
     """Record the diagnosis (opening or joining the target's incident when something is wrong)
-    and move the incident along. Returns it, and whether its status changed (worth announcing)."""
+    and move the incident along. Returns it, and whether its status or severity changed (worth
+    announcing)."""
     recorded = service.record(app, ledger, diagnosis, actor, incident)
     if recorded is None:
         return None, False
-    after = after_diagnosis(ledger, recorded, diagnosis, actor, now)
-    return after, after.status != recorded.status
+    before = ledger.incident(recorded.id)
+    after = after_diagnosis(ledger, before, diagnosis, actor, now)
+    return after, (after.status, after.severity) != (before.status, before.severity)
 
 
 def mitigates(plan: dict[str, Any] | None) -> bool:

@@ -23,7 +23,19 @@ def preview(action: str, subject: str, params: JSON, findings: Sequence[Finding]
     build = _PREVIEWS.get(action)
     if build is None:
         return {}, params
-    return build(subject, params, findings)
+    shown, params = build(subject, params, findings)
+    return _under_gitops(shown, findings), params
+
+
+def _under_gitops(shown: JSON, findings: Sequence[Finding]) -> JSON:
+    """A GitOps controller that auto-syncs the subject changes what the action will really do:
+    the policy's gitops rule decides (docs/gitops.md), so the preview says so."""
+    owner = next((f for f in findings if f.kind == "gitops_managed" and f.facts.get("auto_sync")), None)
+    if owner is None or not shown:
+        return shown
+    return {**shown, "gitops": owner.summary,
+            "summary": f"{shown['summary']}; {owner.summary}: the policy's gitops rule decides how "
+                       "(a git revert unless it says otherwise)"}
 
 
 def _kill_queries(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[JSON, JSON]:

@@ -16,6 +16,10 @@ from datetime import datetime, timedelta
 from agent.model import Proposal, Verdict
 from policies.model import ActionRule, Freeze, Policy
 
+# Actions whose live edits a GitOps controller would undo: their verdicts carry the target's
+# GitOps rule (policies/model.py GitOpsRule) as `gitops_*` limits.
+GITOPS_AWARE = frozenset({"rollback", "scale-up", "feature-flag-off", "failover"})
+
 
 @dataclass(frozen=True)
 class PastExecution:
@@ -35,6 +39,14 @@ class Gate:
     def evaluate(self, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
                  severity: int = 4, override_cooldown: bool = False) -> Verdict:
         """`override_cooldown`: a human approved past the cooldown, where the rule allows it."""
+        verdict = self._evaluate(proposal, history, now, severity, override_cooldown)
+        if proposal.action not in GITOPS_AWARE or not self.policy.gitops:
+            return verdict  # without a gitops section the actions use GitOpsRule's defaults
+        gitops = self.policy.gitops_rule(proposal.target).limits()
+        return replace(verdict, limits={**gitops, **verdict.limits})
+
+    def _evaluate(self, proposal: Proposal, history: Sequence[PastExecution], now: datetime,
+                  severity: int, override_cooldown: bool) -> Verdict:
         mode, rule = self.policy.mode, self.policy.rule(proposal.action)
         if mode == "observe":
             return self._verdict("deny", "observe mode: recorded only, nothing is executed", rule)

@@ -65,6 +65,28 @@ class ActionRule(_Strict):
     revert: RevertRule = Field(default_factory=RevertRule)
 
 
+class GitOpsRule(_Strict):
+    """How mitigations treat an object a GitOps controller (Argo CD, Flux) manages.
+
+    A live edit there is undone by self-heal or the next sync, so `rollback` goes through git
+    (`git-revert`: revert the offending commits in the deploy repo), through Argo CD
+    (`argocd`: suspend auto-sync, recorded, and sync the previous healthy revision), live only
+    when `live_allowed` and auto-sync is suspended first (which needs `may_suspend_sync`), or
+    not at all (`refuse`).
+    """
+
+    rollback: Literal["git-revert", "argocd", "live", "refuse"] = "git-revert"
+    push: Literal["review", "deploy-branch"] = Field(
+        "review", description="git-revert: push a review branch, or straight to the deploy branch")
+    may_suspend_sync: bool = Field(False, description="may turn the controller's auto-sync off")
+    live_allowed: bool = Field(False, description="live edits on a GitOps-managed object")
+    sync_timeout_s: float = Field(300, gt=0, description="verify: how long to wait for the sync")
+
+    def limits(self) -> dict[str, int | float | bool | str]:
+        """The rule as verdict limits, which is how the action reads it."""
+        return {f"gitops_{key}": value for key, value in self.model_dump().items()}
+
+
 class RateLimit(_Strict):
     max_executions: int = Field(5, ge=1)
     per_minutes: float = Field(60, gt=0)
@@ -104,9 +126,14 @@ class Policy(_Strict):
     revert_on_failed_verify: bool = False
     approvers: Approvers = Field(default_factory=Approvers)
     actions: dict[str, ActionRule] = Field(default_factory=dict)
+    gitops: dict[str, GitOpsRule] = Field(
+        default_factory=dict, description="per target name, or '*' for every target")
 
     def rule(self, action: str) -> ActionRule | None:
         return self.actions.get(action)
+
+    def gitops_rule(self, target: str) -> GitOpsRule:
+        return self.gitops.get(target) or self.gitops.get("*") or GitOpsRule()
 
     def approvers_for(self, action: str, revert: bool = False) -> tuple[Approvers, str]:
         """The approvers rule that applies, and its field path (for messages)."""

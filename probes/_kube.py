@@ -25,6 +25,9 @@ MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventor
 # What `read_deployment` and `list_pods` call: every Kubernetes probe starts with them.
 DEPLOYMENT_READS = (
     KubeRule("apps", "deployments", ("get",), "target", "the target's Deployment"),
+    KubeRule("apps", "statefulsets", ("get",), "target", "or its StatefulSet"),
+    KubeRule("apps", "daemonsets", ("get",), "target", "or its DaemonSet"),
+    KubeRule("argoproj.io", "rollouts", ("get",), "target", "or its Argo Rollouts Rollout"),
     KubeRule("", "pods", ("list",), why="the pods its selector picks"),
 )
 
@@ -140,10 +143,36 @@ def label_selector(selector: JSON) -> str:
 
 
 async def read_deployment(ctx: ProbeContext, target: TargetSpec) -> JSON:
+    """The target's workload (`target.kind`), its status in a Deployment's terms."""
     ns, name = deployment_of(target)
     await connect(ctx)  # every Kubernetes probe starts here
     apps = api(ctx, "AppsV1Api")
-    return await read_json(ctx, ("get", "deployments", ns, name), apps.read_namespaced_deployment, name, ns)
+    if target.kind == "Rollout":
+        custom = api(ctx, "CustomObjectsApi")
+        obj = await read_json(ctx, ("get", "rollouts", ns, name), custom.get_namespaced_custom_object,
+                              "argoproj.io", "v1alpha1", ns, "rollouts", name)
+    else:
+        read = {"Deployment": apps.read_namespaced_deployment,
+                "StatefulSet": apps.read_namespaced_stateful_set,
+                "DaemonSet": apps.read_namespaced_daemon_set}[target.kind]
+        obj = await read_json(ctx, ("get", f"{target.kind.lower()}s", ns, name), read, name, ns)
+    return as_deployment(obj, target.kind)
+
+
+def as_deployment(obj: JSON, kind: str) -> JSON:
+    """A DaemonSet's `*NumberScheduled` counts as replicas; a Rollout's string generation as a
+    number: the workload as the Deployment-shaped analysis reads it (`kind` kept)."""
+    out = {**obj, "kind": kind, "status": dict(obj.get("status") or {})}
+    status = out["status"]
+    if kind == "DaemonSet":
+        out["spec"] = {**obj.get("spec", {}), "replicas": int(status.get("desiredNumberScheduled", 0))}
+        status.update(availableReplicas=status.get("numberAvailable", 0),
+                      readyReplicas=status.get("numberReady", 0),
+                      updatedReplicas=status.get("updatedNumberScheduled", 0),
+                      replicas=status.get("currentNumberScheduled", 0))
+    if not str(status.get("observedGeneration", "0")).isdigit():
+        status["observedGeneration"] = obj["metadata"].get("generation", 0)
+    return out
 
 
 async def list_pods(ctx: ProbeContext, deploy: JSON) -> list[JSON]:

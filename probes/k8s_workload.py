@@ -18,7 +18,8 @@ from typing import Any
 
 from agent.model import Finding, HemostatError, Observation, PermanentError, TargetSpec, truncate
 from agent.model.context import ProbeContext
-from agent.model.rbac import KubeRule
+from agent.model.rbac import KubeRule, gitops_rules
+from probes import _gitops
 from probes._kube import (
     DEPLOYMENT_READS,
     api,
@@ -89,13 +90,36 @@ def replica_set(rs: JSON) -> JSON:
 
 
 async def _replica_sets(ctx: ProbeContext, deploy: JSON) -> list[JSON]:
+    """The rollout history, newest first: owned ReplicaSets, or for a StatefulSet or DaemonSet its
+    ControllerRevisions (shaped alike)."""
     ns, uid = deploy["metadata"]["namespace"], deploy["metadata"]["uid"]
     apps = api(ctx, "AppsV1Api")
-    listing = await read_json(ctx, ("list", "replicasets", ns, ""), apps.list_namespaced_replica_set, ns,
-                              label_selector=label_selector(deploy["spec"].get("selector") or {}))
-    owned = [rs for rs in listing.get("items", [])
+    selector = label_selector(deploy["spec"].get("selector") or {})
+    if deploy.get("kind") in ("StatefulSet", "DaemonSet"):
+        listing = await read_json(ctx, ("list", "controllerrevisions", ns, ""),
+                                  apps.list_namespaced_controller_revision, ns, label_selector=selector)
+        items = [_as_replica_set(r) for r in listing.get("items", [])]
+    else:
+        listing = await read_json(ctx, ("list", "replicasets", ns, ""), apps.list_namespaced_replica_set, ns,
+                                  label_selector=selector)
+        items = [_rollout_revision(rs) for rs in listing.get("items", [])] \
+            if deploy.get("kind") == "Rollout" else listing.get("items", [])
+    owned = [rs for rs in items
              if any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or [])]
     return sorted((replica_set(rs) for rs in owned), key=lambda rs: -rs["revision"])[:10]
+
+
+def _rollout_revision(rs: JSON) -> JSON:
+    """An Argo Rollouts ReplicaSet numbers its revision under its own annotation."""
+    annotations = rs["metadata"].get("annotations") or {}
+    revision = annotations.get("rollout.argoproj.io/revision", annotations.get(REVISION, "0"))
+    return {**rs, "metadata": {**rs["metadata"], "annotations": {**annotations, REVISION: revision}}}
+
+
+def _as_replica_set(revision: JSON) -> JSON:
+    template = ((revision.get("data") or {}).get("spec") or {}).get("template") or {"spec": {}}
+    meta = {**revision["metadata"], "annotations": {REVISION: str(revision.get("revision", 0))}}
+    return {"metadata": meta, "spec": {"template": template, "replicas": 0}}
 
 
 async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
@@ -103,18 +127,21 @@ async def _hpa(ctx: ProbeContext, deploy: JSON) -> JSON | None:
     autoscaling = api(ctx, "AutoscalingV2Api")
     listing = await read_json(ctx, ("list", "horizontalpodautoscalers", ns, ""),
                               autoscaling.list_namespaced_horizontal_pod_autoscaler, ns)
-    return hpa_for(listing.get("items", []), name)
+    return hpa_for(listing.get("items", []), name, deploy.get("kind") or "Deployment")
 
 
-def hpa_for(items: list[JSON], deployment: str) -> JSON | None:
-    """The HPA (of `kubectl get hpa -o json` items) that scales the deployment, shaped."""
+def hpa_for(items: list[JSON], deployment: str, kind: str = "Deployment") -> JSON | None:
+    """The HPA (of `kubectl get hpa -o json` items) that scales the workload, shaped; KEDA's
+    name the ScaledObject that owns them."""
     for hpa in items:
         ref = hpa["spec"].get("scaleTargetRef") or {}
-        if ref.get("kind") == "Deployment" and ref.get("name") == deployment:
+        if ref.get("kind") == kind and ref.get("name") == deployment:
             status = hpa.get("status") or {}
+            keda = (hpa["metadata"].get("labels") or {}).get("scaledobject.keda.sh/name")
             return {"name": hpa["metadata"]["name"], "min": int(hpa["spec"].get("minReplicas", 1)),
                     "max": int(hpa["spec"]["maxReplicas"]), "current": int(status.get("currentReplicas", 0)),
-                    "desired": int(status.get("desiredReplicas", 0))}
+                    "desired": int(status.get("desiredReplicas", 0)),
+                    **({"scaledobject": keda} if keda else {})}
     return None
 
 
@@ -165,8 +192,10 @@ class K8sWorkloadProbe:
     kube_rules = (
         *DEPLOYMENT_READS,
         KubeRule("apps", "replicasets", ("list",), why="the rollout history"),
+        KubeRule("apps", "controllerrevisions", ("list",), why="a StatefulSet's or DaemonSet's history"),
         KubeRule("autoscaling", "horizontalpodautoscalers", ("list",), why="the HPA targeting it"),
         KubeRule("metrics.k8s.io", "pods", ("list",), why="kubectl top pods"),
+        *gitops_rules(("get",), "who owns the workload: Argo CD or Flux"),
     )
 
     def applies_to(self, target: TargetSpec) -> bool:
@@ -175,13 +204,14 @@ class K8sWorkloadProbe:
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         deploy = await read_deployment(ctx, target)
         notes: list[str] = []
-        pods, replica_sets, hpa, metrics = await asyncio.gather(
+        pods, replica_sets, hpa, metrics, gitops = await asyncio.gather(
             list_pods(ctx, deploy), _replica_sets(ctx, deploy),
-            _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes))
-        return shape(deploy, pods, replica_sets, hpa, metrics, notes)
+            _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes),
+            _optional(_gitops.owner(ctx, deploy), "gitops", notes))
+        return {**shape(deploy, pods, replica_sets, hpa, metrics, notes), "gitops": gitops}
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data
         if "deployment" not in data:
             return []
-        return findings(data, target, now)
+        return findings(data, target, now) + _gitops.finding(data.get("gitops"), target, now, self.name)

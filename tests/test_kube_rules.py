@@ -23,7 +23,9 @@ from agent.model import FallbackSpec, FlagSpec, Proposal, TargetSpec
 from agent.model.context import ActionContext, ProbeContext
 from agent.model.rbac import grants_of
 from agent.registry import Registry
-from tests.actions import test_rollback, test_scale_up
+from tests.actions import test_rollback, test_rollback_workloads, test_scale_targets, test_scale_up
+from tests.kubeapi.gitops import register_gitops_crds
+from tests.kubeapi.rollouts import RolloutsController
 from tests.kubeapi.server import FakeApiServer
 from tests.loopback import LoopbackServer
 from tests.probes.test_app_metrics import endpoint_slice
@@ -90,6 +92,71 @@ def rollback(api: FakeApiServer, client: Client, action: Any) -> None:
     api.requests.clear()  # the setup's own patch is not the action's
     action.poll_interval_s, action.verify_timeout_s = 0.01, 0.05
     full_cycle(action, proposal("rollback", APP), test_rollback.ctx_for(client))
+    for kind in OTHER_KINDS:
+        target = seed_workload(api, client, kind)
+        full_cycle(action, proposal("rollback", APP), ActionContext(target=target, kube=lambda: client))
+        if kind == "Rollout":  # and once finished: undone, not aborted
+            full_cycle(action, proposal("rollback", APP, rollout="undo"),
+                       ActionContext(target=target, kube=lambda: client))
+    for owner in GITOPS_OWNERS:  # the GitOps strategies: argocd, and live with sync suspended
+        mark_owned(api, owner)
+        rule = {"rollback": "argocd"} if owner == "Application" else {"rollback": "live", "live_allowed": True}
+        limits = {f"gitops_{k}": v for k, v in {**rule, "may_suspend_sync": True, "sync_timeout_s": 0.02}.items()}
+        ctx = ActionContext(target=test_rollback.ctx_for(client).target, kube=lambda: client, limits=limits)
+        full_cycle(action, proposal("rollback", APP), ctx)
+
+
+GITOPS_OWNERS = ("Application", "Kustomization", "HelmRelease")
+OTHER_KINDS = ("StatefulSet", "DaemonSet", "Rollout")
+
+
+def seed_workload(api: FakeApiServer, client: Client, kind: str) -> TargetSpec:
+    """The target as a StatefulSet, DaemonSet or Argo Rollout named like the Deployment, with two
+    revisions (the Rollout's canary paused, so rollback aborts it)."""
+    register_gitops_crds(api)
+    spec = {"canary": {"steps": [{"pause": {}}]}} if kind == "Rollout" else None
+    body = test_rollback_workloads.workload(kind, "shop/app:1", **({"strategy": spec} if spec else {}))
+    body["metadata"] = {"name": APP, "namespace": NS}
+    api.seed(body)
+    controller = RolloutsController(api)
+    controller.reconcile()
+    group, plural = test_rollback_workloads.GROUPS[kind]
+    obj = api.get_object(group, plural, NS, APP)
+    assert obj is not None
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = "shop/app:2"
+    api.apply(obj)
+    controller.reconcile()
+    return TargetSpec(name="shop-app", namespace=NS, deployment=APP, kind=kind)  # type: ignore[arg-type]
+
+
+def mark_owned(api: FakeApiServer, kind: str, namespace: str = NS,
+               what: tuple[str, str, str] = ("apps/v1", "deployments", APP)) -> None:
+    """The target Deployment (or `what`) as Argo CD or Flux leaves it, and the owner object,
+    auto-syncing. Seeded straight into the store: the scenario's requests stay the code's own."""
+    register_gitops_crds(api)
+    for ns in ("argocd", "flux-system"):
+        api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    deploy = api.get_object(what[0], what[1], namespace, what[2])
+    assert deploy is not None
+    meta = deploy["metadata"]
+    meta["labels"], meta["annotations"] = {"app": "web"}, {"deployment.kubernetes.io/revision": "3"}
+    history = [{"id": 0, "revision": "a" * 40}, {"id": 1, "revision": "b" * 40}]
+    if kind == "Application":
+        meta["annotations"]["argocd.argoproj.io/tracking-id"] = f"{APP}:apps/Deployment:{NS}/{APP}"
+        owner = {"apiVersion": "argoproj.io/v1alpha1", "metadata": {"name": APP, "namespace": "argocd"},
+                 "spec": {"source": {"repoURL": "https://git.example/d.git"},
+                          "syncPolicy": {"automated": {"selfHeal": True}}},
+                 "status": {"sync": {"revision": "b" * 40}, "history": history}}
+    else:
+        prefix = "kustomize" if kind == "Kustomization" else "helm"
+        meta["labels"].update({f"{prefix}.toolkit.fluxcd.io/name": "apps",
+                               f"{prefix}.toolkit.fluxcd.io/namespace": "flux-system"})
+        version = "v1" if kind == "Kustomization" else "v2"
+        owner = {"apiVersion": f"{prefix}.toolkit.fluxcd.io/{version}",
+                 "metadata": {"name": "apps", "namespace": "flux-system"},
+                 "spec": {"interval": "5m", "driftDetection": {"mode": "enabled"}}}
+    api.seed(deploy)
+    api.seed({"kind": kind, **owner})
 
 
 def scale_up(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -98,6 +165,23 @@ def scale_up(api: FakeApiServer, client: Client, action: Any) -> None:
     full_cycle(action, proposal("scale-up", APP, replicas=4), test_scale_up.ctx_for(client))
     test_scale_up.seed_hpa(api)  # the other path: raise the HPA's minReplicas
     full_cycle(action, proposal("scale-up", APP, replicas=6), test_scale_up.ctx_for(client))
+    gitops = [(f"gitops-{i}", "Deployment") for i in range(len(GITOPS_OWNERS))]
+    for ns, kind in (("keda", "Deployment"), ("sts", "StatefulSet"), *gitops):
+        other_namespace(api, ns, kind)
+        target = TargetSpec(name="shop-app", namespace=ns, deployment=APP, kind=kind)  # type: ignore[arg-type]
+        full_cycle(action, proposal("scale-up", APP, replicas=8), ActionContext(target=target, kube=lambda: client))
+
+
+def other_namespace(api: FakeApiServer, ns: str, kind: str) -> None:
+    """A KEDA-scaled Deployment, a StatefulSet, or a Deployment Argo CD or Flux self-heals, in `ns`."""
+    api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    body = test_rollback_workloads.workload(kind, "shop/app:1")
+    body["metadata"] = {"name": APP, "namespace": ns}
+    api.seed(body)
+    if ns == "keda":
+        test_scale_targets.seed_keda(api, ns)
+    if ns.startswith("gitops-"):
+        mark_owned(api, GITOPS_OWNERS[int(ns.rsplit("-", 1)[1])], ns)
 
 
 def feature_flag_off(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -106,6 +190,9 @@ def feature_flag_off(api: FakeApiServer, client: Client, action: Any) -> None:
     ctx = ActionContext(target=TargetSpec(name="shop-app", namespace=NS, deployment=APP, flags=[flag]),
                         kube=lambda: client)
     full_cycle(action, proposal("feature-flag-off", "new_checkout"), ctx)
+    for owner in GITOPS_OWNERS:  # a flag ConfigMap that Argo CD or Flux puts back
+        mark_owned(api, owner, what=("v1", "configmaps", CONFIGMAP))
+        full_cycle(action, proposal("feature-flag-off", "new_checkout"), ctx)
 
 
 def failover(api: FakeApiServer, client: Client, action: Any) -> None:
@@ -115,6 +202,9 @@ def failover(api: FakeApiServer, client: Client, action: Any) -> None:
     target = TargetSpec(name="shop-app", namespace=NS, deployment=APP, dependencies=[
         {"name": "payments", "url": "https://a.example/health", "fallback": fallback}])
     full_cycle(action, proposal("failover", "payments"), ActionContext(target=target, kube=lambda: client))
+    for owner in GITOPS_OWNERS:  # an endpoint ConfigMap that Argo CD or Flux puts back
+        mark_owned(api, owner, what=("v1", "configmaps", CONFIGMAP))
+        full_cycle(action, proposal("failover", "payments"), ActionContext(target=target, kube=lambda: client))
 
 
 def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:
@@ -128,6 +218,12 @@ def probe(api: FakeApiServer, client: Client, plugin: Any) -> None:
     api.set_pod_log(NS, "app-1", "app", "ERROR boom\n")
     target = TargetSpec(name="shop-app", namespace=NS, deployment=APP)
     run(plugin.collect(target, ProbeContext(kube=lambda: client)))
+    for kind in OTHER_KINDS:  # the target as another kind of workload
+        run(plugin.collect(seed_workload(api, client, kind), ProbeContext(kube=lambda: client)))
+    if plugin.name == "k8s-workload":  # who owns it: each GitOps controller's object in turn
+        for owner in GITOPS_OWNERS:
+            mark_owned(api, owner)
+            run(plugin.collect(target, ProbeContext(kube=lambda: client)))
 
 
 def metrics_per_pod(api: FakeApiServer, client: Client, plugin: Any) -> None:

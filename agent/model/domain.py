@@ -61,6 +61,7 @@ _KINDS = (
     "latency_high",
     "slo_burn",
     "alert_condition",
+    "gitops_managed",
 )
 
 

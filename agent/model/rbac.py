@@ -5,7 +5,9 @@ Each Kubernetes probe and action module holds a `KUBE_RULES` tuple: one `KubeRul
 
 - `namespace`: any object of the resource in a watched namespace (a list cannot be cut by name);
 - `target`: only the targets' own Deployments (and HPAs named after them): Role `resourceNames`;
-- `configured`: only the objects named in the action's chart values (`configMaps`).
+- `configured`: only the objects named in the action's chart values (`configMaps`);
+- `gitops`: the GitOps controller's own objects (Argo CD Applications, Flux Kustomizations and
+  HelmReleases), in the namespaces the chart's `gitops.namespaces` lists (argocd, flux-system).
 
 Two tests hold the tables true: `tests/test_kube_rules.py` runs each module against the fake
 apiserver and compares the requests it really made with its table, and `tests/helm/test_chart.py`
@@ -20,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["namespace", "target", "configured"]
+Scope = Literal["namespace", "target", "configured", "gitops"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,10 @@ def grants_of(rules: Iterable[KubeRule]) -> set[tuple[str, str, str, Scope]]:
 
 # Every action that changes an object records a core/v1 Event on it (actions/_kube.write_event).
 EVENTS = KubeRule("", "events", ("create",), why="an Event on each object an action changed")
+
+
+def gitops_rules(verbs: tuple[str, ...], why: str) -> tuple[KubeRule, ...]:
+    """`verbs` on the objects of every GitOps controller Hemostat recognises (agent/model/gitops)."""
+    return (KubeRule("argoproj.io", "applications", verbs, "gitops", why),
+            KubeRule("kustomize.toolkit.fluxcd.io", "kustomizations", verbs, "gitops", why),
+            KubeRule("helm.toolkit.fluxcd.io", "helmreleases", verbs, "gitops", why))

@@ -110,12 +110,20 @@ _REF_RULES = (
 
 
 class DeployRepoSpec(_Strict):
-    """A git repository whose commits on `branch` are deploys (GitOps or deploy-on-merge)."""
+    """A git repository whose commits on `branch` are deploys (GitOps or deploy-on-merge).
+
+    The `git-revert` rollback clones `remote` (default: `path`'s `origin`, or `path` itself),
+    reverts the offending commits and pushes; credentials only by reference: `push_token` is sent
+    as an `Authorization: Bearer` header to an https remote, `ssh_key` is a private key file.
+    """
 
     path: Path
     branch: str = Field("main", max_length=255)
     window_minutes: float = Field(180, gt=0, description="how far back `git log` looks")
     max_commits: int = Field(10, ge=1, le=1000)
+    remote: str | None = Field(None, description="where GitOps reads from; default: origin of path")
+    push_token: SecretRef | None = None
+    ssh_key: SecretRef | None = None
 
     @field_validator("branch")
     @classmethod
@@ -268,7 +276,9 @@ class TargetSpec(_Strict):
 
     name: Name
     namespace: str = "default"
-    deployment: str | None = None
+    deployment: str | None = Field(None, description="the workload's name (of kind `kind`)")
+    kind: Literal["Deployment", "StatefulSet", "DaemonSet", "Rollout"] = Field(
+        "Deployment", description="what `deployment` names; Rollout is Argo Rollouts'")
     container: str | None = None
     deploy_repo: DeployRepoSpec | None = None
     dependencies: list[DependencySpec] = Field(default_factory=list)

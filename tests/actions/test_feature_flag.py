@@ -254,3 +254,23 @@ def test_unleash_switches_only_the_configured_environment(monkeypatch: pytest.Mo
     finally:
         service.stop()
     assert ("POST", f"{UNLEASH_PATH}/environments/production/off") in service.requests
+
+
+def test_a_flag_configmap_that_flux_puts_back_is_said_so_in_the_plan(
+        kube_api: FakeApiServer, kube_client: kubernetes.client.ApiClient) -> None:
+    from tests.kubeapi.gitops import register_gitops_crds
+
+    register_gitops_crds(kube_api)
+    for ns in (NS, "flux-system"):
+        kube_api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    kube_api.seed({"apiVersion": "v1", "kind": "ConfigMap", "data": {FLAG: "true"},
+                   "metadata": {"name": "flags", "namespace": NS, "labels": {
+                       "kustomize.toolkit.fluxcd.io/name": "apps",
+                       "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}})
+    kube_api.seed({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+                   "metadata": {"name": "apps", "namespace": "flux-system"}, "spec": {"interval": "5m"}})
+    ctx = _ctx(FlagSpec(name=FLAG, backend="configmap", configmap="flags"), kube_client)
+    plan = run(FeatureFlagOffAction().plan(proposal(), ctx))
+    assert plan.summary.endswith(
+        "; warning: configmap shop/flags is managed by Flux Kustomization flux-system/apps, auto-sync with "
+        "self-heal, which will put the key back: change it in git, or move the flag to a flag service")

@@ -78,3 +78,23 @@ def test_when_policy_denies_every_mitigation_investigate_carries_the_evidence(re
     denied = investigate.proposal.path[-1]
     assert denied.branch == "denied by policy" and "policy does not allow kill-queries" in denied.because
     assert investigate.proposal.path[0].findings  # the evidence travels with it
+
+
+def test_a_rediagnosis_with_worse_evidence_escalates_the_incident(registry: Registry, tmp_path: Path) -> None:
+    from agent import lifecycle
+    from agent.intake import Webhook
+
+    app, ledger = _app(registry, tmp_path), SqliteLedger(tmp_path / "ledger.db")
+    diagnosis = _diagnose(app)
+    assert diagnosis.triage.severity is not None and diagnosis.triage.severity < 4
+    hook = Webhook.model_validate({"version": "4", "status": "firing", "alerts": [{
+        "status": "firing", "labels": {"alertname": "SlowQueries", "severity": "info", "hemostat_target": "checkout"},
+        "startsAt": diagnosis.started_at.isoformat()}]})
+    opened = lifecycle.on_alerts(ledger, hook, load_scenario(DRILL).target, hook.alerts, diagnosis.started_at).incident
+    assert opened is not None and opened.severity == 4
+    ledger.set_incident_status(opened.id, "identified", "hemostat", diagnosis.started_at)
+    after, changed = record_diagnosis(app, ledger, diagnosis, "hemostat", diagnosis.started_at, opened)
+    assert changed and after is not None
+    assert (after.status, after.severity) == ("identified", int(diagnosis.triage.severity))
+    [raised] = [e for e in ledger.events(incident_id=opened.id) if e.data.get("reason") == "the new evidence is worse"]
+    assert raised.data["severity"] == int(diagnosis.triage.severity)

@@ -99,7 +99,10 @@ class Install:
 
 
 def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
-    """The resourceNames a rule's scope becomes; None when the chart must leave it out."""
+    """The resourceNames a rule's scope becomes; None when the chart must leave it out (GitOps
+    objects are granted in the GitOps controllers' namespaces instead: test_gitops_...)."""
+    if rule.scope == "gitops":
+        return None
     if rule.scope == "namespace":
         return frozenset()
     if rule.scope == "configured":
@@ -288,6 +291,19 @@ def test_each_watched_namespace_gets_a_role_for_its_own_targets(render: Render) 
             {"kind": "ServiceAccount", "name": "hemostat", "namespace": NAMESPACE}
         ]
     assert not [m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == NAMESPACE]
+
+
+@pytest.mark.parametrize("enabled", [[], ["rollback"]])
+def test_gitops_namespaces_get_exactly_the_gitops_rules_of_the_code(render: Render, enabled: list[str]) -> None:
+    manifests = render(sets=["gitops.namespaces={argocd,flux-system}", *_actions_set(enabled, ["checkout"])])
+    tables = [r for reg in REGISTRY.probes.values() for r in getattr(reg.plugin, "kube_rules", ())]
+    tables += [r for key in enabled for r in REGISTRY.action(VALUES_KEY[key]).kube_rules]
+    wanted = {Grant(r.group, r.resource, verb) for r in tables if r.scope == "gitops" for verb in r.verbs}
+    for namespace in ("argocd", "flux-system"):
+        role = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == namespace)
+        assert _grants(role["rules"]) == wanted
+    assert not [m for m in render(sets=_actions_set(enabled, ["checkout"]))
+                if m["metadata"]["name"].endswith("-gitops")]
 
 
 def test_cluster_wide_reads_everywhere_but_changes_only_its_targets(render: Render) -> None:

@@ -8,6 +8,7 @@ simulation, compaction) raise ``NotImplementedError`` and their tests are marked
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import datetime
 from typing import Any, NoReturn
@@ -89,9 +90,12 @@ class ClusterAdapter:
         return result
 
     def register_custom_resource(self, group: str, version: str, plural: str, kind: str,
-                                 namespaced: bool = True) -> None:
+                                 namespaced: bool = True,
+                                 printer_columns: tuple[tuple[str, str, str], ...] = (),
+                                 short_names: tuple[str, ...] = ()) -> None:
         self.registry.add(ResourceType(group, version, plural, kind, namespaced, ("status",),
-                                       generation=True, custom=True))
+                                       generation=True, custom=True, short_names=short_names,
+                                       printer_columns=printer_columns))
         extensions = kubernetes.client.ApiextensionsV1Api(self._api())
         name = f"{plural}.{group}"
         schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -99,9 +103,12 @@ class ClusterAdapter:
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": name},
             "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
-                     "names": {"plural": plural, "kind": kind},
+                     "names": {"plural": plural, "kind": kind, "shortNames": list(short_names)},
                      "versions": [{"name": version, "served": True, "storage": True,
                                    "schema": {"openAPIV3Schema": schema},
+                                   "additionalPrinterColumns": [
+                                       {"name": n, "type": t, "jsonPath": re.sub(r"\.(\d+)", r"[\1]", p)}
+                                       for n, t, p in printer_columns],
                                    "subresources": {"status": {}}}]}}
         extensions.create_custom_resource_definition(crd)
         self._crds.append(name)

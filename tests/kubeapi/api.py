@@ -27,6 +27,7 @@ from tests.kubeapi.meta import (
 )
 from tests.kubeapi.patch import apply_patch
 from tests.kubeapi.resources import Registry, ResourceType
+from tests.kubeapi.revisions import WORKLOADS, RevisionController
 from tests.kubeapi.selectors import Matcher, field_matcher, label_matcher
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import validate_object
@@ -65,6 +66,9 @@ class Api:
         replica_sets = registry.by_path("apps/v1", "replicasets")
         assert replica_sets is not None
         self.controller = DeploymentController(store, replica_sets)
+        revisions = registry.by_path("apps/v1", "controllerrevisions")
+        assert revisions is not None
+        self.revisions = RevisionController(store, revisions)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -108,8 +112,12 @@ class Api:
             raise errors.not_found(namespaces, namespace)
 
     def after_write(self, rt: ResourceType, obj: Obj, subresource: str = "") -> None:
-        if rt.storage == DEPLOYMENTS and subresource != "status":
+        if subresource == "status":
+            return
+        if rt.storage == DEPLOYMENTS:
             self.controller.reconcile(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        elif rt.storage in WORKLOADS:
+            self.revisions.reconcile(rt.storage, obj["metadata"]["namespace"], obj["metadata"]["name"])
 
     # -- verbs -------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 kubectl sends ``application/vnd.kubernetes.protobuf`` for ``create deployment``, ``create
 configmap`` and ``autoscale`` and does not fall back to JSON on a 415, so a server kubectl
-can't tell apart must read them. The body is the ``k8s\\0`` magic, then a ``runtime.Unknown``
-(type meta, raw message). Messages are decoded by the field numbers in
+can't tell apart must read them. The envelope and wire format are read by ``protowire`` (which
+decodes kubectl's review requests the same way); messages are decoded by the field numbers in
 ``protobuf_fields.json``; the Go encoder writes every non-pointer field, so empty strings,
 zeros and ``false`` are dropped as ``omitempty`` would (``replicas`` excepted: ``--replicas=0``
 means zero). A kind without a table answers 415, as before.
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.kubeapi.errors import bad_request, unsupported_media_type
+from tests.kubeapi.protowire import MAGIC, fields
 
-MAGIC = b"k8s\x00"
 FIELDS_FILE = Path(__file__).with_name("protobuf_fields.json")
 ROOTS = {("apps/v1", "Deployment"): "apps.v1.Deployment", ("v1", "ConfigMap"): "core.v1.ConfigMap",
          ("autoscaling/v2", "HorizontalPodAutoscaler"): "autoscaling.v2.HorizontalPodAutoscaler",
@@ -42,45 +42,12 @@ def schema() -> dict[str, dict[int, Field]]:
     return tables
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        if pos >= len(data):
-            raise bad_request("protobuf: truncated varint")
-        byte = data[pos]
-        result |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def fields(data: bytes) -> list[tuple[int, int, Any]]:
-    """(field number, wire type, raw value) for every field of one message."""
-    out, pos = [], 0
-    while pos < len(data):
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            value, pos = data[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            value, pos = int.from_bytes(data[pos:pos + width], "little"), pos + width
-        else:
-            raise bad_request(f"protobuf: unsupported wire type {wire}")
-        out.append((number, wire, value))
-    return out
-
-
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _special(kind: str, data: bytes) -> Any:
-    parts = {n: v for n, _, v in fields(data)}
+    parts = dict(fields(data))
     if kind == "meta.v1.Time":
         seconds = _signed(int(parts.get(1, 0)))
         return (datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -106,7 +73,7 @@ def _value(kind: str, value: Any) -> Any:
     if kind in ("meta.v1.Time", "intstr.IntOrString", "resource.Quantity"):
         return _special(kind, value)
     if kind.startswith("map:"):
-        entry = {n: v for n, _, v in fields(value)}
+        entry = dict(fields(value))
         return bytes(entry.get(1, b"")).decode(), _value(kind[4:], entry.get(2, b""))
     return message(kind, value)
 
@@ -121,7 +88,7 @@ def message(kind: str, data: bytes) -> dict[str, Any]:
     if table is None:
         raise unsupported_media_type()
     out: dict[str, Any] = {}
-    for number, _, raw in fields(data):
+    for number, raw in fields(data):
         if number not in table:
             raise bad_request(f"protobuf: unknown field {number} in {kind}")
         name, field_kind, repeated = table[number]
@@ -139,10 +106,11 @@ def decode(body: bytes) -> dict[str, Any]:
     """A protobuf request body as the JSON object it encodes (415 for kinds not covered)."""
     if not body.startswith(MAGIC):
         raise bad_request("protobuf: the body does not start with the k8s magic number")
-    unknown = {n: v for n, _, v in fields(body[len(MAGIC):])}
-    type_meta = {n: bytes(v).decode() for n, _, v in fields(unknown.get(1, b""))}
+    unknown = dict(fields(body[len(MAGIC):]))
+    type_meta = {n: bytes(v).decode() for n, v in fields(bytes(unknown.get(1, b"")))
+                 if isinstance(v, bytes)}
     api_version, kind = type_meta.get(1, ""), type_meta.get(2, "")
     root = ROOTS.get((api_version, kind))
     if root is None:
         raise unsupported_media_type()
-    return {"apiVersion": api_version, "kind": kind, **message(root, unknown.get(2, b""))}
+    return {"apiVersion": api_version, "kind": kind, **message(root, bytes(unknown.get(2, b"")))}

@@ -96,6 +96,7 @@ def builtin_types() -> list[ResourceType]:
            short_names=("sts",)),
         rt("apps", "v1", "daemonsets", "DaemonSet", True, ("status",), generation=True,
            short_names=("ds",)),
+        rt("apps", "v1", "controllerrevisions", "ControllerRevision"),
         rt("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,
            ("status",), generation=True, short_names=("hpa",)),
         rt("autoscaling", "v1", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True,

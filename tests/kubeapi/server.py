@@ -12,6 +12,7 @@ Usage::
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -22,14 +23,15 @@ from typing import Any
 import kubernetes.client
 
 from tests.kubeapi import errors
-from tests.kubeapi.api import Api
+from tests.kubeapi.api import Api, Request
 from tests.kubeapi.auth import AUTH_DELEGATOR, Auth
 from tests.kubeapi.controller import DEPLOYMENTS, template_hash
 from tests.kubeapi.defaults import apply_defaults
 from tests.kubeapi.handler import KubeHTTPServer
 from tests.kubeapi.logs import PodLogs
-from tests.kubeapi.meta import bind_namespace, reset_status, stamp_new
+from tests.kubeapi.meta import bind_namespace, reset_status, stamp_new, unchanged
 from tests.kubeapi.resources import Registry, ResourceType
+from tests.kubeapi.revisions import WORKLOADS
 from tests.kubeapi.router import Response, route
 from tests.kubeapi.store import Store
 
@@ -114,7 +116,7 @@ class FakeApiServer:
             exists = self.store.get(rt.storage, meta.get("namespace", ""), meta["name"])
             stored = self.store.write(rt.storage, self.api.to_hub(obj, rt),
                                       "MODIFIED" if exists else "ADDED")
-            if rt.storage == DEPLOYMENTS and "status" not in obj:
+            if rt.storage in (DEPLOYMENTS, *WORKLOADS) and "status" not in obj:
                 self.api.after_write(rt, stored)
                 stored = self.store.get(rt.storage, meta["namespace"], meta["name"]) or stored
         return self.api.render(stored, rt)
@@ -135,10 +137,59 @@ class FakeApiServer:
         return None if obj is None else self.api.render(obj, rt)
 
     def register_custom_resource(self, group: str, version: str, plural: str, kind: str,
-                                 namespaced: bool = True) -> None:
-        """Serve a custom resource (with a ``status`` subresource), as an established CRD."""
+                                 namespaced: bool = True,
+                                 printer_columns: tuple[tuple[str, str, str], ...] = (),
+                                 short_names: tuple[str, ...] = ()) -> None:
+        """Serve a custom resource (with a ``status`` subresource), as an established CRD;
+        ``printer_columns`` are its additionalPrinterColumns: (name, type, ``.json.path``)."""
         self.registry.add(ResourceType(group, version, plural, kind, namespaced, ("status",),
-                                       generation=True, custom=True))
+                                       generation=True, custom=True, short_names=short_names,
+                                       printer_columns=printer_columns))
+
+    def list_objects(self, group: str, version: str, plural: str,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every stored object of a type (in ``namespace``, or all), as served."""
+        rt = self.registry.by_path(f"{group}/{version}" if group else version, plural)
+        if rt is None:
+            return []
+        return [self.api.render(o, rt) for o in self.store.list_objects(rt.storage, namespace)]
+
+    def apply(self, obj: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Create ``obj``, or replace its spec, labels and annotations as a client-side apply
+        would (through validation, defaulting and the controller); ``keep=("spec.replicas",)``
+        leaves the live replica count alone."""
+        rt = self._type_of(obj)
+        meta = obj["metadata"]
+        namespace = meta.get("namespace") or "default"
+        current = self.get_object(rt.api_version, rt.plural, namespace, meta["name"])
+        if current is None:
+            return self.api.create(self._request("POST", rt, namespace, None, obj))[1]
+        merged = copy.deepcopy(current)
+        merged["spec"] = copy.deepcopy(obj.get("spec"))
+        for field in ("labels", "annotations"):
+            merged["metadata"].setdefault(field, {}).update(meta.get(field) or {})
+        if "spec.replicas" in keep and "replicas" in current.get("spec", {}):
+            merged["spec"]["replicas"] = current["spec"]["replicas"]
+        return self.api.update(self._request("PUT", rt, namespace, meta["name"], merged))[1]
+
+    def put_custom(self, obj: dict[str, Any]) -> bool:
+        """Store a custom resource whole (spec and status) if nobody wrote it since it was read
+        (its resourceVersion still matches); False when it changed meanwhile or is unchanged."""
+        rt = self._type_of(obj)
+        meta = obj["metadata"]
+        with self.store.cond:
+            current = self.store.get(rt.storage, meta.get("namespace", ""), meta["name"])
+            if current is None or current["metadata"]["resourceVersion"] != meta["resourceVersion"]:
+                return False
+            if unchanged(current, obj):
+                return False
+            self.store.write(rt.storage, copy.deepcopy(obj), "MODIFIED")
+        return True
+
+    @staticmethod
+    def _request(method: str, rt: ResourceType, namespace: str, name: str | None,
+                 body: dict[str, Any]) -> Request:
+        return Request(method, rt, namespace, name, "", {}, json.dumps(body).encode())
 
     def set_pod_log(self, namespace: str, pod: str, container: str, text: str,
                     previous: bool = False, timestamps: list[datetime] | None = None) -> None:

@@ -38,10 +38,14 @@ def _column(column: Column) -> Obj:
 
 
 def _json_path(obj: Any, path: str) -> Any:
+    """A simple ``.a.b.0.c`` path (a number indexes a list)."""
     for part in path.strip(".").split("."):
-        if not isinstance(obj, dict):
+        if isinstance(obj, list) and part.isdigit():
+            obj = obj[int(part)] if int(part) < len(obj) else None
+        elif isinstance(obj, dict):
+            obj = obj.get(part)
+        else:
             return None
-        obj = obj.get(part)
     return obj
 
 

@@ -109,8 +109,8 @@ def make_roles(pg_server: PgServer, db: str) -> Roles:
 
 def _migrate(roles: Roles, tmp_path: Path) -> str:
     """`hemostat ledger migrate` as a real process, the owner's DSN in its environment."""
-    config = tmp_path / "hemostat.yaml"
-    config.write_text("{}\n")  # everything defaults: the owner's DSN comes from the environment
+    config = tmp_path / "hemostat.yaml"  # migrate needs only the owner DSN; the config is empty
+    config.write_text("targets: []\n")
     env = {**os.environ, "HEMOSTAT_LEDGER_OWNER_DSN": roles.owner_dsn, "HEMOSTAT_CONFIG": str(config)}
     done = subprocess.run([str(Path(sys.executable).parent / "hemostat"), "ledger", "migrate",
                            "--daemon-role", roles.daemon, "--approver-role", roles.approvers],

@@ -125,6 +125,22 @@ def test_default_policy_never_executes_without_a_human(registry) -> None:  # typ
         assert gate.evaluate(_proposal(action), [], NOW, severity=1).decision != "allow"
 
 
+def test_gitops_rule_defaults_are_the_actions_defaults() -> None:
+    from agent.model.gitops import DEFAULT_RULE
+    from policies.model import GitOpsRule
+
+    assert GitOpsRule().limits() == DEFAULT_RULE
+
+
+def test_the_targets_gitops_rule_travels_with_a_rollback_verdict() -> None:
+    gate = Gate(Policy.model_validate({"actions": {"rollback": {}, "investigate": {}},
+                                       "gitops": {"*": {"rollback": "refuse"},
+                                                  "checkout": {"rollback": "argocd", "may_suspend_sync": True}}}))
+    limits = gate.evaluate(_proposal("rollback"), [], NOW).limits
+    assert (limits["gitops_rollback"], limits["gitops_may_suspend_sync"]) == ("argocd", True)
+    assert "gitops_rollback" not in gate.evaluate(_proposal("investigate"), [], NOW).limits
+
+
 def test_a_failed_execution_starts_no_cooldown_unless_the_policy_says_so() -> None:
     failed = [PastExecution("rollback", "checkout", "checkout", NOW - timedelta(minutes=5), took_effect=False)]
     assert _gate(cooldown_minutes=15).evaluate(_proposal(), failed, NOW).decision == "needs_approval"

@@ -22,7 +22,7 @@ No secrets, no wildcards, no watch, no delete.
   resources: ["pods/log"]
   verbs: ["get"]
 - apiGroups: ["apps"]
-  resources: ["replicasets"]
+  resources: ["replicasets", "controllerrevisions"]
   verbs: ["list"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
@@ -58,15 +58,31 @@ No secrets, no wildcards, no watch, no delete.
 {{- $a := .root.Values.actions -}}
 {{- $deployments := include "hemostat.targetDeployments" . | fromYamlArray }}
 {{- if $deployments }}
-# The target Deployments only: probes read them{{ if $a.rollback.enabled }}; rollback patches their template{{ end }}.
+# The target workloads only (a target's `deployment` names its Deployment, StatefulSet,
+# DaemonSet or Argo Rollout): probes read them{{ if $a.rollback.enabled }}; rollback patches their template{{ end }}.
 - apiGroups: ["apps"]
-  resources: ["deployments"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
   resourceNames: {{ toJson $deployments }}
   verbs: {{ toJson (ternary (list "get" "patch") (list "get") $a.rollback.enabled) }}
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") $a.rollback.enabled) }}
+{{- if $a.rollback.enabled }}
+- apiGroups: ["argoproj.io"]
+  resources: ["rollouts/status"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: ["patch"]
+{{- end }}
 {{- if $a.scaleUp.enabled }}
 # scale-up: their scale subresource, and the HPAs named after them (or listed in actions.scaleUp.hpas).
 - apiGroups: ["apps"]
-  resources: ["deployments/scale"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  resourceNames: {{ toJson $deployments }}
+  verbs: ["get", "patch"]
+# and the KEDA ScaledObjects named after them (KEDA puts back edits of the HPAs it made).
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
   resourceNames: {{ toJson $deployments }}
   verbs: ["get", "patch"]
 - apiGroups: ["autoscaling"]
@@ -91,13 +107,28 @@ No secrets, no wildcards, no watch, no delete.
 {{- end }}
 {{- end }}
 
-{{/* A Role and its RoleBinding in one namespace. Arg: (dict "root" $ "namespace" NS "rules" TEXT). */}}
+{{/* The GitOps controllers' objects, in each of gitops.namespaces: probes read who owns a
+workload; rollback (its argocd and live strategies) suspends and restores auto-sync. */}}
+{{- define "hemostat.rules.gitops" -}}
+- apiGroups: ["argoproj.io"]
+  resources: ["applications"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+- apiGroups: ["kustomize.toolkit.fluxcd.io"]
+  resources: ["kustomizations"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+- apiGroups: ["helm.toolkit.fluxcd.io"]
+  resources: ["helmreleases"]
+  verbs: {{ toJson (ternary (list "get" "patch") (list "get") .Values.actions.rollback.enabled) }}
+{{- end }}
+
+{{/* A Role and its RoleBinding in one namespace. Arg: (dict "root" $ "namespace" NS "rules" TEXT
+["suffix" "-gitops"]); the suffix keeps a second Role in a namespace apart. */}}
 {{- define "hemostat.role" -}}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
   namespace: {{ .namespace }}
   labels:
     {{- include "hemostat.labels" .root | nindent 4 }}
@@ -107,14 +138,14 @@ rules:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
   namespace: {{ .namespace }}
   labels:
     {{- include "hemostat.labels" .root | nindent 4 }}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: Role
-  name: {{ include "hemostat.fullname" .root }}
+  name: {{ include "hemostat.fullname" .root }}{{ .suffix | default "" }}
 subjects:
   - kind: ServiceAccount
     name: {{ include "hemostat.serviceAccountName" .root }}

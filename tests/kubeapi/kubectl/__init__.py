@@ -20,7 +20,7 @@ from tests.services import missing
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).parent
 AGE = re.compile(r"(?<=\s)(\d+[smhdy])+(?=\s|$)")
-HASH = re.compile(r"\b(web|api)-[a-z0-9]{6,10}\b")
+HASH = re.compile(r"\b(web|api|db)-[a-z0-9]{6,10}\b")
 HASH_LABEL = re.compile(r"pod-template-hash=[a-z0-9]+")
 VERSION = re.compile(r"v1\.35\.\d+")
 NAMESPACE = re.compile(r"\bhemostat-[0-9a-f]{8}\b")  # the kube_namespace fixture's names
@@ -76,8 +76,8 @@ class Step:
         return "kubectl " + " ".join(self.cmd)
 
 
-def load_session() -> list[Step]:
-    return [Step(**entry) for entry in yaml.safe_load((HERE / "session.yaml").read_text())]
+def load_session(name: str = "session.yaml") -> list[Step]:
+    return [Step(**entry) for entry in yaml.safe_load((HERE / name).read_text())]
 
 
 def manifests() -> dict[str, Any]:

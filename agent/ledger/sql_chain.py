@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.ledger import chain
 from agent.ledger.base import Event, LedgerError
@@ -22,15 +22,13 @@ class ChainOps:
 
     _data_text = "data"  # the SQL expression for the JSON text that was hashed
 
-    def _tx(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # supplied by SqlLedger; declared here for the type checker only
+        def _tx(self) -> AbstractContextManager[Any]: ...
 
-    def _append(self, cur: Any, type: str, actor: str, at: datetime, incident_id: str | None,
-                proposal_id: str | None, data: dict[str, Any] | None) -> Event:
-        raise NotImplementedError
+        def _append(self, cur: Any, type: str, actor: str, at: datetime, incident_id: str | None,
+                    proposal_id: str | None, data: dict[str, Any] | None) -> Event: ...
 
-    def _stamp(self, at: datetime) -> Any:
-        raise NotImplementedError
+        def _stamp(self, at: datetime) -> Any: ...
 
     def anchor(self) -> chain.Anchor | None:
         """The newest prune anchor, where the chain now begins (None if never pruned)."""

@@ -229,7 +229,8 @@ class Executor:
 
     async def _reprobe(self, target: TargetSpec, probe: str) -> list[Any]:
         ctx = ProbeContext(breakers=self.app.breakers, timeout_s=self.app.config.probe_timeout_s,
-                           kube=self.app.kube_provider(), now=self.now)
+                           kube=self.app.kube_provider(), kube_endpoint=self.app.kube_endpoint_provider(),
+                           now=self.now)
         observations = await collect_all(target, self.app.registry, ctx, [probe])
         return analyze_all(observations, target, self.app.registry, self.now())
 

@@ -57,7 +57,8 @@ class Diagnosis:
 
 def probe_context(app: App, alerts: Sequence[dict[str, Any]] = ()) -> ProbeContext:
     return ProbeContext(breakers=app.breakers, timeout_s=app.config.probe_timeout_s,
-                        kube=app.kube_provider(), alerts=tuple(alerts))
+                        kube=app.kube_provider(), kube_endpoint=app.kube_endpoint_provider(),
+                        alerts=tuple(alerts))
 
 
 async def diagnose(app: App, target: TargetSpec, started_at: datetime | None = None,

@@ -31,6 +31,8 @@ class App:
     policy_path: Path
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
     kube: Callable[[], Any] | None = None
+    kube_endpoint: Callable[[], Any] | None = None
+    _kube_from_config: bool = field(default=False, repr=False)
 
     @property
     def gate(self) -> Gate:
@@ -40,7 +42,16 @@ class App:
         """The lazily built Kubernetes client (tests set `kube` to a fake apiserver's)."""
         if self.kube is None:
             self.kube = kube_factory(self.config)
+            self._kube_from_config = True
         return self.kube
+
+    def kube_endpoint_provider(self) -> Callable[[], Any] | None:
+        """Where the probes' plain reads go: from the in-cluster files or the kubeconfig, read
+        without importing the official client. None when tests set `kube` (the endpoint is then
+        that client's) or when only the official client can authenticate."""
+        if self.kube_endpoint is None and (self.kube is None or self._kube_from_config):
+            self.kube_endpoint = endpoint_factory(self.config, self.kube_provider())
+        return self.kube_endpoint
 
 
 def build_app(config: Config, registry: Registry | None = None,
@@ -65,6 +76,26 @@ def kube_factory(config: Config) -> Callable[[], Any]:
             if "client" not in cache:
                 cache["client"] = _load_kube(config)
             return cache["client"]
+
+    return make
+
+
+def endpoint_factory(config: Config, kube: Callable[[], Any]) -> Callable[[], Any]:
+    """The `KubeEndpoint` for the probes' reads, worked out once: from the config files when
+    their credentials are static, else from the official client's configuration (None when
+    that needs the client itself, e.g. an exec plugin's expiring token)."""
+    cache: dict[str, Any] = {}
+
+    def make() -> Any:
+        if "endpoint" not in cache:
+            from agent.model.kube_http import endpoint_for, endpoint_of_configuration
+
+            kubeconfig = config.kubernetes.kubeconfig
+            found = endpoint_for(str(kubeconfig) if kubeconfig else None, config.kubernetes.context)
+            if found is None:
+                found = endpoint_of_configuration(kube().configuration)
+            cache["endpoint"] = found
+        return cache["endpoint"]
 
     return make
 

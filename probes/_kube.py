@@ -10,17 +10,22 @@ against the breaker. A 403 names the verb, resource and namespace to grant. Used
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from agent.model import HemostatError, PermanentError, TargetSpec, TemporaryError
 from agent.model.context import ProbeContext
-from agent.model.kube import RawApi, body_message, call_blocking, server_trouble
+from agent.model.kube import RawApi, RawRead, body_message, call_blocking, server_trouble
+from agent.model.kube_http import KubeEndpoint, KubeStatusError
 from agent.model.rbac import KubeRule
+from agent.model.redact import redact, truncate
 
 JSON = dict[str, Any]
+MAX_JSON_BYTES = 32 << 20  # one object or list answer; a larger one is refused, not half-read
 MAX_PODS = 50  # a probe reads at most this many pods: evidence, not an inventory
 # What `read_deployment` and `list_pods` call: every Kubernetes probe starts with them.
 DEPLOYMENT_READS = (
@@ -33,9 +38,16 @@ DEPLOYMENT_READS = (
 
 
 async def connect(ctx: ProbeContext) -> None:
-    """Import the client and build the ApiClient off the event loop: the first use costs about
-    half a second, which on the loop would stall every other probe of the pass."""
-    await asyncio.to_thread(_warm, ctx)
+    """With a plain endpoint (agent/model/kube_http.py) nothing to do. Otherwise import the
+    official client and build the ApiClient off the event loop: the first use costs about half
+    a second, which on the loop would stall every other probe of the pass."""
+    if _endpoint(ctx) is None:
+        await asyncio.to_thread(_warm, ctx)
+
+
+def _endpoint(ctx: ProbeContext) -> KubeEndpoint | None:
+    endpoint: KubeEndpoint | None = ctx.endpoint()
+    return endpoint
 
 
 def _warm(ctx: ProbeContext) -> None:
@@ -93,9 +105,62 @@ async def call(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[
 
 async def read_json(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> JSON:
-    response = await call(ctx, what, fn, *args, _preload_content=False, **kwargs)
-    data = json.loads(response.data or b"{}")
+    endpoint = _endpoint(ctx) if isinstance(fn, RawRead) else None
+    if isinstance(fn, RawRead) and endpoint is not None:
+        path, query = fn.route(*args, **kwargs)
+        body, cut = await plain_get(ctx, endpoint, what, path, query, MAX_JSON_BYTES)
+        if cut:
+            raise PermanentError(f"{what[0]} {what[1]} in {what[2]}: the answer went on past "
+                                 f"{MAX_JSON_BYTES >> 20} MiB", code="kube_too_large")
+    else:
+        response = await call(ctx, what, fn, *args, _preload_content=False, **kwargs)
+        body = response.data or b"{}"
+    data = json.loads(body or b"{}")
     return data if isinstance(data, dict) else {}
+
+
+async def read_log(ctx: ProbeContext, what: tuple[str, str, str, str], cap: int, pod: str,
+                   namespace: str, **kwargs: Any) -> tuple[bytes, bool]:
+    """A container's log (`read_namespaced_pod_log`'s keyword arguments), at most `cap` bytes;
+    (body, whether it went on past them)."""
+    read = api(ctx, "CoreV1Api").read_namespaced_pod_log
+    endpoint = _endpoint(ctx)
+    if endpoint is None:
+        result: tuple[bytes, bool] = await call(ctx, what, functools.partial(read_capped, read, cap), pod,
+                                                namespace, _preload_content=False, **kwargs)
+        return result
+    path, query = read.route(pod, namespace, **kwargs)
+    return await plain_get(ctx, endpoint, what, path, query, cap)
+
+
+async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, str, str, str], path: str,
+                    query: list[tuple[str, str]], cap: int) -> tuple[bytes, bool]:
+    """GET `path` from the API server over httpx, under the same breaker, timeout and error
+    mapping as the official client's calls; (body up to `cap` bytes, whether it was cut)."""
+    import httpx
+
+    from agent.model.bounded_http import fetch
+
+    try:
+        with ctx.breakers.guard(f"kube:{endpoint.host}"):
+            async with httpx.AsyncClient(verify=endpoint.verify(), trust_env=False) as client:
+                answer = await fetch(client, "GET", endpoint.server + path, timeout_s=ctx.timeout_s,
+                                     max_bytes=cap, params=query,
+                                     headers={"Accept": "application/json", **endpoint.headers()},
+                                     extensions=endpoint.request_extensions())
+            if server_trouble(answer.status):
+                raise KubeStatusError(answer.status, answer.body)
+    except KubeStatusError as e:
+        raise to_error(e, *what) from e
+    except httpx.TimeoutException as e:
+        raise TemporaryError(f"apiserver {endpoint.host}: {what[0]} {what[1]} timed out after "
+                             f"{ctx.timeout_s:g}s", code="kube_timeout") from e
+    except (httpx.HTTPError, ssl.SSLError, OSError) as e:
+        raise TemporaryError(f"apiserver {endpoint.host} unreachable: {type(e).__name__}: "
+                             f"{truncate(redact(str(e)), 200)}", code="kube_unreachable") from e
+    if not 200 <= answer.status <= 299:
+        raise to_error(KubeStatusError(answer.status, answer.body), *what)
+    return answer.body, answer.truncated
 
 
 @dataclass
@@ -142,6 +207,9 @@ def label_selector(selector: JSON) -> str:
     return ",".join(parts)
 
 
+_SNAKE_KINDS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
+
+
 async def read_deployment(ctx: ProbeContext, target: TargetSpec) -> JSON:
     """The target's workload (`target.kind`), its status in a Deployment's terms."""
     ns, name = deployment_of(target)
@@ -152,9 +220,9 @@ async def read_deployment(ctx: ProbeContext, target: TargetSpec) -> JSON:
         obj = await read_json(ctx, ("get", "rollouts", ns, name), custom.get_namespaced_custom_object,
                               "argoproj.io", "v1alpha1", ns, "rollouts", name)
     else:
-        read = {"Deployment": apps.read_namespaced_deployment,
-                "StatefulSet": apps.read_namespaced_stateful_set,
-                "DaemonSet": apps.read_namespaced_daemon_set}[target.kind]
+        # the method by name, looked up only for the kind at hand: each lookup of a read that is
+        # not a plain GET imports the typed API (a third of a second, on the event loop)
+        read = getattr(apps, f"read_namespaced_{_SNAKE_KINDS[target.kind]}")
         obj = await read_json(ctx, ("get", f"{target.kind.lower()}s", ns, name), read, name, ns)
     return as_deployment(obj, target.kind)
 

@@ -20,7 +20,6 @@ timeout, so a slow apiserver cannot hold the pass past it.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from agent.model import (
 )
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
-from probes._kube import DEPLOYMENT_READS, Budget, api, call, list_pods, read_capped, read_deployment
+from probes._kube import DEPLOYMENT_READS, Budget, list_pods, read_deployment, read_log
 from probes.log_groups import group_errors, group_stream, merge_groups, signature
 
 __all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
@@ -94,18 +93,16 @@ class K8sLogsProbe:
         """One container's log, read within its share of the budget and grouped off the loop;
         None when the pass's budget was spent before its turn."""
         pod, container, previous = read
-        core = api(ctx, "CoreV1Api")
         async with gate:
             allowed = budget.take(LIMIT_BYTES)
             if allowed == 0:
                 return None
             try:
-                body, cut = await call(
-                    ctx, ("get", "pods/log", target.namespace, pod),
-                    functools.partial(read_capped, core.read_namespaced_pod_log, allowed), pod,
+                body, cut = await read_log(
+                    ctx, ("get", "pods/log", target.namespace, pod), allowed, pod,
                     target.namespace, container=container, previous=previous, timestamps=True,
                     tail_lines=target.logs.tail_lines, since_seconds=target.logs.since_seconds,
-                    limit_bytes=allowed, _preload_content=False)
+                    limit_bytes=allowed)
             except HemostatError as e:
                 budget.give_back(allowed)
                 return e

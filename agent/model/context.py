@@ -98,11 +98,23 @@ class ProbeContext:
     now: Callable[[], datetime] = utcnow
     timeout_s: float = 10.0
     kube: Callable[[], Any] = _no_kube
+    # Where plain reads go (agent/model/kube_http.py); None: worked out from `kube()`'s config.
+    kube_endpoint: Callable[[], Any] | None = None
     tls: Callable[[], ssl.SSLContext] = shared_tls
     log: Any = None
     # The alerts behind this diagnosis (Alertmanager JSON: labels, generatorURL, startsAt), so a
     # probe can look at what fired; empty for sweeps and the CLI.
     alerts: tuple[dict[str, Any], ...] = ()
+
+
+    def endpoint(self) -> Any:
+        """The `KubeEndpoint` the probes' plain GETs go to, or None when only the official
+        client can authenticate (an exec plugin, an auth provider): they then go through it."""
+        if self.kube_endpoint is not None:
+            return self.kube_endpoint()
+        from agent.model.kube_http import endpoint_of_configuration
+
+        return endpoint_of_configuration(self.kube().configuration)
 
 
 Reprobe = Callable[[TargetSpec, str], Awaitable[list[Finding]]]

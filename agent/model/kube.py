@@ -6,10 +6,11 @@ show. The official client is imported only when called.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from agent.model.redact import redact, truncate
 
@@ -57,6 +58,15 @@ NAMED, NS = ("name", "namespace"), ("namespace",)
 RAW_READS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("AppsV1Api", "read_namespaced_deployment"):
         ("/apis/apps/v1/namespaces/{namespace}/deployments/{name}", NAMED),
+    ("AppsV1Api", "read_namespaced_stateful_set"):
+        ("/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}", NAMED),
+    ("AppsV1Api", "read_namespaced_daemon_set"):
+        ("/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}", NAMED),
+    ("CustomObjectsApi", "get_namespaced_custom_object"):
+        ("/apis/{group}/{version}/namespaces/{namespace}/{plural}/{name}",
+         ("group", "version", *NS, "plural", "name")),
+    ("AppsV1Api", "list_namespaced_controller_revision"):
+        ("/apis/apps/v1/namespaces/{namespace}/controllerrevisions", NS),
     ("AppsV1Api", "list_namespaced_replica_set"): ("/apis/apps/v1/namespaces/{namespace}/replicasets", NS),
     ("CoreV1Api", "list_namespaced_pod"): ("/api/v1/namespaces/{namespace}/pods", NS),
     ("CoreV1Api", "read_namespaced_pod_log"): ("/api/v1/namespaces/{namespace}/pods/{name}/log", NAMED),
@@ -81,7 +91,32 @@ class RawApi:
         raw = RAW_READS.get((self._kind, method))
         if raw is None:
             return getattr(kube_api(self._client_factory, self._kind), method)
-        return functools.partial(raw_get, self._client_factory(), *raw)
+        return RawRead(self._client_factory, *raw)
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """One of the `RAW_READS`: called, it is the typed method (through the official client's
+    ApiClient, built only then); `route` gives the same request as a path and a query, for the
+    plain reader of `agent/model/kube_http.py`."""
+
+    client_factory: Callable[[], Any]
+    path: str
+    params: tuple[str, ...]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return raw_get(self.client_factory(), self.path, self.params, *args, **kwargs)
+
+    def route(self, *args: Any, **kwargs: Any) -> tuple[str, list[tuple[str, str]]]:
+        """(path, query) for these arguments, as `raw_get` would send them."""
+        values = dict(zip(self.params, args, strict=True))
+        path = self.path.format(**{k: quote(str(v), safe="") for k, v in values.items()})
+        return path, [(_camel(k), _query_value(v)) for k, v in kwargs.items()
+                      if not k.startswith("_") and v is not None]
+
+
+def _query_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def raw_get(client: Any, path: str, params: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:

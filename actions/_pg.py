@@ -4,14 +4,15 @@ action step, and psycopg errors turned into Hemostat errors with stable codes (p
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from typing import TYPE_CHECKING, Any
 
 from agent.model import HemostatError, PermanentError, PostgresSpec, TargetSpec, TemporaryError, redact
 from agent.model.context import ActionContext
+
+if TYPE_CHECKING:
+    import psycopg
+# psycopg itself is imported where it is used: every `hemostat` command loads the actions, and
+# psycopg costs ~40 ms of CPU to import.
 
 PINNED = "-c TimeZone=UTC -c search_path=pg_catalog"  # stable timestamps; no catalog shadowing
 SESSIONS_SQL = """
@@ -52,6 +53,8 @@ def spec_of(target: TargetSpec) -> PostgresSpec:
 
 
 def translate(e: psycopg.Error, parts: dict[str, Any], spec: PostgresSpec) -> HemostatError:
+    import psycopg
+
     where, text = f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}", str(e).lower()
     reason = redact(" ".join(str(e).split()), (str(parts.get("password") or ""),))
     if isinstance(e, psycopg.errors.QueryCanceled):
@@ -70,6 +73,9 @@ class Db:
     """One guarded connection to the target's database, errors translated, password masked."""
 
     def __init__(self, ctx: ActionContext) -> None:
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
         self.spec, self.ctx = spec_of(ctx.target), ctx
         self.dsn = self.spec.dsn.resolve()
         try:
@@ -80,6 +86,8 @@ class Db:
         self.conn: psycopg.AsyncConnection[Any] | None = None
 
     async def __aenter__(self) -> Db:
+        import psycopg
+
         self.conn = await self._guarded(psycopg.AsyncConnection.connect(
             self.dsn, autocommit=True, connect_timeout=max(2, round(self.spec.connect_timeout_s)),
             application_name=self.spec.application_name,
@@ -91,6 +99,8 @@ class Db:
             await self.conn.close()
 
     async def _guarded(self, pending: Any) -> Any:
+        import psycopg
+
         key = f"postgres:{self.parts.get('host') or 'localhost'}:{self.parts.get('port') or 5432}"
         with self.ctx.breakers.guard(key):
             try:
@@ -99,7 +109,10 @@ class Db:
                 raise translate(e, self.parts, self.spec) from None
 
     async def rows(self, query: str, params: Any = None) -> list[Row]:
+        from psycopg.rows import dict_row
+
         assert self.conn is not None
+
         async def run() -> list[Row]:
             assert self.conn is not None
             async with self.conn.cursor(row_factory=dict_row) as cur:

@@ -7,6 +7,7 @@ config, policy, scenario).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from agent import __version__
 if TYPE_CHECKING:
     from agent.config import Config
     from agent.ledger import Ledger
+    from agent.model.identity import Identity
     from agent.wiring import App
 
 
@@ -34,13 +36,22 @@ class Ctx:
     """Lazily loaded config, app and ledger for one invocation."""
 
     def __init__(self, config_path: Path, user: str | None) -> None:
+        self.config_path = config_path
+        self._user = user
+        self.user_given = user is not None  # --user / HEMOSTAT_USER, as opposed to the OS user
+        self._config: Config | None = None
+
+    @functools.cached_property
+    def identity(self) -> Identity:
+        """What --user (or the OS user) claims; proves nothing. Worked out when a command needs
+        it (the policy models behind it are not a diagnosis's first concern)."""
         from agent.identity import asserted
 
-        self.config_path = config_path
-        self.identity = asserted(user)  # what --user (or the OS user) claims; proves nothing
-        self.user_given = user is not None  # --user / HEMOSTAT_USER, as opposed to the OS user
-        self.user = self.identity.name
-        self._config: Config | None = None
+        return asserted(self._user)
+
+    @property
+    def user(self) -> str:
+        return self.identity.name
 
     def approves_as_login(self) -> bool:
         """On a PostgreSQL ledger, approve and reject act as the login role PostgreSQL
@@ -154,12 +165,18 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     from dataclasses import replace
 
     from agent import render, service
+    from agent.model.lean_imports import warm_tls
 
+    warm_tls()  # on the other core, while the config and plugins load
     app = obj.app(policy)
     spec = app.config.target(target)
     ledger = None if no_ledger else obj.ledger()
     history = service.history_from(ledger, app) if ledger else []
     past = service.past_findings(ledger, spec.name) if ledger else []
+    # Worker threads import heavy clients (psycopg) while the probes wait on the network; a
+    # short switch interval hands the GIL back to the event loop within 1 ms, not 5, each time
+    # it returns from a socket or process call.
+    sys.setswitchinterval(0.001)
     result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
     incident = None
     if ledger is not None:
@@ -184,9 +201,10 @@ async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: 
     from agent import service
     from agent.wiring import validate_live
 
-    checked, result = await asyncio.gather(
-        validate_live(app, str(obj.config_path), only=spec.name),
-        service.diagnose(app, spec, history=history, past=past), return_exceptions=True)
+    # the diagnosis first: its probes' requests go out before the check's
+    result, checked = await asyncio.gather(
+        service.diagnose(app, spec, history=history, past=past),
+        validate_live(app, str(obj.config_path), only=spec.name), return_exceptions=True)
     for outcome in (checked, result):
         if isinstance(outcome, BaseException):
             raise outcome
@@ -401,7 +419,14 @@ def demo(workdir: Path | None) -> None:
 
 
 def main() -> None:
-    cli(prog_name="hemostat")
+    from agent.model.lean_imports import exit_now, pybreaker_without_redis
+
+    pybreaker_without_redis()
+    try:
+        cli(prog_name="hemostat")
+    except SystemExit as e:  # click always ends this way
+        exit_now(e.code)
+    exit_now(0)
 
 
 # Incident-handling, execution and ledger commands live in their own modules; importing them

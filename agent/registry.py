@@ -62,13 +62,16 @@ class Registry:
 
 def _add(table: dict[str, Registered], kind: str, plugin: Any, origin: str | EntryPoint) -> None:
     name = getattr(plugin, "name", None)
-    where = _origin(origin) if isinstance(origin, EntryPoint) else origin
     if not isinstance(name, str) or not name:
-        raise ConfigError(where, "name", f"{kind} has no name")
+        raise ConfigError(_where(origin), "name", f"{kind} has no name")
     if name in table:
-        raise ConfigError(where, "name",
+        raise ConfigError(_where(origin), "name",
                           f"{kind} {name!r} is already registered by {table[name].origin}")
     table[name] = Registered(name, origin, plugin)
+
+
+def _where(origin: str | EntryPoint) -> str:
+    return _origin(origin) if isinstance(origin, EntryPoint) else origin
 
 
 def _get(table: dict[str, Registered], kind: str, name: str) -> Any:

@@ -17,15 +17,14 @@ sessions, of which roles, could not be seen. The password never appears in a mes
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from typing import TYPE_CHECKING, Any
 
 from agent.model import (
     Finding,
@@ -41,6 +40,9 @@ from agent.model import (
 )
 from agent.model.context import ProbeContext
 from agent.model.redact import mask_query
+
+if TYPE_CHECKING:
+    import psycopg
 
 QUERY_CHARS = 200  # masked query text kept per session
 MAX_SESSIONS = 200  # detailed sessions kept per observation, the longest-running first
@@ -78,8 +80,26 @@ WHERE a.backend_type = 'client backend' OR (a.backend_type IS NULL AND a.datname
 """
 
 # -- connecting ----------------------------------------------------------------------------------
+# psycopg is imported where it is used: it costs ~40 ms of CPU, which a one-shot `hemostat
+# diagnose` pays in a worker thread while its other probes wait on the network (`_psycopg`).
+PSYCOPG_MODULES = ("psycopg", "psycopg.conninfo", "psycopg.rows")
+
+
+def _import_psycopg() -> None:
+    for name in PSYCOPG_MODULES:
+        importlib.import_module(name)
+
+
+async def _psycopg() -> None:
+    if not all(name in sys.modules for name in PSYCOPG_MODULES):
+        await asyncio.to_thread(_import_psycopg)
+
+
 def dsn_parts(spec: PostgresSpec) -> tuple[str, dict[str, Any]]:
     """(DSN, its parsed parts). A malformed DSN is named by reference only: it holds the password."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     dsn = spec.dsn.resolve()
     try:
         return dsn, conninfo_to_dict(dsn)
@@ -94,6 +114,8 @@ def address(parts: dict[str, Any]) -> str:
 
 def translate(e: psycopg.Error, parts: dict[str, Any], spec: PostgresSpec) -> HemostatError:
     """A psycopg error as a HemostatError with a stable code; the password masked out."""
+    import psycopg
+
     where, role = address(parts), parts.get("user") or "?"
     text = str(e).lower()
     reason = redact(" ".join(str(e).split()), (str(parts.get("password") or ""),))
@@ -120,6 +142,8 @@ def translate(e: psycopg.Error, parts: dict[str, Any], spec: PostgresSpec) -> He
 
 async def connect(spec: PostgresSpec, dsn: str) -> psycopg.AsyncConnection[Any]:
     """One autocommit connection tagged with Hemostat's application_name, bounded by the spec."""
+    import psycopg
+
     return await psycopg.AsyncConnection.connect(
         dsn, autocommit=True, connect_timeout=max(2, round(spec.connect_timeout_s)),
         application_name=spec.application_name,
@@ -128,6 +152,8 @@ async def connect(spec: PostgresSpec, dsn: str) -> psycopg.AsyncConnection[Any]:
 
 # -- collecting ----------------------------------------------------------------------------------
 async def _read(spec: PostgresSpec, dsn: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from psycopg.rows import dict_row
+
     async with await connect(spec, dsn) as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(SETTINGS_SQL)
         settings = await cur.fetchone()
@@ -202,6 +228,9 @@ class PgActivityProbe:
         spec = target.postgres
         if spec is None:
             raise PermanentError(f"target {target.name} has no postgres configured", code="pg_unconfigured")
+        await _psycopg()
+        import psycopg
+
         dsn, parts = dsn_parts(spec)
         try:
             with ctx.breakers.guard(f"postgres:{address(parts)}"):

@@ -129,15 +129,21 @@ def _bearer(headers: Mapping[str, str]) -> str:
     return token.strip()
 
 
-def _request(body: bytes) -> tuple[str, str]:
-    """(proposal id, reason) from the JSON body."""
-    if len(body) > MAX_BODY:
-        raise AuthError(413, f"body over {MAX_BODY} bytes")
+def json_body(body: bytes, max_bytes: int) -> dict[str, Any]:
+    """The request's JSON object ({} for anything else); 413 past `max_bytes`."""
+    if len(body) > max_bytes:
+        raise AuthError(413, f"body over {max_bytes} bytes")
     try:
         doc = json.loads(body or b"{}")
     except ValueError:
-        doc = None
-    ref = doc.get("id") if isinstance(doc, dict) else None
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _request(body: bytes) -> tuple[str, str]:
+    """(proposal id, reason) from the JSON body."""
+    doc = json_body(body, MAX_BODY)
+    ref = doc.get("id")
     if not isinstance(ref, str) or not PROPOSAL_ID.match(ref):
         raise AuthError(400, 'body must be JSON {"id": "p-...", "reason": "..."} with a proposal id')
     return ref, str(doc.get("reason") or "")[:500]

@@ -26,6 +26,7 @@ CERT_HELP = ("your kubeconfig user authenticates with a client certificate, whic
              "kubeconfig user (`kubectl config set-credentials approver --token ...`), then pass "
              "--context")
 TIMEOUT_S = 30
+DIAGNOSE_TIMEOUT_S = 120  # every probe of the target, each bounded by the daemon's probe timeout
 
 
 def bearer_token(kubeconfig: str | None, context: str | None) -> str:
@@ -47,6 +48,19 @@ def bearer_token(kubeconfig: str | None, context: str | None) -> str:
         raise HemostatError(CERT_HELP, code="client_certificate")
     raise HemostatError("your kubeconfig user has no bearer token (basic auth or no credentials): "
                         + CERT_HELP.split(". ", 1)[1], code="no_token")
+
+
+def fast_bearer_token(kubeconfig: str | None, context: str | None) -> str:
+    """The kubeconfig's bearer token read directly when it is a static one (a token or a token
+    file: no Kubernetes client to import, so `diagnose --server` answers as fast as kubectl);
+    anything else (an exec plugin, an auth provider) through the official loader."""
+    from agent.model.kube_http import kubeconfig_endpoint
+
+    endpoint = kubeconfig_endpoint(kubeconfig, context)
+    header = endpoint.headers().get("Authorization", "") if endpoint is not None else ""
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ")
+    return bearer_token(kubeconfig, context)
 
 
 def check_transport(server: str) -> str:
@@ -71,19 +85,25 @@ def _loopback(host: str) -> bool:
 
 def call(server: str, ref: str, verb: str, token: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to the approval API; an error answer becomes a HemostatError carrying its message."""
-    url = f"{check_transport(server)}/v1/proposals/{verb}"
-    request = urllib.request.Request(url, data=json.dumps({"id": ref, **(body or {})}).encode(),
-                                     method="POST",
+    return post(server, f"/v1/proposals/{verb}", token, {"id": ref, **(body or {})})
+
+
+def post(server: str, path: str, token: str, body: dict[str, Any],
+         timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+    """POST `body` as JSON to the daemon's API with the bearer token; the JSON answer, or a
+    HemostatError carrying the daemon's message."""
+    url = f"{check_transport(server)}{path}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Authorization": f"Bearer {token}",
                                               "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # scheme checked above
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # scheme checked above
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as e:
         raise HemostatError(f"{server} answered {e.code}: {_error(e)}", code=f"http_{e.code}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise HemostatError(f"cannot reach the approval API at {server}: {reason}",
+        raise HemostatError(f"cannot reach the daemon's API at {server}: {reason}",
                             code="approval_api_unreachable") from None
 
 
@@ -102,3 +122,10 @@ def approve_remote(server: str, ref: str, kubeconfig: str | None, context: str |
 def revert_remote(server: str, ref: str, reason: str, kubeconfig: str | None,
                   context: str | None) -> dict[str, Any]:
     return call(server, ref, "revert", bearer_token(kubeconfig, context), {"reason": reason})
+
+
+def diagnose_remote(server: str, target: str, record: bool, kubeconfig: str | None,
+                    context: str | None) -> dict[str, Any]:
+    """`hemostat diagnose TARGET --server URL`: the daemon runs the diagnosis (agent.diagnose_api)."""
+    return post(server, "/v1/diagnose", fast_bearer_token(kubeconfig, context),
+                {"target": target, "record": record}, timeout_s=DIAGNOSE_TIMEOUT_S)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from agent.wiring import App
 
 
+F = TypeVar("F", bound=Callable[..., Any])
 BAD_INPUT = ("not_found", "ambiguous", "usage")  # error codes that exit 2
 
 
@@ -145,6 +147,22 @@ def cli(ctx: click.Context, config_path: Path, user: str | None) -> None:
     ctx.obj = Ctx(config_path, user)
 
 
+def server_options(server_help: str) -> Callable[[F], F]:
+    """--server URL (env HEMOSTAT_SERVER), --kubeconfig and --context: the daemon's API, called
+    with the engineer's own kubeconfig credential."""
+    def decorate(command: F) -> F:
+        for option in reversed((
+                click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
+                             help=f"{server_help} (env HEMOSTAT_SERVER)"),
+                click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+                             help="kubeconfig whose credential is sent to --server (env KUBECONFIG)"),
+                click.option("--context", "kube_context",
+                             help="kubeconfig context (default: the current one)"))):
+            command = option(command)
+        return command
+    return decorate
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -157,14 +175,29 @@ def emit_json(data: Any) -> None:
 @click.option("--no-ledger", is_flag=True, help="do not record the incident and proposals")
 @click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="evaluate proposals against this policy instead")
+@server_options("let the daemon at URL run the diagnosis, with your kubeconfig credentials")
 @pass_ctx
 def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledger: bool,
-             policy: Path | None) -> None:
-    """Run every probe of TARGET at once, triage, and propose gated mitigations."""
+             policy: Path | None, server: str | None, kubeconfig: str | None,
+             kube_context: str | None) -> None:
+    """Run every probe of TARGET at once, triage, and propose gated mitigations.
+
+    With --server, the daemon runs them (from inside the cluster, where the databases and
+    Prometheus are reachable) once the cluster vouches for your token and RBAC grants you
+    create on diagnoses.hemostat.io named TARGET; the incident is recorded as asked by you.
+    """
+    if server:
+        if record is not None or policy is not None:
+            raise click.UsageError("--record and --policy work on a local diagnosis, not with --server")
+        from agent.approval_client import diagnose_remote
+
+        doc = diagnose_remote(server, target, not no_ledger, kubeconfig, kube_context)
+        _print_diagnosis(doc, as_json)
+        return
     import asyncio
     from dataclasses import replace
 
-    from agent import render, service
+    from agent import service
     from agent.model.lean_imports import warm_tls
 
     warm_tls()  # on the other core, while the config and plugins load
@@ -188,8 +221,19 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
         _write_scenario(record, result, spec)
     doc = {**result.to_json(), "incident": incident.id if incident else None}
     if incident is not None and ledger is not None:
-        doc["proposals"] = _bound(doc["proposals"], ledger, incident.id)
-    click.echo(json.dumps(doc, indent=2, default=str) if as_json else render.diagnosis(doc))
+        from agent.lifecycle import bound_proposals
+
+        doc["proposals"] = bound_proposals(doc["proposals"], ledger, incident.id)
+    _print_diagnosis(doc, as_json)
+
+
+def _print_diagnosis(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
+    else:
+        from agent import render
+
+        click.echo(render.diagnosis(doc))
 
 
 async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: Any) -> Any:
@@ -209,16 +253,6 @@ async def _checked_diagnosis(obj: Ctx, app: App, spec: Any, history: Any, past: 
         if isinstance(outcome, BaseException):
             raise outcome
     return result
-
-
-def _bound(proposals: list[dict[str, Any]], ledger: Ledger, incident_id: str) -> list[dict[str, Any]]:
-    """Show the ledger's ids (bound to the incident), which `approve` takes."""
-    records = {(r.proposal.action, r.proposal.subject): r for r in ledger.proposals(incident_id=incident_id)}
-    out = []
-    for p in proposals:
-        r = records.get((p["action"], p["subject"]))
-        out.append({**p, "id": r.id, "state": r.state} if r else p)
-    return out
 
 
 def _write_scenario(path: Path, result: Any, spec: Any) -> None:
@@ -276,12 +310,7 @@ def show(obj: Ctx, ref: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
-              help="the daemon's approval API: approve with your kubeconfig credentials "
-                   "(env HEMOSTAT_SERVER)")
-@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
-              help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
-@click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
+@server_options("the daemon's approval API: approve with your kubeconfig credentials")
 @click.option("--override-cooldown", is_flag=True,
               help="approve a proposal denied only by its cooldown, where the policy allows it")
 @click.option("--reason", help="why (required with --override-cooldown; goes into the timeline)")

@@ -30,6 +30,7 @@ from agent.daemon_http import HttpServer
 from agent.daemon_metrics import Metrics
 from agent.daemon_routes import limits, routes
 from agent.daemon_tasks import named, warm_kube
+from agent.diagnose_api import DiagnoseApi
 from agent.executor import Executor
 from agent.identity_kube import KubernetesIdentities
 from agent.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
@@ -65,6 +66,7 @@ class Daemon:
     leader: bool = False
     notifier: Notifier | None = None
     slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
+    _diagnoses: DiagnoseApi | None = None  # remote `hemostat diagnose --server`, made in serve()
     _slots: asyncio.Semaphore | None = None
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
@@ -117,6 +119,15 @@ class Daemon:
         future = asyncio.run_coroutine_threadsafe(self.approval_api().handle(verb, headers, body),
                                                   self._loop)
         return future.result(timeout=APPROVAL_TIMEOUT_S)
+
+    def diagnose_request(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """A remote diagnosis (agent.diagnose_api), run on the loop from an HTTP thread."""
+        if self._loop is None or self.stopping.is_set():
+            return 503, {"error": "not serving diagnoses (starting or shutting down)"}
+        if self._diagnoses is None:
+            return 503, {"error": "not serving diagnoses yet (starting)"}
+        future = asyncio.run_coroutine_threadsafe(self._diagnoses.handle(headers, body), self._loop)
+        return future.result(timeout=self.app.config.probe_timeout_s + APPROVAL_TIMEOUT_S)
 
     def approval_api(self) -> ApprovalApi:
         """The approval API's handlers, checking tokens against the daemon's cluster."""
@@ -308,6 +319,7 @@ class Daemon:
                                  on_result=self._delivered)
         self.metrics.watch(self.ledger)
         self.slack = self._slack_interactions()
+        self._diagnoses = DiagnoseApi(self.app, self.ledger, self.approval_api().identities)
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))

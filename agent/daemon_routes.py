@@ -17,6 +17,7 @@ from agent.approval_api import ROUTES as APPROVAL_ROUTES
 from agent.approval_api import bearer_present
 from agent.config import IntakeConfig
 from agent.daemon_http import Answer, Limits, Raw, Route
+from agent.diagnose_api import ROUTE as DIAGNOSE_ROUTE
 from agent.intake import IntakeError, authenticate
 from agent.model import HemostatError
 from agent.slack_actions import SLACK_PATH
@@ -41,6 +42,8 @@ def routes(daemon: Daemon) -> list[Route]:
         table += [Route("POST", path, partial(approval, daemon, verb), authorize=bearer_present,
                         reads_body=True)
                   for path, verb in APPROVAL_ROUTES.items()]
+        table.append(Route("POST", DIAGNOSE_ROUTE, partial(diagnose, daemon), authorize=bearer_present,
+                           reads_body=True))
     if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.slack_actions)
         table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
                            reads_body=True))
@@ -74,6 +77,11 @@ def webhook(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
 def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
     """The approval API (agent.approval_api): its own TokenReview authenticates the caller."""
     return daemon.approval_request(verb, dict(headers), body)
+
+
+def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
+    """`hemostat diagnose TARGET --server URL` (agent.diagnose_api), authenticated like approvals."""
+    return daemon.diagnose_request(dict(headers), body)
 
 
 async def healthz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -31,16 +31,19 @@ class AuthError(HemostatError):
 
 @dataclass(frozen=True)
 class Permission:
-    """What an approver needs: `verb` on mitigations.hemostat.io/<action> in `namespace`."""
+    """What a caller needs: `verb` on <resource>.hemostat.io/<name> in `namespace`; approvers
+    need approve (reject, revert) on mitigations named after the action, and a remote
+    diagnosis needs create on diagnoses named after the target."""
 
     verb: str
-    action: str
+    action: str  # the resource name: the action's, or the target's for diagnoses
     namespace: str
+    resource: str = RESOURCE
 
     def describe(self) -> str:
-        return (f"{self.verb} on {RESOURCE}.{API_GROUP} named {self.action!r} in namespace "
+        return (f"{self.verb} on {self.resource}.{API_GROUP} named {self.action!r} in namespace "
                 f"{self.namespace!r} (a Role there with apiGroups [{API_GROUP}], resources "
-                f"[{RESOURCE}], verbs [{self.verb}], bound to you or your group; docs/approvals.md)")
+                f"[{self.resource}], verbs [{self.verb}], bound to you or your group; docs/approvals.md)")
 
 
 @dataclass
@@ -73,7 +76,7 @@ class KubernetesIdentities:
         """Raise AuthError(403) naming the permission unless RBAC grants it to `who`."""
         from kubernetes import client
 
-        attributes = client.V1ResourceAttributes(group=API_GROUP, resource=RESOURCE, verb=need.verb,
+        attributes = client.V1ResourceAttributes(group=API_GROUP, resource=need.resource, verb=need.verb,
                                                  name=need.action, namespace=need.namespace)
         spec = client.V1SubjectAccessReviewSpec(user=who.name, groups=list(who.groups),
                                                 uid=who.uid or None, extra=extra or None,
@@ -82,7 +85,8 @@ class KubernetesIdentities:
             client.V1SubjectAccessReview(spec=spec)))
         status = review.status
         if status is None or not status.allowed or status.denied:
-            raise AuthError(403, f"{who.name} may not {need.verb} this proposal: RBAC grants no "
+            what = "this proposal" if need.resource == RESOURCE else f"target {need.action!r}"
+            raise AuthError(403, f"{who.name} may not {need.verb} {what}: RBAC grants no "
                                  f"{need.describe()}")
 
     @staticmethod

@@ -209,3 +209,14 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
     reason = f"{what} applied and verified" if verified else f"{what} did not work"
     return ledger.set_incident_status(incident.id, status, actor, now,
                                       data={"reason": reason, "cause": cause})
+
+
+def bound_proposals(proposals: list[dict[str, Any]], ledger: Ledger,
+                    incident_id: str) -> list[dict[str, Any]]:
+    """A diagnosis's proposals with the ledger's ids (bound to the incident), which `approve` takes."""
+    records = {(r.proposal.action, r.proposal.subject): r for r in ledger.proposals(incident_id=incident_id)}
+    out = []
+    for p in proposals:
+        r = records.get((p["action"], p["subject"]))
+        out.append({**p, "id": r.id, "state": r.state} if r else p)
+    return out

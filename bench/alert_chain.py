@@ -7,6 +7,8 @@ Two spans per alert, both ending when the target's first proposal is in the daem
   Prometheus's evaluation, its push to Alertmanager and Alertmanager's `group_wait` (1 s here);
 - delivery -> proposal: from the daemon recording the delivery (`alert_fired`), i.e. Hemostat's
   own part. The floor is one diagnosis of the target alone, in-process, as in figure 3.
+Each target's metrics come from the chain's Prometheus through the `prometheus` probe (error
+ratio, SLO burn windows, onset by range query, baselines `offset 1d` and `offset 1w`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from bench.timing import ms, percentile
 from tests.agent.alert_chain import Chain, ErrorApp, start_chain
 from tests.agent.daemon_harness import TOKEN
 from tests.loopback import LoopbackServer, serve
+from tests.services import free_port
 from tests.services.prometheus import PrometheusServer
 from tests.services.prometheus import write_config as prometheus_config
 
@@ -38,21 +41,26 @@ def _binaries() -> tuple[str, str]:
     return found  # type: ignore[return-value]
 
 
-def _prometheus_starter(binary: str, work: Path) -> Any:
+def _prometheus_starter(binary: str, work: Path, port: int) -> Any:
     def start(targets: list[str], rules: dict[str, Any], alertmanagers: list[str]) -> PrometheusServer:
         (work / "prometheus").mkdir()
-        server = PrometheusServer(binary=binary, workdir=work / "prometheus")
+        server = PrometheusServer(binary=binary, workdir=work / "prometheus", port=port)
         prometheus_config(server, targets, rules, alertmanagers)
         return server.start()
     return start
 
 
-def _config(work: Path, urls: dict[str, str]) -> Path:
+def _config(work: Path, urls: dict[str, str], prometheus_port: int) -> Path:
+    """Each target's metrics from the chain's own Prometheus (the `prometheus` probe: error
+    ratio, burn rate, onset, the baselines a day and a week back), plus its deploys."""
     repo = deploy_repo(work / "deploys", [4])
     (work / "token").write_text(TOKEN)
-    targets = [{"name": t, "deployment": t, "probes": ["git-deploys", "app-metrics"],
-                "deploy_repo": {"path": str(repo)}, "metrics": {"url": url, "scrape_interval_s": 0.1}}
-               for t, url in urls.items()]
+    prometheus = {"url": f"http://127.0.0.1:{prometheus_port}", "window": "3s", "lookback": "2m", "step_s": 1,
+                  "queries": {"requests": "sum(rate(http_requests_total{$selector}[$window]))",
+                              "errors": "sum(rate(http_requests_errors_total{$selector}[$window]))"}}
+    targets = [{"name": t, "deployment": t, "probes": ["git-deploys", "prometheus"],
+                "deploy_repo": {"path": str(repo)}, "prometheus": {**prometheus, "selector": f'target="{t}"'}}
+               for t in urls]
     return write_config(work, targets, sweeps=False, intake={"token": {"file": str(work / "token")}})
 
 
@@ -64,9 +72,10 @@ def _chain(n: int) -> Iterator[tuple[Chain, Path]]:
     with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
         work = Path(tmp)
         app = ErrorApp([f"svc-{i}" for i in range(n)])
-        config = _config(work, app.mount(loopback))
+        port = free_port()  # the daemon's config names Prometheus, which starts after it
+        config = _config(work, app.mount(loopback), port)
         chain = start_chain(app, loopback, config, work / "token", alertmanager,
-                            _prometheus_starter(prometheus, work))
+                            _prometheus_starter(prometheus, work, port))
         try:
             yield chain, config
         finally:
@@ -110,6 +119,7 @@ def run(quick: bool) -> dict[str, Any]:
         "alerts": n, "notifications_sent": sent, "notifications_failed": failed,
         "firing_to_proposal_p50_ms": ms(percentile(firing, 50)), "firing_to_proposal_max_ms": ms(max(firing)),
         "delivery_to_proposal_p50_ms": ms(percentile(delivery, 50)),
+        "delivery_to_proposal_p95_ms": ms(percentile(delivery, 95)), "probes": ["git-deploys", "prometheus"],
         "delivery_to_proposal_max_ms": ms(max(delivery)), "floor_ms": ms(floor),
         "ratio": round(percentile(delivery, 50) / floor, 3),
         "ratio_means": "p50 Alertmanager delivery-to-proposal / one diagnosis alone in-process (the floor)",

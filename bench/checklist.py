@@ -10,11 +10,15 @@ commands run one after another, against `hemostat diagnose` of the same target.
     curl -I URL/health                             (loopback dependency, 150 ms per answer)
 
 `hemostat --config ... diagnose app --json --no-ledger` is timed as a process, start-up
-included, as an engineer would type it; its metrics come from the `prometheus` probe (the same
+included, as an engineer would type it, from a regular install (`bench/installed.py`); its metrics come from the `prometheus` probe (the same
 error ratio, plus latency, saturation and burn-rate queries, and baselines a day and a week
 back) when Prometheus is installed, else from `app-metrics` (two scrapes `SCRAPE_GAP_S` apart). A part missing on this machine (no PostgreSQL, no
 kubectl, no Kubernetes logs probe yet) is dropped from both sides and named in `absent`.
 The machine time is the lower bound of the checklist: a human also reads and types.
+
+Timed the same way: `hemostat diagnose app --json --no-ledger --server URL`, the daemon of the
+same install (`hemostat run`, started once, as the chart runs it) doing the diagnosis for the
+caller's kubeconfig token after a TokenReview and a SubjectAccessReview.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import services
+from bench import installed, services
 from bench.incident import deploy_repo, registry, write_config
 from bench.servers import DelayedHttp, app_server
 from bench.timing import median, ms
@@ -40,7 +43,6 @@ from bench.timing import median, ms
 DELAY_S = 0.15
 SCRAPE_GAP_S = 0.5  # app-metrics scrapes twice to get a rate; the checklist's curl only once
 KUBECTL = Path(__file__).resolve().parents[1] / ".cache" / "bin" / "kubectl"
-HEMOSTAT = Path(sys.executable).parent / "hemostat"
 STEP_TIMEOUT_S = 60
 ERROR_RATIO = 'sum(rate(http_requests_total{job="app",code=~"5.."}[1m])) / sum(rate(http_requests_total{job="app"}[1m]))'
 PACKAGES = ("agent", "probes", "actions", "policies")
@@ -101,7 +103,8 @@ def _config(scene: Scene, parts: set[str]) -> Path:
         target["prometheus"] = {"url": scene.prometheus, "selector": 'job="app"', "window": "1m"}
     if scene.dsn is not None:
         target["postgres"] = {"dsn": {"env": "BENCH_PG_DSN"}}
-    extra: dict[str, Any] = {}
+    # for the daemon of the remote runs: no sweeps, no webhook, the approval API's token checks
+    extra: dict[str, Any] = {"sweeps": False, "intake": {"webhook": False}}
     if scene.kubeconfig is not None:
         extra["kubernetes"] = {"kubeconfig": str(scene.kubeconfig)}
     return write_config(scene.workdir, [target], **extra)
@@ -118,9 +121,11 @@ def _checklist(commands: dict[str, str]) -> dict[str, float]:
     return steps
 
 
-def _hemostat(config: Path, env: dict[str, str]) -> tuple[float, dict[str, Any]]:
+def _hemostat(binary: Path, config: Path, env: dict[str, str], server: str | None = None) -> tuple[float, dict[str, Any]]:
+    """One timed `hemostat diagnose`: local (`--config`) or through the daemon (`--server`)."""
+    where = ["--server", server] if server else []
     started = time.perf_counter()
-    done = subprocess.run([str(HEMOSTAT), "--config", str(config), "diagnose", "app", "--json", "--no-ledger"],
+    done = subprocess.run([str(binary), "--config", str(config), "diagnose", "app", "--json", "--no-ledger", *where],
                           capture_output=True, text=True, timeout=STEP_TIMEOUT_S, env={**os.environ, **env})
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -153,32 +158,39 @@ def _scene(workdir: Path) -> Iterator[Scene]:
         app.stop()
 
 
-def _compile() -> None:
-    """Byte-compile Hemostat's packages, as `pip install` does for a regular install: the editable
-    install of a checkout (and PYTHONDONTWRITEBYTECODE, set on these machines) would otherwise
-    make every timed run compile the project's modules from source."""
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in PACKAGES)],
-                   check=True, capture_output=True, env={k: v for k, v in os.environ.items()
-                                                         if k != "PYTHONDONTWRITEBYTECODE"})
-
-
 def run(quick: bool) -> dict[str, Any]:
     runs = 1 if quick else 5
-    _compile()
+    binary = installed.hemostat()
     with tempfile.TemporaryDirectory(prefix="bench-checklist-") as tmp, _scene(Path(tmp)) as scene:
         commands = scene.commands()
         config = _config(scene, set(commands))
         env = {"BENCH_PG_DSN": scene.dsn} if scene.dsn else {}
-        _checklist(commands), _hemostat(config, env)  # warm-up: page cache, first connections
-        by_hand: list[dict[str, float]] = []
-        hemostat: list[float] = []
-        report: dict[str, Any] = {}
-        for _ in range(runs):
-            by_hand.append(_checklist(commands))
-            elapsed, report = _hemostat(config, env)
-            hemostat.append(elapsed)
-    return _summary(by_hand, hemostat, report, commands, scene.absent)
+        client = {**env, "KUBECONFIG": str(scene.kubeconfig)} if scene.kubeconfig else None
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(installed.daemon(binary, config, env)) if client else None
+            _checklist(commands), _hemostat(binary, config, env)  # warm-up: page cache, first connections
+            if server and client:
+                _hemostat(binary, config, client, server)
+            by_hand: list[dict[str, float]] = []
+            local: list[float] = []
+            remote: list[float] = []
+            report: dict[str, Any] = {}
+            for _ in range(runs):
+                by_hand.append(_checklist(commands))
+                elapsed, report = _hemostat(binary, config, env)
+                local.append(elapsed)
+                if server and client:
+                    remote.append(_hemostat(binary, config, client, server)[0])
+    return {**_summary(by_hand, local, report, commands, scene.absent), **_remote(by_hand, remote)}
+
+
+def _remote(by_hand: list[dict[str, float]], remote: list[float]) -> dict[str, Any]:
+    if not remote:
+        return {"via_daemon": None}
+    checklist_s, remote_s = median([sum(run.values()) for run in by_hand]), median(remote)
+    return {"via_daemon_ms": ms(remote_s), "ratio_via_daemon": round(checklist_s / remote_s, 3),
+            "via_daemon_means": "the same diagnosis by `hemostat diagnose --server URL`: the daemon "
+                                "(`hemostat run`, started once) runs the probes for the caller"}
 
 
 def _summary(by_hand: list[dict[str, float]], hemostat: list[float], report: dict[str, Any],

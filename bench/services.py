@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 APP_LABELS = {"app": "app"}
 
@@ -58,6 +59,18 @@ def _deployment() -> dict[str, object]:
             "spec": {"replicas": 1, "selector": {"matchLabels": APP_LABELS},
                      "template": {"metadata": {"labels": APP_LABELS},
                                   "spec": {"containers": [{"name": "app", "image": "shop/app:v1.3.0"}]}}}}
+
+
+def _oncall_may_diagnose(server: Any) -> None:
+    """The kubeconfig's token is user `bench` in group `oncall`, which may have the daemon
+    diagnose targets in `default`; the daemon (same token) may review tokens and access."""
+    from tests.kubeapi.grants import auth_delegator, grant_role
+
+    server.auth.add_token("bench-token", "bench", ("oncall",))
+    grant_role(server, "default", "diagnoser",
+               [{"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]}], ["oncall"])
+    auth_delegator(server, {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bench"},
+                   name="bench-reviews")
 
 
 def app_log(lines: int = 400) -> str:
@@ -108,6 +121,7 @@ def kube_api(workdir: Path) -> Iterator[Path]:
     server = FakeApiServer()
     url = server.start()
     try:
+        _oncall_may_diagnose(server)
         server.seed(_deployment())
         server.seed(_pod("app-7d4b9c6f8-x2x7q"))
         server.set_pod_log("default", "app-7d4b9c6f8-x2x7q", "app", app_log())

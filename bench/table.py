@@ -7,7 +7,10 @@ from typing import Any
 
 
 def _checklist(r: dict[str, Any]) -> str:
-    return f"checklist {r['checklist_ms']:.0f} ms vs hemostat diagnose {r['hemostat_ms']:.0f} ms"
+    line = f"checklist {r['checklist_ms']:.0f} ms vs hemostat diagnose {r['hemostat_ms']:.0f} ms"
+    if r.get("via_daemon_ms"):
+        line += f"; --server (daemon) {r['via_daemon_ms']:.0f} ms = {r['ratio_via_daemon']:.2f}"
+    return line
 
 
 def _parallel(r: dict[str, Any]) -> str:
@@ -22,7 +25,8 @@ def _alerts(r: dict[str, Any]) -> str:
 
 def _alert_chain(r: dict[str, Any]) -> str:
     return (f"{r['alerts']} alerts via Prometheus+Alertmanager: firing->proposal p50 "
-            f"{r['firing_to_proposal_p50_ms']:.0f} ms, delivery->proposal p50 {r['delivery_to_proposal_p50_ms']:.0f} ms "
+            f"{r['firing_to_proposal_p50_ms']:.0f} ms, delivery->proposal p50 {r['delivery_to_proposal_p50_ms']:.0f} / "
+            f"p95 {r.get('delivery_to_proposal_p95_ms', float('nan')):.0f} ms "
             f"(floor {r['floor_ms']:.0f} ms); failed notifications {r['notifications_failed']:.0f}")
 
 

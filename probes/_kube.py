@@ -130,7 +130,9 @@ async def read_log(ctx: ProbeContext, what: tuple[str, str, str, str], cap: int,
                                                 namespace, _preload_content=False, **kwargs)
         return result
     path, query = read.route(pod, namespace, **kwargs)
-    return await plain_get(ctx, endpoint, what, path, query, cap)
+    body, cut = await plain_get(ctx, endpoint, what, path, query, cap)
+    # with limitBytes the apiserver stops at exactly `cap`: a full cap means the log went on
+    return body, cut or len(body) >= cap
 
 
 async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, str, str, str], path: str,

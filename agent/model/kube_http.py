@@ -137,8 +137,13 @@ def endpoint_for(kubeconfig: str | Path | None, context: str | None, environ: Ma
     when only the official client can work out its credentials (or finds the config broken:
     it then says what is wrong, as it always has)."""
     found = _in_cluster(environ, in_cluster)
-    if found is not None:
-        return found
+    return found if found is not None else kubeconfig_endpoint(kubeconfig, context, environ)
+
+
+def kubeconfig_endpoint(kubeconfig: str | Path | None, context: str | None,
+                        environ: Mapping[str, str] = os.environ) -> KubeEndpoint | None:
+    """The kubeconfig's endpoint alone (what `kubectl` uses on an engineer's machine), or None
+    when only the official client can work out its credentials."""
     path = kubeconfig or environ.get("KUBECONFIG") or Path.home() / ".kube" / "config"
     if os.pathsep in str(path):
         return None  # a merged list of kubeconfigs: the official loader merges them

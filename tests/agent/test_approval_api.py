@@ -25,6 +25,7 @@ from agent.ledger.postgres import PostgresLedger
 from agent.model import DecisionStep, Proposal, Verdict
 from policies.model import bundled_policy_path
 from tests.agent.daemon_harness import DaemonProcess, start_daemon, wait_until
+from tests.kubeapi.grants import auth_delegator, grant_role
 from tests.kubeapi.server import FakeApiServer
 from tests.plugins.install import install_plugin
 
@@ -76,16 +77,10 @@ class World:
 
 
 def _seed_rbac(fake: FakeApiServer) -> None:
-    fake.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
-    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": "approver", "namespace": "shop"},
-               "rules": [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
-                          "resourceNames": ["slow-marker"], "verbs": ["approve", "reject", "revert"]}]})
-    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": {"name": "sre", "namespace": "shop"},
-               "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "approver"},
-               "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": "sre"}]})
-    fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "hemostat"},
-               "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "system:auth-delegator"},
-               "subjects": [{"kind": "ServiceAccount", "name": "hemostat", "namespace": "ops"}]})
+    grant_role(fake, "shop", "approver", [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
+                                           "resourceNames": ["slow-marker"],
+                                           "verbs": ["approve", "reject", "revert"]}], ["sre"])
+    auth_delegator(fake, {"kind": "ServiceAccount", "name": "hemostat", "namespace": "ops"})
 
 
 @pytest.fixture

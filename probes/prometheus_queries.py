@@ -24,11 +24,17 @@ def seconds(duration: str) -> float:
     return sum(float(n) * _UNITS[unit] for n, unit in re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration))
 
 
+def promql_string(text: str) -> str:
+    r"""`text` as the inside of a double-quoted PromQL string: PromQL unquotes it as Go does
+    first, where the regex escape `\-` of `web-api` is an "unknown escape sequence"."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _variables(target: TargetSpec, spec: PrometheusSpec, window: str) -> dict[str, str]:
     app = target.deployment or target.name
     base = {"app": app, "namespace": target.namespace, "window": window,
             # Deployment pods are <deployment>-<replicaset hash>-<pod suffix>.
-            "pods": f"{re.escape(app)}-[a-z0-9]+-[a-z0-9]+",
+            "pods": promql_string(f"{re.escape(app)}-[a-z0-9]+-[a-z0-9]+"),
             "status_label": spec.status_label, "error_status": spec.error_status}
     base["selector"] = Template(spec.selector).safe_substitute(base)
     return base

@@ -178,6 +178,18 @@ def test_a_promql_syntax_error_stops_start_up_naming_file_and_field(
            "unclosed left parenthesis" in result.output
 
 
+def test_a_deployment_name_with_a_hyphen_makes_valid_saturation_queries(
+        scene: tuple[ScriptedApp, PrometheusServer], tmp_path: Path) -> None:
+    _, prom = scene  # most Deployments are called web-api, not webapi: `\-` broke PromQL's strings
+    target = _target(prom).model_dump(mode="json")
+    target.update(name="web-api", deployment="web-api")
+    path = _write_config(tmp_path / "hemostat.yaml", TargetSpec.model_validate(target))
+    result = CliRunner().invoke(cli, ["--config", str(path), "diagnose", "web-api", "--no-ledger", "--json"])
+    assert result.exit_code == 0, result.output  # was exit 2: "queries.cpu: bad_data: ... unknown escape"
+    doc = json.loads(result.output)
+    assert doc["probes"][0]["ok"] is True and doc["complete"] is True, doc["missing"]
+
+
 def test_the_daemon_re_checks_a_firing_alerts_own_expression(
         scene: tuple[ScriptedApp, PrometheusServer], tmp_path: Path) -> None:
     _, prom = scene

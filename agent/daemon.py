@@ -16,7 +16,7 @@ import contextlib
 import random
 import signal
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from agent.slack_actions import SlackInteractions
 
 log = structlog.get_logger("hemostat.daemon")
-APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
 
 
 @dataclass
@@ -66,7 +65,7 @@ class Daemon:
     leader: bool = False
     notifier: Notifier | None = None
     slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
-    _diagnoses: DiagnoseApi | None = None  # remote `hemostat diagnose --server`, made in serve()
+    diagnoses: DiagnoseApi | None = None  # remote `hemostat diagnose --server`, made in serve()
     _slots: asyncio.Semaphore | None = None
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
@@ -109,25 +108,13 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def approval_request(self, verb: str, headers: dict[str, str],
-                         body: bytes) -> tuple[int, dict[str, Any]]:
-        """The approval API (agent.approval_api), run on the loop from an HTTP thread."""
-        if not self.app.config.approval_api.enabled:
-            return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
+    def on_loop(self, work: Callable[[], Coroutine[Any, Any, tuple[int, dict[str, Any]]]], what: str,
+                timeout_s: float) -> tuple[int, dict[str, Any]]:
+        """An API request's handler (approvals, remote diagnoses), run on the loop from an HTTP
+        thread; 503 while starting or shutting down."""
         if self._loop is None or self.stopping.is_set():
-            return 503, {"error": "not serving approvals (starting or shutting down)"}
-        future = asyncio.run_coroutine_threadsafe(self.approval_api().handle(verb, headers, body),
-                                                  self._loop)
-        return future.result(timeout=APPROVAL_TIMEOUT_S)
-
-    def diagnose_request(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """A remote diagnosis (agent.diagnose_api), run on the loop from an HTTP thread."""
-        if self._loop is None or self.stopping.is_set():
-            return 503, {"error": "not serving diagnoses (starting or shutting down)"}
-        if self._diagnoses is None:
-            return 503, {"error": "not serving diagnoses yet (starting)"}
-        future = asyncio.run_coroutine_threadsafe(self._diagnoses.handle(headers, body), self._loop)
-        return future.result(timeout=self.app.config.probe_timeout_s + APPROVAL_TIMEOUT_S)
+            return 503, {"error": f"not serving {what} (starting or shutting down)"}
+        return asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout=timeout_s)
 
     def approval_api(self) -> ApprovalApi:
         """The approval API's handlers, checking tokens against the daemon's cluster."""
@@ -319,7 +306,7 @@ class Daemon:
                                  on_result=self._delivered)
         self.metrics.watch(self.ledger)
         self.slack = self._slack_interactions()
-        self._diagnoses = DiagnoseApi(self.app, self.ledger, self.approval_api().identities)
+        self.diagnoses = DiagnoseApi(self.app, self.ledger, self.approval_api().identities)
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))

@@ -74,14 +74,24 @@ def webhook(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
     return daemon.receive_webhook(body, headers.get("Authorization"))
 
 
+APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
+
+
 def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
     """The approval API (agent.approval_api): its own TokenReview authenticates the caller."""
-    return daemon.approval_request(verb, dict(headers), body)
+    if not daemon.app.config.approval_api.enabled:
+        return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
+    return daemon.on_loop(lambda: daemon.approval_api().handle(verb, dict(headers), body), "approvals",
+                          APPROVAL_TIMEOUT_S)
 
 
 def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
     """`hemostat diagnose TARGET --server URL` (agent.diagnose_api), authenticated like approvals."""
-    return daemon.diagnose_request(dict(headers), body)
+    api = daemon.diagnoses
+    if api is None:
+        return 503, {"error": "not serving diagnoses yet (starting)"}
+    return daemon.on_loop(lambda: api.handle(dict(headers), body), "diagnoses",
+                          daemon.app.config.probe_timeout_s + APPROVAL_TIMEOUT_S)
 
 
 async def healthz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -10,10 +10,12 @@ against the breaker. A 403 names the verb, resource and namespace to grant. Used
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +137,27 @@ async def read_log(ctx: ProbeContext, what: tuple[str, str, str, str], cap: int,
     return body, cut or len(body) >= cap
 
 
+_SESSION: ContextVar[Any] = ContextVar("kube_session", default=None)
+
+
+@contextlib.asynccontextmanager
+async def session(ctx: ProbeContext) -> AsyncIterator[None]:
+    """One HTTP client for a probe pass's plain reads (its tasks inherit it), so a pass reading
+    fifty logs keeps a few connections alive instead of making a TLS handshake per read."""
+    endpoint = _endpoint(ctx)
+    if endpoint is None or _SESSION.get() is not None:
+        yield
+        return
+    import httpx
+
+    async with httpx.AsyncClient(verify=endpoint.verify(), trust_env=False) as client:
+        token = _SESSION.set(client)
+        try:
+            yield
+        finally:
+            _SESSION.reset(token)
+
+
 async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, str, str, str], path: str,
                     query: list[tuple[str, str]], cap: int) -> tuple[bytes, bool]:
     """GET `path` from the API server over httpx, under the same breaker, timeout and error
@@ -145,7 +168,9 @@ async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, 
 
     try:
         with ctx.breakers.guard(f"kube:{endpoint.host}"):
-            async with httpx.AsyncClient(verify=endpoint.verify(), trust_env=False) as client:
+            async with contextlib.AsyncExitStack() as stack:
+                client = _SESSION.get() or await stack.enter_async_context(
+                    httpx.AsyncClient(verify=endpoint.verify(), trust_env=False))
                 answer = await fetch(client, "GET", endpoint.server + path, timeout_s=ctx.timeout_s,
                                      max_bytes=cap, params=query,
                                      headers={"Accept": "application/json", **endpoint.headers()},

@@ -38,7 +38,7 @@ from agent.model import (
 )
 from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
-from probes._kube import DEPLOYMENT_READS, Budget, list_pods, read_deployment, read_log
+from probes._kube import DEPLOYMENT_READS, Budget, list_pods, read_deployment, read_log, session
 from probes.log_groups import group_errors, group_stream, merge_groups, signature
 
 __all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
@@ -81,11 +81,12 @@ class K8sLogsProbe:
         return target.deployment is not None
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
-        deploy = await read_deployment(ctx, target)
-        pods = await list_pods(ctx, deploy)
-        reads = _reads(pods, target.container)
-        gate, budget = asyncio.Semaphore(CONCURRENT_READS), Budget(TOTAL_BYTES)
-        results = await asyncio.gather(*(self._read(ctx, target, read, gate, budget) for read in reads))
+        async with session(ctx):
+            deploy = await read_deployment(ctx, target)
+            pods = await list_pods(ctx, deploy)
+            reads = _reads(pods, target.container)
+            gate, budget = asyncio.Semaphore(CONCURRENT_READS), Budget(TOTAL_BYTES)
+            results = await asyncio.gather(*(self._read(ctx, target, read, gate, budget) for read in reads))
         return summarise(target, len(pods), reads, results)
 
     async def _read(self, ctx: ProbeContext, target: TargetSpec, read: tuple[str, str, bool],

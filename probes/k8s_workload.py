@@ -28,6 +28,7 @@ from probes._kube import (
     parse_quantity,
     read_deployment,
     read_json,
+    session,
 )
 from probes.k8s_workload_rules import findings
 
@@ -202,12 +203,14 @@ class K8sWorkloadProbe:
         return target.deployment is not None
 
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
-        deploy = await read_deployment(ctx, target)
         notes: list[str] = []
-        pods, replica_sets, hpa, metrics, gitops = await asyncio.gather(
-            list_pods(ctx, deploy), _replica_sets(ctx, deploy),
-            _optional(_hpa(ctx, deploy), "hpa", notes), _optional(_metrics(ctx, deploy), "metrics", notes),
-            _optional(_gitops.owner(ctx, deploy), "gitops", notes))
+        async with session(ctx):
+            deploy = await read_deployment(ctx, target)
+            pods, replica_sets, hpa, metrics, gitops = await asyncio.gather(
+                list_pods(ctx, deploy), _replica_sets(ctx, deploy),
+                _optional(_hpa(ctx, deploy), "hpa", notes),
+                _optional(_metrics(ctx, deploy), "metrics", notes),
+                _optional(_gitops.owner(ctx, deploy), "gitops", notes))
         return {**shape(deploy, pods, replica_sets, hpa, metrics, notes), "gitops": gitops}
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:

@@ -10,7 +10,6 @@ The token is never printed, and never sent over plain HTTP except to a loopback 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.error
 import urllib.request
@@ -75,6 +74,8 @@ def check_transport(server: str) -> str:
 
 
 def _loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:

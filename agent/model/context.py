@@ -13,14 +13,16 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-import pybreaker
+from typing import TYPE_CHECKING, Any
 
 from agent.model.domain import Finding
 from agent.model.errors import TemporaryError
+from agent.model.lean_imports import load_pybreaker
 from agent.model.redact import redact
 from agent.model.targets import TargetSpec
+
+if TYPE_CHECKING:
+    import pybreaker
 
 
 def utcnow() -> datetime:
@@ -65,6 +67,7 @@ class BreakerBoard:
     _breakers: dict[str, pybreaker.CircuitBreaker] = field(default_factory=dict)
 
     def breaker(self, key: str) -> pybreaker.CircuitBreaker:
+        pybreaker = load_pybreaker()
         key = redact(key)  # names reach /metrics labels: never a URL's userinfo or token
         if key not in self._breakers:
             self._breakers[key] = pybreaker.CircuitBreaker(
@@ -77,6 +80,7 @@ class BreakerBoard:
         """Run the block under `key`'s breaker; raise `CircuitOpenError` if it is open."""
         breaker = self.breaker(key)
         key = str(breaker.name)
+        pybreaker = load_pybreaker()
         try:
             with breaker.calling():
                 yield

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import os
 import ssl
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +116,8 @@ def _pem_files(endpoint: KubeEndpoint) -> Iterator[tuple[str, str | None]]:
     if endpoint.cert_data is None and endpoint.key_data is None:
         yield str(endpoint.cert_file), endpoint.key_file
         return
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="hemostat-kube-") as tmp:  # mode 0700
         cert = endpoint.cert_file or _write(Path(tmp) / "cert.pem", endpoint.cert_data or b"")
         key = endpoint.key_file or (_write(Path(tmp) / "key.pem", endpoint.key_data)

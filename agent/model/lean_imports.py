@@ -21,18 +21,33 @@ import atexit
 import os
 import sys
 import threading
+from types import ModuleType
+
+_WITHOUT_REDIS = False  # set by `pybreaker_without_redis()`, i.e. in the `hemostat` process
 
 
 def pybreaker_without_redis() -> None:
-    """Import pybreaker as if redis were absent (its `HAS_REDIS_SUPPORT` is then False), unless
-    pybreaker or redis is already loaded. redis stays importable for everything else."""
-    if "pybreaker" in sys.modules or "redis" in sys.modules:
-        return
-    sys.modules["redis"] = None  # type: ignore[assignment]  # `import redis` raises ImportError
+    """From now on, `load_pybreaker` imports pybreaker as if redis were absent (its
+    `HAS_REDIS_SUPPORT` is then False), unless pybreaker or redis is already loaded by then.
+    redis stays importable for everything else."""
+    global _WITHOUT_REDIS
+    _WITHOUT_REDIS = True
+
+
+def load_pybreaker() -> ModuleType:
+    """pybreaker, imported on first use (a command that guards no call never pays for it)."""
+    module = sys.modules.get("pybreaker")
+    if module is not None:
+        return module
+    hide = _WITHOUT_REDIS and "redis" not in sys.modules
+    if hide:
+        sys.modules["redis"] = None  # type: ignore[assignment]  # `import redis` raises ImportError
     try:
-        import pybreaker  # noqa: F401
+        import pybreaker
     finally:
-        del sys.modules["redis"]
+        if hide:
+            del sys.modules["redis"]
+    return pybreaker
 
 
 def exit_now(code: object) -> None:

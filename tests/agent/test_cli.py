@@ -204,6 +204,53 @@ def test_proposals_and_approve_do_not_import_heavy_clients(incident: Path) -> No
     assert "HEAVY []" in out
 
 
+def test_a_diagnosis_imports_only_the_clients_its_probes_use(incident: Path) -> None:
+    """git-deploys, app-metrics and http-health need httpx; not the Kubernetes or PostgreSQL
+    client, not GitPython (git-deploys runs git), and in the `hemostat` process not redis
+    (pybreaker's Redis storage is switched off there)."""
+    code = (
+        "import sys\nfrom agent.model.lean_imports import pybreaker_without_redis\n"
+        "pybreaker_without_redis()\nfrom agent.cli import cli\n"
+        "try:\n    cli(['--config', sys.argv[1], 'diagnose', 'checkout', '--no-ledger', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "import pybreaker\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), pybreaker.HAS_REDIS_SUPPORT)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(incident)], capture_output=True, text=True,
+                         check=True).stdout
+    assert '"target": "checkout"' in out and "HEAVY ['httpx'] False" in out
+
+
+def test_pybreaker_keeps_its_redis_storage_outside_the_hemostat_process() -> None:
+    code = "from agent.model.lean_imports import load_pybreaker\nprint(load_pybreaker().HAS_REDIS_SUPPORT)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
+
+
+def test_diagnose_through_the_daemon_imports_no_client_or_config_model(
+        loopback: LoopbackServer, tmp_path: Path) -> None:
+    """The thin client: the answer is printed as it came; nothing of the local diagnosis loads."""
+    answer = {"target": "checkout", "headline": "SEV-2: payments down", "probes": [], "findings": [],
+              "proposals": [], "incident": None}
+    server = loopback.route("/v1/diagnose", body=json.dumps(answer), content_type="application/json")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t0k3n"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    code = (
+        "import sys\nfrom agent.cli import cli\n"
+        "try:\n    cli(['diagnose', 'checkout', '--json', '--server', sys.argv[1], '--kubeconfig', sys.argv[2]])\n"
+        "except SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {(*HEAVY, 'pydantic', 'pybreaker')!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, server.removesuffix("/v1/diagnose"), str(kubeconfig)],
+                         capture_output=True, text=True, check=True).stdout
+    assert '"headline": "SEV-2: payments down"' in out and "HEAVY []" in out
+    assert json.loads(loopback.posts["/v1/diagnose"][0]) == {"target": "checkout", "record": True}
+
+
 def test_the_installed_command_runs_as_a_subprocess(incident: Path) -> None:
     exe = Path(sys.executable).parent / "hemostat"
     result = subprocess.run([str(exe), "--config", str(incident), "diagnose", "checkout", "--json"],

@@ -175,13 +175,43 @@ def run(quick: bool) -> dict[str, Any]:
             local: list[float] = []
             remote: list[float] = []
             report: dict[str, Any] = {}
+            floor = _python_floor(binary, config, runs)
             for _ in range(runs):
                 by_hand.append(_checklist(commands))
                 elapsed, report = _hemostat(binary, config, env)
                 local.append(elapsed)
                 if server and client:
                     remote.append(_hemostat(binary, config, client, server)[0])
-    return {**_summary(by_hand, local, report, commands, scene.absent), **_remote(by_hand, remote)}
+    return {**_summary(by_hand, local, report, commands, scene.absent), **_remote(by_hand, remote),
+            "python_floor_ms": ms(floor),
+            "python_floor_means": "python -c: click, the validated config, httpx, one HEAD to the slow "
+                                  "dependency; the least a one-shot Python diagnosis can take"}
+
+
+# The least a Python process must do before Hemostat's slowest check can finish: start, import
+# click, load the validated config (pydantic) and httpx, send one HEAD to the dependency, exit.
+FLOOR = """
+import asyncio, sys
+import click, httpx
+from pathlib import Path
+from agent.config import load_config
+config = load_config(Path(sys.argv[1]))
+async def head() -> None:
+    async with httpx.AsyncClient() as client:
+        await client.head(config.targets[0].dependencies[0].url.resolve())
+asyncio.run(head())
+"""
+
+
+def _python_floor(binary: Path, config: Path, runs: int) -> float:
+    python = binary.parent / "python"
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([str(python), "-c", FLOOR, str(config)], check=True, capture_output=True,
+                       timeout=STEP_TIMEOUT_S)
+        times.append(time.perf_counter() - started)
+    return median(times)
 
 
 def _remote(by_hand: list[dict[str, float]], remote: list[float]) -> dict[str, Any]:

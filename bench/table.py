@@ -10,6 +10,8 @@ def _checklist(r: dict[str, Any]) -> str:
     line = f"checklist {r['checklist_ms']:.0f} ms vs hemostat diagnose {r['hemostat_ms']:.0f} ms"
     if r.get("via_daemon_ms"):
         line += f"; --server (daemon) {r['via_daemon_ms']:.0f} ms = {r['ratio_via_daemon']:.2f}"
+    if r.get("python_floor_ms"):
+        line += f"; one-shot Python floor {r['python_floor_ms']:.0f} ms"
     return line
 
 

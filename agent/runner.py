@@ -24,12 +24,23 @@ def probes_for(target: TargetSpec, registry: Registry) -> list[str]:
     return [name for name, reg in sorted(registry.probes.items()) if reg.plugin.applies_to(target)]
 
 
+# Loop turns each probe gets before the next one starts. asyncio runs ready tasks first in, first
+# out: started all at once, a probe that has connected waits behind every other probe's start-up
+# (building 17 PromQL requests, a PostgreSQL handshake) before its request leaves. A few turns
+# apart, each gets its first request on the wire first, and the slowest answers start their clocks
+# earliest (bench figure 1: http-health 167 -> 156 ms of its dependency's 150 in a full pass).
+START_TURNS = 4
+
+
 async def collect_all(target: TargetSpec, registry: Registry, ctx: ProbeContext,
                       names: Iterable[str] | None = None) -> list[Observation]:
     """Collect from every applicable probe at once; return their observations in name order."""
     chosen = list(names) if names is not None else probes_for(target, registry)
-    tasks = [asyncio.create_task(_collect_one(name, target, registry, ctx), name=f"probe:{name}")
-             for name in chosen]
+    tasks = []
+    for name in chosen:
+        tasks.append(asyncio.create_task(_collect_one(name, target, registry, ctx), name=f"probe:{name}"))
+        for _ in range(START_TURNS):
+            await asyncio.sleep(0)
     return list(await asyncio.gather(*tasks))
 
 

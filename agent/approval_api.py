@@ -135,7 +135,7 @@ def json_body(body: bytes, max_bytes: int) -> dict[str, Any]:
         raise AuthError(413, f"body over {max_bytes} bytes")
     try:
         doc = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage, or nested past the parser's stack: a 400
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -144,6 +144,6 @@ def _request(body: bytes) -> tuple[str, str]:
     """(proposal id, reason) from the JSON body."""
     doc = json_body(body, MAX_BODY)
     ref = doc.get("id")
-    if not isinstance(ref, str) or not PROPOSAL_ID.match(ref):
+    if not isinstance(ref, str) or not PROPOSAL_ID.fullmatch(ref):
         raise AuthError(400, 'body must be JSON {"id": "p-...", "reason": "..."} with a proposal id')
     return ref, str(doc.get("reason") or "")[:500]

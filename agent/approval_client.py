@@ -30,6 +30,7 @@ DIAGNOSE_TIMEOUT_S = 120  # every probe of the target, each bounded by the daemo
 
 def bearer_token(kubeconfig: str | None, context: str | None) -> str:
     """The kubeconfig's bearer token (exec plugins and token files resolved by the loader)."""
+    import yaml
     from kubernetes import client
     from kubernetes import config as kconfig
 
@@ -37,9 +38,9 @@ def bearer_token(kubeconfig: str | None, context: str | None) -> str:
     try:
         kconfig.load_kube_config(config_file=kubeconfig, context=context,  # type: ignore[no-untyped-call]
                                  client_configuration=configuration, persist_config=False)
-    except (kconfig.ConfigException, OSError) as e:
+    except (kconfig.ConfigException, OSError, yaml.YAMLError) as e:
         raise ConfigError(kubeconfig or "kubeconfig", context or "current-context",
-                          f"cannot load credentials: {e}") from None
+                          f"cannot load credentials: {truncate(' '.join(str(e).split()), 300)}") from None
     auth = str(configuration.api_key.get("BearerToken") or "")
     if auth.startswith("Bearer ") and auth.removeprefix("Bearer ").strip():
         return auth.removeprefix("Bearer ").strip()
@@ -56,7 +57,11 @@ def fast_bearer_token(kubeconfig: str | None, context: str | None) -> str:
     from agent.model.kube_http import kubeconfig_endpoint
 
     endpoint = kubeconfig_endpoint(kubeconfig, context)
-    header = endpoint.headers().get("Authorization", "") if endpoint is not None else ""
+    try:
+        header = endpoint.headers().get("Authorization", "") if endpoint is not None else ""
+    except OSError as e:  # the user's tokenFile
+        raise ConfigError(kubeconfig or "kubeconfig", "tokenFile",
+                          f"cannot read {getattr(endpoint, 'token_file', '')}: {e.strerror}") from None
     if header.startswith("Bearer "):
         return header.removeprefix("Bearer ")
     return bearer_token(kubeconfig, context)
@@ -117,16 +122,19 @@ def _error(e: urllib.error.HTTPError) -> str:
 
 
 def approve_remote(server: str, ref: str, kubeconfig: str | None, context: str | None) -> dict[str, Any]:
+    server = check_transport(server)  # before the credential is fetched (an exec plugin may prompt)
     return call(server, ref, "approve", bearer_token(kubeconfig, context))
 
 
 def revert_remote(server: str, ref: str, reason: str, kubeconfig: str | None,
                   context: str | None) -> dict[str, Any]:
+    server = check_transport(server)
     return call(server, ref, "revert", bearer_token(kubeconfig, context), {"reason": reason})
 
 
 def diagnose_remote(server: str, target: str, record: bool, kubeconfig: str | None,
                     context: str | None) -> dict[str, Any]:
     """`hemostat diagnose TARGET --server URL`: the daemon runs the diagnosis (agent.diagnose_api)."""
+    server = check_transport(server)
     return post(server, "/v1/diagnose", fast_bearer_token(kubeconfig, context),
                 {"target": target, "record": record}, timeout_s=DIAGNOSE_TIMEOUT_S)

@@ -110,8 +110,8 @@ class Daemon:
 
     def on_loop(self, work: Callable[[], Coroutine[Any, Any, tuple[int, dict[str, Any]]]], what: str,
                 timeout_s: float) -> tuple[int, dict[str, Any]]:
-        """An API request's handler (approvals, remote diagnoses), run on the loop from an HTTP
-        thread; 503 while starting or shutting down."""
+        """An API request's handler (the approval API's), run on the loop from an HTTP thread;
+        503 while starting or shutting down."""
         if self._loop is None or self.stopping.is_set():
             return 503, {"error": f"not serving {what} (starting or shutting down)"}
         return asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout=timeout_s)

@@ -85,13 +85,14 @@ def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes)
                           APPROVAL_TIMEOUT_S)
 
 
-def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
-    """`hemostat diagnose TARGET --server URL` (agent.diagnose_api), authenticated like approvals."""
+async def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
+    """`hemostat diagnose TARGET --server URL` (agent.diagnose_api), authenticated like approvals.
+    On the loop, not in a worker thread: a diagnosis waits on its probes for seconds, and the
+    server's few threads are for the webhook, approvals, /readyz and /metrics."""
     api = daemon.diagnoses
-    if api is None:
-        return 503, {"error": "not serving diagnoses yet (starting)"}
-    return daemon.on_loop(lambda: api.handle(dict(headers), body), "diagnoses",
-                          daemon.app.config.probe_timeout_s + APPROVAL_TIMEOUT_S)
+    if api is None or daemon.stopping.is_set():
+        return 503, {"error": "not serving diagnoses (starting or shutting down)"}
+    return await api.handle(dict(headers), body)
 
 
 async def healthz(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -29,7 +29,7 @@ from agent.wiring import App
 log = structlog.get_logger("hemostat.diagnose")
 ROUTE = "/v1/diagnose"
 RESOURCE = "diagnoses"
-TARGET_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+TARGET_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")  # the whole name (fullmatch)
 MAX_BODY = 4 * 1024
 CONCURRENT = 4  # remote diagnoses at once; more is 429 (each runs every probe of its target)
 
@@ -49,6 +49,10 @@ class DiagnoseApi:
             try:
                 spec = self.app.config.target(name)
             except ConfigError:
+                # as the apiserver does, authorisation before existence: only someone who may
+                # diagnose that name cluster-wide learns that no such target exists
+                cluster_wide = Permission("create", name, "", resource=RESOURCE)
+                await asyncio.to_thread(self.identities.authorize, who, extra, cluster_wide)
                 return 404, {"error": f"no target named {name!r} in the daemon's config"}
             need = Permission("create", spec.name, spec.namespace, resource=RESOURCE)
             await asyncio.to_thread(self.identities.authorize, who, extra, need)
@@ -88,7 +92,7 @@ def _request(body: bytes) -> tuple[str, bool]:
     """(target name, whether to record) from the JSON body."""
     doc = json_body(body, MAX_BODY)
     name, record = doc.get("target"), doc.get("record", True)
-    if not isinstance(name, str) or not TARGET_NAME.match(name):
+    if not isinstance(name, str) or not TARGET_NAME.fullmatch(name):
         raise AuthError(400, 'body must be JSON {"target": "NAME", "record": true|false}')
     if not isinstance(record, bool):
         raise AuthError(400, '"record" must be true or false')

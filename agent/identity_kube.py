@@ -41,9 +41,11 @@ class Permission:
     resource: str = RESOURCE
 
     def describe(self) -> str:
-        return (f"{self.verb} on {self.resource}.{API_GROUP} named {self.action!r} in namespace "
-                f"{self.namespace!r} (a Role there with apiGroups [{API_GROUP}], resources "
-                f"[{self.resource}], verbs [{self.verb}], bound to you or your group; docs/approvals.md)")
+        where, role = (f"in namespace {self.namespace!r}", "a Role there") if self.namespace \
+            else ("cluster-wide", "a ClusterRole")
+        return (f"{self.verb} on {self.resource}.{API_GROUP} named {self.action!r} {where} ({role} "
+                f"with apiGroups [{API_GROUP}], resources [{self.resource}], verbs [{self.verb}], "
+                "bound to you or your group; docs/approvals.md)")
 
 
 @dataclass

@@ -6,10 +6,14 @@ lets create diagnoses.hemostat.io for the target gets an answer.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +24,13 @@ import yaml
 
 from agent.config import StoreConfig
 from agent.ledger import open_ledger
-from tests.agent.daemon_harness import DaemonProcess, start_daemon
+from tests.agent.daemon_harness import DaemonProcess, start_daemon, wait_until
 from tests.kubeapi.grants import auth_delegator, grant_role
 from tests.kubeapi.server import FakeApiServer
 from tests.loopback import LoopbackServer
 
 HEMOSTAT = str(Path(sys.executable).parent / "hemostat")
+RBAC = "rbac.authorization.k8s.io"
 
 
 @dataclass
@@ -129,14 +134,88 @@ def test_without_the_rbac_permission_the_answer_is_403_naming_it_and_nothing_run
     assert loopback.hits.get("/health", 0) == 0 and world.incidents() == []
 
 
-def test_a_forged_token_is_401_and_an_unknown_target_404(world: World, daemon: DaemonProcess) -> None:
+def test_a_forged_token_is_401_and_an_unknown_target_404_only_for_who_may_diagnose_any(
+        world: World, daemon: DaemonProcess) -> None:
     forged = world.diagnose(daemon.url, "checkout", kubeconfig=world.person("eve", token="i-made-this-up"))
     assert forged.returncode == 1 and "answered 401" in forged.stderr
-    unknown = world.diagnose(daemon.url, "kasse", kubeconfig=world.person("alice", "sre"))
+    # as the apiserver: authorisation before existence, so a namespaced grant learns nothing
+    guessed = world.diagnose(daemon.url, "kasse", kubeconfig=world.person("alice", "sre"))
+    assert guessed.returncode == 1 and "answered 403: alice may not create target 'kasse'" in guessed.stderr
+    assert "cluster-wide (a ClusterRole with apiGroups [hemostat.io]" in guessed.stderr
+    world.fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": "diagnose-all"},
+                     "rules": [{"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]}]})
+    world.fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "sre-all"},
+                     "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "diagnose-all"},
+                     "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": "platform"}]})
+    unknown = world.diagnose(daemon.url, "kasse", kubeconfig=world.person("carol", "platform"))
     assert unknown.returncode == 1
     assert "answered 404: no target named 'kasse' in the daemon's config" in unknown.stderr
+
+
+def _post(url: str, token: str, body: bytes) -> int:
+    request = urllib.request.Request(url + "/v1/diagnose", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_more_than_four_at_once_are_429_and_the_daemon_keeps_answering_meanwhile(
+        world: World, loopback: LoopbackServer, daemon: DaemonProcess) -> None:
+    loopback.route("/health", status=503, body="down", delay_s=2)
+    token = world.fake.auth.add_token("token-alice", "alice", ("sre",))
+    body = json.dumps({"target": "checkout", "record": False}).encode()
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda: statuses.append(_post(daemon.url, token, body)))
+               for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: loopback.inflight >= 4)  # four diagnoses are waiting on the dependency
+    assert daemon.get("/readyz")[0] == 200
+    assert loopback.inflight >= 4  # answered while they still wait: not queued behind them
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) == [200, 200, 200, 200, 429, 429]
+
+
+@pytest.mark.parametrize("body", [b"[" * 3000, b'{"target": "checkout\n"}', b'{"target": "a/b"}'])
+def test_bodies_nested_past_the_parser_or_with_a_bad_name_are_400(
+        world: World, daemon: DaemonProcess, body: bytes) -> None:
+    token = world.fake.auth.add_token("token-alice", "alice", ("sre",))
+    assert _post(daemon.url, token, body) == 400
 
 
 def test_local_only_options_are_refused_with_server(world: World, daemon: DaemonProcess) -> None:
     refused = world.diagnose(daemon.url, "checkout", "--record", "x.yaml", kubeconfig=world.person("alice", "sre"))
     assert refused.returncode == 2 and "--record and --policy work on a local diagnosis" in refused.stderr
+
+
+def test_the_client_s_own_problems_are_one_clear_line_each(world: World, tmp_path: Path) -> None:
+    def kubeconfig(name: str, user: dict[str, Any]) -> Path:
+        path = tmp_path / f"{name}.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": world.fake.url}}],
+            "users": [{"name": "u", "user": user}], "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+        return path
+
+    lost = world.diagnose("http://127.0.0.1:9", "checkout", kubeconfig=kubeconfig("lost", {"tokenFile": "/nonexistent/t"}))
+    assert lost.returncode == 2 and "tokenFile: cannot read /nonexistent/t: No such file" in lost.stderr
+    broken = tmp_path / "broken.kubeconfig"
+    broken.write_text("{{{")
+    garbled = world.diagnose("http://127.0.0.1:9", "checkout", kubeconfig=broken)
+    assert garbled.returncode == 2 and "cannot load credentials" in garbled.stderr
+    marker = tmp_path / "plugin-ran"
+    plugin = tmp_path / "get-token.sh"
+    plugin.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{\"apiVersion\": \"client.authentication.k8s.io/v1\", "
+                      "\"kind\": \"ExecCredential\", \"status\": {\"token\": \"t\"}}'\n")
+    plugin.chmod(0o755)
+    exec_user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin),
+                          "interactiveMode": "Never"}}
+    refused = world.diagnose("http://10.1.2.3:9", "checkout", kubeconfig=kubeconfig("exec", exec_user))
+    assert refused.returncode == 2 and "plain http sends your credential in clear text" in refused.stderr
+    assert not marker.exists()  # refused before the plugin was asked for a credential (it may prompt)
+    for done in (lost, garbled, refused):
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -24,6 +24,8 @@ from agent.approval_api import Answer, _bearer, json_body
 from agent.identity_kube import AuthError, KubernetesIdentities, Permission
 from agent.ledger import Ledger
 from agent.model import ConfigError, HemostatError, TemporaryError
+from agent.model.context import utcnow
+from agent.model.identity import Identity
 from agent.wiring import App
 
 log = structlog.get_logger("hemostat.diagnose")
@@ -60,7 +62,7 @@ class DiagnoseApi:
                 return 429, {"error": f"{CONCURRENT} diagnoses already running; retry in a few seconds"}
             async with self.gate:
                 log.info("remote diagnosis", target=spec.name, identity=who.describe(), record=record)
-                return 200, await self._diagnose(spec, who.name, record)
+                return 200, await self._diagnose(spec, who, record)
         except AuthError as e:
             log.warning("remote diagnosis refused", status=e.status, reason=str(e))
             return e.status, {"error": str(e)}
@@ -69,7 +71,7 @@ class DiagnoseApi:
         except HemostatError as e:
             return 409, {"error": str(e)}
 
-    async def _diagnose(self, spec: Any, who: str, record: bool) -> dict[str, Any]:
+    async def _diagnose(self, spec: Any, who: Identity, record: bool) -> dict[str, Any]:
         from agent import service
         from agent.lifecycle import bound_proposals, record_diagnosis
 
@@ -79,11 +81,13 @@ class DiagnoseApi:
         result = await service.diagnose(self.app, spec, history=history, past=past)
         if ledger is None:
             return {**result.to_json(), "incident": None}
-        result = replace(result, triggered_by=who)  # they count as a proposer
+        result = replace(result, triggered_by=who.name)  # they count as a proposer
         incident, _ = await asyncio.to_thread(record_diagnosis, self.app, ledger, result,
                                               self.app.config.identity, result.started_at)
         doc = {**result.to_json(), "incident": incident.id if incident else None}
-        if incident is not None:
+        if incident is not None:  # who asked, in the incident's own timeline
+            await asyncio.to_thread(ledger.append, "diagnosis_requested", who.name, utcnow(),
+                                    incident_id=incident.id, data={"identity": who.to_json()})
             doc["proposals"] = await asyncio.to_thread(bound_proposals, doc["proposals"], ledger, incident.id)
         return doc
 

@@ -138,6 +138,7 @@ def event_line(event: Event, events: Sequence[Event]) -> str | None:
         "status_changed": lambda: _status_changed(d),
         "role_assigned": lambda: f"{d.get('name')} is {str(d.get('role', '')).replace('_', ' ')}",
         "acknowledged": lambda: f"{who} acknowledged" + _why(d.get("note")),
+        "diagnosis_requested": lambda: f"{who} asked the daemon for a diagnosis",
         "proposal": lambda: _proposed(what, d),
         "approval": lambda: f"{who} approved {what} ({d.get('approvals')}/{d.get('needed')})",
         "proposal_approved": lambda: f"{what} approved; it will be applied",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,9 @@ def test_the_daemon_diagnoses_for_an_engineer_rbac_allows_and_records_it_as_thei
     assert down and down[0]["subject"] == "payments-api", doc["findings"]
     [incident] = world.incidents()
     assert doc["incident"] == incident.id and incident.target == "checkout"
+    shown = subprocess.run([HEMOSTAT, "--config", str(world.config), "show", incident.id], env=world.env,
+                           capture_output=True, text=True, timeout=60)
+    assert re.search(r"diagnosis_requested +alice", shown.stdout), shown.stdout + shown.stderr
     human = world.diagnose(daemon.url, "checkout", kubeconfig=alice)  # the same, for a person
     assert human.returncode == 0 and "payments-api" in human.stdout
 

@@ -46,7 +46,6 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
         _print_diagnosis(doc, as_json)
         return
     import asyncio
-    from dataclasses import replace
 
     from agent import service
     from agent.model.lean_imports import warm_tls
@@ -62,19 +61,13 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     # it returns from a socket or process call.
     sys.setswitchinterval(0.001)
     result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
-    incident = None
+    doc = {**result.to_json(), "incident": None}
     if ledger is not None:
-        from agent.lifecycle import record_diagnosis
+        from agent.lifecycle import record_asked
 
-        result = replace(result, triggered_by=obj.user)  # they count as a proposer
-        incident, _ = record_diagnosis(app, ledger, result, app.config.identity, result.started_at)
+        doc, _ = record_asked(app, ledger, result, obj.user)
     if record is not None:
         _write_scenario(record, result, spec)
-    doc = {**result.to_json(), "incident": incident.id if incident else None}
-    if incident is not None and ledger is not None:
-        from agent.lifecycle import bound_proposals
-
-        doc["proposals"] = bound_proposals(doc["proposals"], ledger, incident.id)
     _print_diagnosis(doc, as_json)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -73,7 +73,7 @@ class DiagnoseApi:
 
     async def _diagnose(self, spec: Any, who: Identity, record: bool) -> dict[str, Any]:
         from agent import service
-        from agent.lifecycle import bound_proposals, record_diagnosis
+        from agent.lifecycle import record_asked
 
         ledger = self.ledger if record else None
         history = await asyncio.to_thread(service.history_from, ledger, self.app) if ledger else []
@@ -81,14 +81,10 @@ class DiagnoseApi:
         result = await service.diagnose(self.app, spec, history=history, past=past)
         if ledger is None:
             return {**result.to_json(), "incident": None}
-        result = replace(result, triggered_by=who.name)  # they count as a proposer
-        incident, _ = await asyncio.to_thread(record_diagnosis, self.app, ledger, result,
-                                              self.app.config.identity, result.started_at)
-        doc = {**result.to_json(), "incident": incident.id if incident else None}
+        doc, incident = await asyncio.to_thread(record_asked, self.app, ledger, result, who.name)
         if incident is not None:  # who asked, in the incident's own timeline
             await asyncio.to_thread(ledger.append, "diagnosis_requested", who.name, utcnow(),
                                     incident_id=incident.id, data={"identity": who.to_json()})
-            doc["proposals"] = await asyncio.to_thread(bound_proposals, doc["proposals"], ledger, incident.id)
         return doc
 
 

@@ -12,7 +12,7 @@ Each function records what happened as events and returns what the daemon should
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -211,12 +211,20 @@ def after_execution(ledger: Ledger, record: ProposalRecord, actor: str, now: dat
                                       data={"reason": reason, "cause": cause})
 
 
-def bound_proposals(proposals: list[dict[str, Any]], ledger: Ledger,
-                    incident_id: str) -> list[dict[str, Any]]:
-    """A diagnosis's proposals with the ledger's ids (bound to the incident), which `approve` takes."""
-    records = {(r.proposal.action, r.proposal.subject): r for r in ledger.proposals(incident_id=incident_id)}
-    out = []
-    for p in proposals:
-        r = records.get((p["action"], p["subject"]))
-        out.append({**p, "id": r.id, "state": r.state} if r else p)
-    return out
+def record_asked(app: App, ledger: Ledger, diagnosis: Diagnosis,
+                 asked_by: str) -> tuple[dict[str, Any], IncidentRecord | None]:
+    """A diagnosis someone asked for (`hemostat diagnose`, here or through the daemon), recorded
+    with them as a proposer of its proposals; its JSON with the ledger's ids, which `approve`
+    takes, and the incident it opened or joined (None when nothing was wrong)."""
+    diagnosis = replace(diagnosis, triggered_by=asked_by)
+    incident, _ = record_diagnosis(app, ledger, diagnosis, app.config.identity, diagnosis.started_at)
+    doc = {**diagnosis.to_json(), "incident": incident.id if incident else None}
+    if incident is not None:
+        bound = {(r.proposal.action, r.proposal.subject): r
+                 for r in ledger.proposals(incident_id=incident.id)}
+        doc["proposals"] = [_with_id(p, bound.get((p["action"], p["subject"]))) for p in doc["proposals"]]
+    return doc, incident
+
+
+def _with_id(proposal: dict[str, Any], record: ProposalRecord | None) -> dict[str, Any]:
+    return {**proposal, "id": record.id, "state": record.state} if record else proposal

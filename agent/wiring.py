@@ -32,7 +32,6 @@ class App:
     breakers: BreakerBoard = field(default_factory=BreakerBoard)
     kube: Callable[[], Any] | None = None
     kube_endpoint: Callable[[], Any] | None = None
-    _kube_from_config: bool = field(default=False, repr=False)
 
     @property
     def gate(self) -> Gate:
@@ -40,17 +39,16 @@ class App:
 
     def kube_provider(self) -> Callable[[], Any]:
         """The lazily built Kubernetes client (tests set `kube` to a fake apiserver's)."""
-        if self.kube is None:
+        if self.kube is None:  # from the config, and the probes' plain reads with it
             self.kube = kube_factory(self.config)
-            self._kube_from_config = True
+            self.kube_endpoint = endpoint_factory(self.config, self.kube)
         return self.kube
 
     def kube_endpoint_provider(self) -> Callable[[], Any] | None:
         """Where the probes' plain reads go: from the in-cluster files or the kubeconfig, read
-        without importing the official client. None when tests set `kube` (the endpoint is then
-        that client's) or when only the official client can authenticate."""
-        if self.kube_endpoint is None and (self.kube is None or self._kube_from_config):
-            self.kube_endpoint = endpoint_factory(self.config, self.kube_provider())
+        without importing the official client. None when tests set `kube`: the probe context
+        then takes the endpoint from that client's configuration."""
+        self.kube_provider()
         return self.kube_endpoint
 
 

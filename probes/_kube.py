@@ -43,13 +43,8 @@ async def connect(ctx: ProbeContext) -> None:
     """With a plain endpoint (agent/model/kube_http.py) nothing to do. Otherwise import the
     official client and build the ApiClient off the event loop: the first use costs about half
     a second, which on the loop would stall every other probe of the pass."""
-    if _endpoint(ctx) is None:
+    if ctx.endpoint() is None:
         await asyncio.to_thread(_warm, ctx)
-
-
-def _endpoint(ctx: ProbeContext) -> KubeEndpoint | None:
-    endpoint: KubeEndpoint | None = ctx.endpoint()
-    return endpoint
 
 
 def _warm(ctx: ProbeContext) -> None:
@@ -107,8 +102,7 @@ async def call(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[
 
 async def read_json(ctx: ProbeContext, what: tuple[str, str, str, str], fn: Callable[..., Any],
                     *args: Any, **kwargs: Any) -> JSON:
-    endpoint = _endpoint(ctx) if isinstance(fn, RawRead) else None
-    if isinstance(fn, RawRead) and endpoint is not None:
+    if isinstance(fn, RawRead) and (endpoint := ctx.endpoint()) is not None:
         path, query = fn.route(*args, **kwargs)
         body, cut = await plain_get(ctx, endpoint, what, path, query, MAX_JSON_BYTES)
         if cut:
@@ -126,7 +120,7 @@ async def read_log(ctx: ProbeContext, what: tuple[str, str, str, str], cap: int,
     """A container's log (`read_namespaced_pod_log`'s keyword arguments), at most `cap` bytes;
     (body, whether it went on past them)."""
     read = api(ctx, "CoreV1Api").read_namespaced_pod_log
-    endpoint = _endpoint(ctx)
+    endpoint = ctx.endpoint()
     if endpoint is None:
         result: tuple[bytes, bool] = await call(ctx, what, functools.partial(read_capped, read, cap), pod,
                                                 namespace, _preload_content=False, **kwargs)
@@ -144,18 +138,22 @@ _SESSION: ContextVar[Any] = ContextVar("kube_session", default=None)
 async def session(ctx: ProbeContext) -> AsyncIterator[None]:
     """One HTTP client for a probe pass's plain reads (its tasks inherit it), so a pass reading
     fifty logs keeps a few connections alive instead of making a TLS handshake per read."""
-    endpoint = _endpoint(ctx)
+    endpoint = ctx.endpoint()
     if endpoint is None or _SESSION.get() is not None:
         yield
         return
-    import httpx
-
-    async with httpx.AsyncClient(verify=endpoint.verify(), trust_env=False) as client:
+    async with _client(endpoint) as client:
         token = _SESSION.set(client)
         try:
             yield
         finally:
             _SESSION.reset(token)
+
+
+def _client(endpoint: KubeEndpoint) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(verify=endpoint.verify(), trust_env=False)
 
 
 async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, str, str, str], path: str,
@@ -167,10 +165,9 @@ async def plain_get(ctx: ProbeContext, endpoint: KubeEndpoint, what: tuple[str, 
     from agent.model.bounded_http import fetch
 
     try:
+        shared = _SESSION.get()
         with ctx.breakers.guard(f"kube:{endpoint.host}"):
-            async with contextlib.AsyncExitStack() as stack:
-                client = _SESSION.get() or await stack.enter_async_context(
-                    httpx.AsyncClient(verify=endpoint.verify(), trust_env=False))
+            async with contextlib.nullcontext(shared) if shared else _client(endpoint) as client:
                 answer = await fetch(client, "GET", endpoint.server + path, timeout_s=ctx.timeout_s,
                                      max_bytes=cap, params=query,
                                      headers={"Accept": "application/json", **endpoint.headers()},

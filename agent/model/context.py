@@ -24,6 +24,8 @@ from agent.model.targets import TargetSpec
 if TYPE_CHECKING:
     import pybreaker
 
+    from agent.model.kube_http import KubeEndpoint
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -122,11 +124,12 @@ class ProbeContext:
     alerts: tuple[dict[str, Any], ...] = ()
 
 
-    def endpoint(self) -> Any:
+    def endpoint(self) -> KubeEndpoint | None:
         """The `KubeEndpoint` the probes' plain GETs go to, or None when only the official
         client can authenticate (an exec plugin, an auth provider): they then go through it."""
         if self.kube_endpoint is not None:
-            return self.kube_endpoint()
+            found: KubeEndpoint | None = self.kube_endpoint()
+            return found
         from agent.model.kube_http import endpoint_of_configuration
 
         return endpoint_of_configuration(self.kube().configuration)

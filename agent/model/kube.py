@@ -97,18 +97,32 @@ class RawApi:
 @dataclass(frozen=True)
 class RawRead:
     """One of the `RAW_READS`: called, it is the typed method (through the official client's
-    ApiClient, built only then); `route` gives the same request as a path and a query, for the
-    plain reader of `agent/model/kube_http.py`."""
+    ApiClient, built only then); `route` is the same request as a path and a query, which the
+    plain reader of `agent/model/kube_http.py` sends instead."""
 
     client_factory: Callable[[], Any]
     path: str
     params: tuple[str, ...]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return raw_get(self.client_factory(), self.path, self.params, *args, **kwargs)
+        """The GET through the official client's ApiClient: the urllib3 response, an
+        `ApiException` for a non-2xx status, as the typed method with `_preload_content=False`."""
+        from kubernetes.client.exceptions import ApiException
+
+        path, query = self.route(*args, **kwargs)
+        client = self.client_factory()
+        request = client.param_serialize(method="GET", resource_path=path, query_params=query,
+                                         header_params={"Accept": "application/json"},
+                                         auth_settings=["BearerToken"])
+        response = client.call_api(*request, _request_timeout=kwargs.get("_request_timeout"))
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     def route(self, *args: Any, **kwargs: Any) -> tuple[str, list[tuple[str, str]]]:
-        """(path, query) for these arguments, as `raw_get` would send them."""
+        """(path, query): `{params}` from `args` (in the typed method's order), the keyword
+        arguments as query parameters (snake_case to camelCase; `_options` are the client's)."""
         values = dict(zip(self.params, args, strict=True))
         path = self.path.format(**{k: quote(str(v), safe="") for k, v in values.items()})
         return path, [(_camel(k), _query_value(v)) for k, v in kwargs.items()
@@ -117,23 +131,6 @@ class RawRead:
 
 def _query_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def raw_get(client: Any, path: str, params: tuple[str, ...], *args: Any, **kwargs: Any) -> Any:
-    """GET `path`, its `{params}` from `args` (in the typed method's order) and the keyword
-    arguments as query parameters (snake_case to camelCase)."""
-    from kubernetes.client.exceptions import ApiException
-
-    values = dict(zip(params, args, strict=True))
-    query = [(_camel(k), v) for k, v in kwargs.items() if not k.startswith("_") and v is not None]
-    request = client.param_serialize(method="GET", resource_path=path, path_params=values,
-                                     query_params=query, header_params={"Accept": "application/json"},
-                                     auth_settings=["BearerToken"])
-    response = client.call_api(*request, _request_timeout=kwargs.get("_request_timeout"))
-    if not 200 <= response.status <= 299:
-        response.read()
-        raise ApiException.from_response(http_resp=response, body=None, data=None)
-    return response.response
 
 
 def _camel(name: str) -> str:

@@ -191,16 +191,19 @@ def test_plugins_lists_probes_and_actions_with_their_origin() -> None:
     assert ("action", "rollback") in rows
 
 
+def _fresh(calls: list[list[str]], watch: tuple[str, ...], prelude: str = "", also: str = "") -> str:
+    """stdout of a new interpreter that runs `hemostat` once per argument list, then prints
+    `HEAVY [...]`: which of `watch` it imported (and `also`, an expression, after them)."""
+    code = (f"import sys\n{prelude}from agent.cli import cli\n"
+            f"for args in {calls!r}:\n    try:\n        cli(args)\n    except SystemExit:\n        pass\n"
+            f"print('HEAVY', sorted(m for m in {watch!r} if m in sys.modules){also})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
 def test_proposals_and_approve_do_not_import_heavy_clients(incident: Path) -> None:
     """`proposals`/`approve` must answer like kubectl: no kubernetes, psycopg, git or httpx."""
-    code = (
-        "import sys\nfrom agent.cli import cli\n"
-        "for args in (['proposals'], ['approve', 'p-none']):\n"
-        "    try:\n        cli(['--config', sys.argv[1], *args])\n    except SystemExit:\n        pass\n"
-        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(incident)], capture_output=True, text=True,
-                         check=True).stdout
+    out = _fresh([["--config", str(incident), "proposals"], ["--config", str(incident), "approve", "p-none"]],
+                 HEAVY)
     assert "HEAVY []" in out
 
 
@@ -208,16 +211,9 @@ def test_a_diagnosis_imports_only_the_clients_its_probes_use(incident: Path) -> 
     """git-deploys, app-metrics and http-health need httpx; not the Kubernetes or PostgreSQL
     client, not GitPython (git-deploys runs git), and in the `hemostat` process not redis
     (pybreaker's Redis storage is switched off there)."""
-    code = (
-        "import sys\nfrom agent.model.lean_imports import pybreaker_without_redis\n"
-        "pybreaker_without_redis()\nfrom agent.cli import cli\n"
-        "try:\n    cli(['--config', sys.argv[1], 'diagnose', 'checkout', '--no-ledger', '--json'])\n"
-        "except SystemExit:\n    pass\n"
-        "import pybreaker\n"
-        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), pybreaker.HAS_REDIS_SUPPORT)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(incident)], capture_output=True, text=True,
-                         check=True).stdout
+    out = _fresh([["--config", str(incident), "diagnose", "checkout", "--no-ledger", "--json"]], HEAVY,
+                 prelude="from agent.model.lean_imports import pybreaker_without_redis\npybreaker_without_redis()\n",
+                 also=", __import__('pybreaker').HAS_REDIS_SUPPORT")
     assert '"target": "checkout"' in out and "HEAVY ['httpx'] False" in out
 
 
@@ -239,14 +235,8 @@ def test_diagnose_through_the_daemon_imports_no_client_or_config_model(
         "clusters": [{"name": "c", "cluster": {"server": "https://k:6443"}}],
         "users": [{"name": "u", "user": {"token": "t0k3n"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
-    code = (
-        "import sys\nfrom agent.cli import cli\n"
-        "try:\n    cli(['diagnose', 'checkout', '--json', '--server', sys.argv[1], '--kubeconfig', sys.argv[2]])\n"
-        "except SystemExit:\n    pass\n"
-        f"print('HEAVY', sorted(m for m in {(*HEAVY, 'pydantic', 'pybreaker')!r} if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code, server.removesuffix("/v1/diagnose"), str(kubeconfig)],
-                         capture_output=True, text=True, check=True).stdout
+    out = _fresh([["diagnose", "checkout", "--json", "--server", server.removesuffix("/v1/diagnose"),
+                   "--kubeconfig", str(kubeconfig)]], (*HEAVY, "pydantic", "pybreaker"))
     assert '"headline": "SEV-2: payments down"' in out and "HEAVY []" in out
     assert json.loads(loopback.posts["/v1/diagnose"][0]) == {"target": "checkout", "record": True}
 

@@ -23,6 +23,7 @@ thread every `interval_s`, as a real controller would while an action waits for 
 
 from __future__ import annotations
 
+import abc
 import subprocess
 import threading
 from typing import Any
@@ -75,7 +76,7 @@ def manifests_at(repo: str, revision: str, path: str) -> list[Obj]:
     return docs
 
 
-class ControllerLoop:
+class ControllerLoop(abc.ABC):
     """A controller's passes over the fake: `reconcile()` once (deterministic, for tests), or every
     `interval_s` in a thread between `start()` and `stop()`, as a real controller runs."""
 
@@ -100,8 +101,9 @@ class ControllerLoop:
         while not self._stop.wait(self.interval_s):
             self.reconcile()
 
+    @abc.abstractmethod
     def reconcile(self) -> None:
-        raise NotImplementedError
+        """One pass over the fake's objects (each controller's own)."""
 
 
 class GitOpsController(ControllerLoop):

@@ -1,5 +1,5 @@
 """`python -m agent` runs the CLI (the demo uses it to call the real command)."""
 
-from agent.cli import main
+from agent.cli.main import main
 
 main()

@@ -20,10 +20,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.config import load_config
-from agent.runner import collect_all
-from agent.service import probe_context
-from agent.wiring import build_app
+from agent.diagnosis.runner import collect_all
+from agent.diagnosis.service import probe_context
+from agent.diagnosis.wiring import build_app
+from agent.model.config import load_config
 from bench.incident import deploy_repo, registry, write_config
 from bench.servers import DelayedHttp, app_server
 from bench.timing import median, ms, percentile

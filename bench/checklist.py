@@ -194,7 +194,7 @@ FLOOR = """
 import asyncio, sys
 import click, httpx
 from pathlib import Path
-from agent.config import load_config
+from agent.model.config import load_config
 config = load_config(Path(sys.argv[1]))
 async def head() -> None:
     async with httpx.AsyncClient() as client:

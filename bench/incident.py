@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from agent.registry import Registry
+from agent.diagnosis.registry import Registry
 
 TREE = """\
 version: 1

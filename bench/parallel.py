@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config
+from agent.diagnosis.runner import collect_all, probes_for
+from agent.diagnosis.service import probe_context
+from agent.diagnosis.wiring import App, build_app
 from agent.model import TargetSpec
-from agent.runner import collect_all, probes_for
-from agent.service import probe_context
-from agent.wiring import App, build_app
+from agent.model.config import Config
 from bench.incident import deploy_repo, registry, write_tree_and_policy
 from bench.servers import DelayedHttp, app_server, health_server
 from bench.timing import median, ms

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
+from agent.diagnosis.registry import Registry
 from agent.model import TargetSpec
 from agent.model.context import ProbeContext
-from agent.registry import Registry
 from probes import http_health
 
 

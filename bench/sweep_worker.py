@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.config import load_config
-from agent.daemon import Daemon
+from agent.diagnosis.wiring import build_app
 from agent.ledger.sqlite import SqliteLedger
-from agent.wiring import build_app
+from agent.model.config import load_config
+from agent.server.daemon import Daemon
 from bench.incident import registry
 from bench.prototype import with_shared_tls
 from bench.timing import cpu_seconds, peak_rss_mb

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from agent.registry import Registry
+from agent.diagnosis.registry import Registry
 from tests.loopback import LoopbackServer, serve
 
 # No per-example deadline: speed is measured in bench/, never in a timed test. Hypothesis's

@@ -19,10 +19,10 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes.client
 import pytest
 
+from agent.diagnosis.registry import Registry
 from agent.model import FallbackSpec, FlagSpec, Proposal, TargetSpec
 from agent.model.context import ActionContext, ProbeContext
 from agent.model.rbac import grants_of
-from agent.registry import Registry
 from tests.actions import test_rollback, test_rollback_workloads, test_scale_targets, test_scale_up
 from tests.kubeapi.gitops import register_gitops_crds
 from tests.kubeapi.rollouts import RolloutsController

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent.cli import cli
-from agent.config import load_config
+from agent.cli.main import cli
+from agent.model.config import load_config
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -18,7 +18,7 @@ from agent.ledger.base import (
 )
 
 if TYPE_CHECKING:
-    from agent.config import StoreConfig
+    from agent.model.config import StoreConfig
 
 __all__ = [
     "Event",

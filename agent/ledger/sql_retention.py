@@ -1,5 +1,5 @@
 """Retention queries both backends share: where a prune may cut, and removing the records of
-incidents whose whole timeline went to an archive. Mixed into `SqlLedger`; `agent.retention`
+incidents whose whole timeline went to an archive. Mixed into `SqlLedger`; `agent.ledger.retention`
 (`hemostat ledger prune`) calls them around `prune_through`.
 
 The events form one hash chain, so only a prefix can be pruned. The cut stops before the first

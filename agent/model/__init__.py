@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         finding_kinds,
     )
     from agent.model.rate import Rate, judge_rate
+    from agent.model.secrets import SecretRef
     from agent.model.targets import (
         BreakerSpec,
         DependencySpec,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
         LogsSpec,
         MetricsSpec,
         PostgresSpec,
-        SecretRef,
         TargetSpec,
         Thresholds,
     )
@@ -62,7 +62,7 @@ _EXPORTS = {
     "PostgresSpec": "agent.model.targets",
     "Proposal": "agent.model.domain",
     "Rate": "agent.model.rate",
-    "SecretRef": "agent.model.targets",
+    "SecretRef": "agent.model.secrets",
     "Severity": "agent.model.domain",
     "TargetSpec": "agent.model.targets",
     "Thresholds": "agent.model.targets",

@@ -7,9 +7,7 @@ they take both from the context, which is how tests inject a fake apiserver and 
 from __future__ import annotations
 
 import contextlib
-import functools
 import ssl
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +18,7 @@ from agent.model.errors import TemporaryError
 from agent.model.lean_imports import load_pybreaker
 from agent.model.redact import redact
 from agent.model.targets import TargetSpec
+from agent.model.tls import shared_tls
 
 if TYPE_CHECKING:
     import pybreaker
@@ -29,25 +28,6 @@ if TYPE_CHECKING:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-_TLS_LOCK = threading.Lock()
-
-
-@functools.cache
-def shared_tls() -> ssl.SSLContext:
-    """One TLS context per process. Building one loads the whole CA bundle (~20 ms of CPU and
-    ~0.7 MB); doing that per HTTP client made a 1,000-target sweep spend 80% of its time here.
-    Locked: `warm_tls` may be building it in a thread when the first client asks."""
-    with _TLS_LOCK:
-        return _build_tls()
-
-
-@functools.cache
-def _build_tls() -> ssl.SSLContext:
-    import certifi
-
-    return ssl.create_default_context(cafile=certifi.where())
 
 
 class CircuitOpenError(TemporaryError):

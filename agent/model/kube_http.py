@@ -100,7 +100,7 @@ def _tls_context(endpoint: KubeEndpoint) -> ssl.SSLContext:
     elif client_cert:
         context = ssl.create_default_context()  # its own: a client certificate is loaded into it
     else:
-        from agent.model.context import shared_tls
+        from agent.model.tls import shared_tls
 
         return shared_tls()  # a public CA signed the server's certificate
     if client_cert:

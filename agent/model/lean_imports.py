@@ -75,6 +75,6 @@ def exit_now(code: object) -> None:
 def warm_tls() -> None:
     """Start building the shared TLS context in a background thread (the first HTTP client
     then finds it ready)."""
-    from agent.model.context import shared_tls
+    from agent.model.tls import shared_tls
 
     threading.Thread(target=shared_tls, name="warm-tls", daemon=True).start()

@@ -7,57 +7,18 @@ domain model because probes and actions read them. Secrets are only ever referen
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agent.model.errors import PermanentError
 from agent.model.prometheus import PrometheusSpec
+from agent.model.secrets import SecretRef
 from agent.model.urls import UrlRef
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(_Strict):
-    """A secret by reference: exactly one of an environment variable or a file (a mounted Secret)."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_inline_values(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("secrets are given by reference only: use {env: NAME} or {file: PATH}")
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
-        return self
-
-    def describe(self) -> str:
-        return f"env:{self.env}" if self.env else f"file:{self.file}"
-
-    def resolve(self) -> str:
-        """Read the secret now. The error names the reference, never a value."""
-        if self.env is not None:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise PermanentError(f"secret {self.describe()} is not set", code="secret_missing")
-            return value
-        assert self.file is not None
-        try:
-            return self.file.read_text().strip()
-        except OSError as e:
-            raise PermanentError(
-                f"secret {self.describe()} cannot be read: {e.strerror}", code="secret_missing"
-            ) from e
 
 
 class Thresholds(_Strict):

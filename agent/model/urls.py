@@ -101,7 +101,7 @@ class UrlRef(BaseModel):
         """The real URL, read now. Errors name the reference, never the value."""
         if self.inline is not None:
             return str(self.inline)
-        from agent.model.targets import SecretRef
+        from agent.model.secrets import SecretRef
 
         value = SecretRef(env=self.env, file=self.file).resolve()
         try:

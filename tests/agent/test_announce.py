@@ -7,10 +7,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.daemon_announce import Announcer, status_events
+from agent.incidents.status import StatusUpdate, status_update
 from agent.ledger import IncidentRecord
 from agent.ledger.sqlite import SqliteLedger
-from agent.status import StatusUpdate, status_update
+from agent.server.announce import Announcer, status_events
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
 

@@ -11,13 +11,13 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from agent.approval_api import ROUTES, ApprovalApi, bearer_present
-from agent.config import Config
-from agent.identity_kube import KubernetesIdentities
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
+from agent.execution.identity_kube import KubernetesIdentities
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import TargetSpec
-from agent.registry import Registry
-from agent.wiring import build_app
+from agent.model.config import Config
+from agent.server.approval_api import ROUTES, ApprovalApi, bearer_present
 from tests.kubeapi.server import FakeApiServer
 
 

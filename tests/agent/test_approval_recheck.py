@@ -12,13 +12,13 @@ import psycopg
 import pytest
 import yaml
 
-from agent.config import Config
-from agent.executor import Executor
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
+from agent.execution.executor import Executor
 from agent.ledger.postgres import PostgresLedger
 from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
+from agent.model.config import Config
 from agent.model.identity import Identity
-from agent.registry import Registry
-from agent.wiring import build_app
 from tests.plugins.slow_marker import SlowMarker
 
 T0 = datetime.now(UTC).replace(microsecond=0)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.main import cli
 from policies.model import bundled_policy_path
 from tests.conftest import git_commit
 from tests.loopback import LoopbackServer
@@ -194,7 +194,7 @@ def test_plugins_lists_probes_and_actions_with_their_origin() -> None:
 def _fresh(calls: list[list[str]], watch: tuple[str, ...], prelude: str = "", also: str = "") -> str:
     """stdout of a new interpreter that runs `hemostat` once per argument list, then prints
     `HEAVY [...]`: which of `watch` it imported (and `also`, an expression, after them)."""
-    code = (f"import sys\n{prelude}from agent.cli import cli\n"
+    code = (f"import sys\n{prelude}from agent.cli.main import cli\n"
             f"for args in {calls!r}:\n    try:\n        cli(args)\n    except SystemExit:\n        pass\n"
             f"print('HEAVY', sorted(m for m in {watch!r} if m in sys.modules){also})\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.main import cli
 from agent.ledger import Ledger
 from agent.ledger.postgres import PostgresLedger
 from agent.ledger.sqlite import SqliteLedger

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.main import cli
 from agent.ledger import IncidentRecord
 from agent.ledger.sqlite import SqliteLedger
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import load_config
 from agent.model import ConfigError, PermanentError, SecretRef
+from agent.model.config import load_config
 
 
 def _write(tmp_path: Path, text: str) -> Path:

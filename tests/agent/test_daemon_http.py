@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from agent.config import Config
-from agent.daemon import Daemon
-from agent.daemon_http import HttpServer, Limits, Route
-from agent.daemon_routes import limits as daemon_limits
-from agent.daemon_routes import routes
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
 from agent.ledger.sqlite import SqliteLedger
-from agent.registry import Registry
-from agent.watchdog import LoopWatchdog
-from agent.wiring import build_app
+from agent.model.config import Config
+from agent.server.daemon import Daemon
+from agent.server.http import HttpServer, Limits, Route
+from agent.server.routes import limits as daemon_limits
+from agent.server.routes import routes
+from agent.server.watchdog import LoopWatchdog
 
 TOKEN = "s3cret-token"
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import Config
-from agent.registry import Registry
-from agent.service import Diagnosis, evaluate
-from agent.wiring import App, build_app
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.service import Diagnosis, evaluate
+from agent.diagnosis.wiring import App, build_app
+from agent.model.config import Config
 from policies.model import bundled_policy_path
 from tests import corpus_edges as edges
 from tests import corpus_playbook as playbook
@@ -168,8 +168,8 @@ def test_scale_up_shows_replicas_from_and_to(app: App) -> None:
 
 
 def test_the_status_update_says_the_diagnosis_is_incomplete(app: App) -> None:
+    from agent.incidents.status import status_update
     from agent.ledger import Event, IncidentRecord
-    from agent.status import status_update
 
     d = run(app, edges.rbac_forbids_logs())
     incident = IncidentRecord("inc-1", "checkout", d.triage.headline, "triaged", 2, at(0), at(0))

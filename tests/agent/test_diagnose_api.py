@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.config import StoreConfig
 from agent.ledger import open_ledger
+from agent.model.config import StoreConfig
 from tests.agent.daemon_harness import DaemonProcess, start_daemon, wait_until
 from tests.kubeapi.grants import auth_delegator, grant_role
 from tests.kubeapi.server import FakeApiServer

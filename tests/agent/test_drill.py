@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import Config
-from agent.drill import load_scenario, run_drill
+from agent.diagnosis.drill import load_scenario, run_drill
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
 from agent.model import ConfigError
-from agent.registry import Registry
-from agent.wiring import build_app
+from agent.model.config import Config
 from policies.model import bundled_policy_path
 
 GOOD = {
@@ -129,7 +129,7 @@ def test_history_replays_past_executions_into_the_gate(tmp_path: Path) -> None:
 def test_drill_json_prints_the_conclusions(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from agent.cli import cli
+    from agent.cli.main import cli
     from tests import corpus_playbook as playbook
 
     path = _incident_file(tmp_path, playbook.rollout_crash_loop, actions=["rollback"])

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import yaml
 
-from agent.config import Config
-from agent.executor import Executor
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
+from agent.execution.executor import Executor
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
-from agent.registry import Registry
-from agent.wiring import build_app
+from agent.model.config import Config
 from tests.plugins.slow_marker import SlowMarker
 
 T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

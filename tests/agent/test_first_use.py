@@ -13,7 +13,8 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli, hoist_globals
+from agent.cli.base import hoist_globals
+from agent.cli.main import cli
 from tests.agent.daemon_harness import HEMOSTAT, TOKEN, alert_payload, daemon_config, now_iso, start_daemon
 from tests.loopback import LoopbackServer
 

@@ -28,7 +28,7 @@ def test_a_uid_without_a_passwd_entry_still_gets_a_name(monkeypatch: pytest.Monk
     raised KeyError there and every command failed."""
     import pwd
 
-    from agent.identity import asserted, os_user
+    from agent.execution.identity import asserted, os_user
 
     uid = 54321
     with pytest.raises(KeyError):

@@ -18,10 +18,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from agent.config import NotifierConfig
-from agent.ledger import Event, IncidentRecord
-from agent.model import SecretRef
-from agent.notify import (
+from agent.incidents.notify import (
     Backoff,
     Channel,
     Delivery,
@@ -31,7 +28,10 @@ from agent.notify import (
     channels_from,
     slack_payload,
 )
-from agent.status import StatusUpdate, status_update
+from agent.incidents.status import StatusUpdate, status_update
+from agent.ledger import Event, IncidentRecord
+from agent.model import SecretRef
+from agent.model.config import NotifierConfig
 
 T0 = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
 TOKEN_PATH = "/services/T0001/B0002/s3cr3t-t0ken-xyz"

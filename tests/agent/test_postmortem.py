@@ -13,15 +13,15 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli
-from agent.config import load_config
-from agent.decide import bind_incident
+from agent.cli.main import cli
+from agent.diagnosis.decide import bind_incident
+from agent.diagnosis.service import evaluate
+from agent.diagnosis.wiring import build_app
+from agent.incidents.postmortem import action_items, render_postmortem, scenario_from_incident, span
 from agent.ledger import Event, IncidentRecord
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import HemostatError, Observation
-from agent.postmortem import action_items, render_postmortem, scenario_from_incident, span
-from agent.service import evaluate
-from agent.wiring import build_app
+from agent.model.config import load_config
 
 T0 = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
 INC = "inc-20261127-0255-ab12"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from agent.diagnosis.preview import preview
 from agent.model import Finding, Severity
-from agent.preview import preview
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 

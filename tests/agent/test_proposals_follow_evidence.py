@@ -11,14 +11,14 @@ from typing import Any
 
 import yaml
 
-from agent.config import Config
-from agent.drill import load_scenario
+from agent.diagnosis.drill import load_scenario
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.service import Diagnosis, evaluate
+from agent.diagnosis.wiring import App, build_app
+from agent.incidents.lifecycle import record_diagnosis
 from agent.ledger.sqlite import SqliteLedger
-from agent.lifecycle import record_diagnosis
 from agent.model import Observation
-from agent.registry import Registry
-from agent.service import Diagnosis, evaluate
-from agent.wiring import App, build_app
+from agent.model.config import Config
 
 DRILL = Path(__file__).resolve().parents[2] / "drills" / "database-issues.yaml"
 
@@ -81,8 +81,8 @@ def test_when_policy_denies_every_mitigation_investigate_carries_the_evidence(re
 
 
 def test_a_rediagnosis_with_worse_evidence_escalates_the_incident(registry: Registry, tmp_path: Path) -> None:
-    from agent import lifecycle
-    from agent.intake import Webhook
+    from agent.incidents import lifecycle
+    from agent.incidents.intake import Webhook
 
     app, ledger = _app(registry, tmp_path), SqliteLedger(tmp_path / "ledger.db")
     diagnosis = _diagnose(app)

@@ -11,12 +11,12 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli
-from agent.config import load_config
+from agent.cli.main import cli
+from agent.diagnosis.service import evaluate
+from agent.diagnosis.wiring import build_app
+from agent.incidents.lifecycle import record_diagnosis
 from agent.ledger.sqlite import SqliteLedger
-from agent.lifecycle import record_diagnosis
-from agent.service import evaluate
-from agent.wiring import build_app
+from agent.model.config import load_config
 from tests import corpus_playbook as playbook
 from tests.incidents import Incident
 
@@ -64,7 +64,7 @@ def test_show_gives_the_rollback_target_and_the_evidence_for_and_against(tmp_pat
 
 
 def test_a_failing_health_check_is_dated_by_the_incidents_earlier_sweeps(tmp_path: Path) -> None:
-    from agent.service import past_findings
+    from agent.diagnosis.service import past_findings
     from tests.incidents import at, health
 
     earlier = playbook.dependency_slow()

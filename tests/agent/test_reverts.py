@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agent.identity import ApprovalRefused
+from agent.execution.identity import ApprovalRefused
+from agent.execution.reverts import RevertRefused
 from agent.model.identity import Identity
-from agent.reverts import RevertRefused
 from tests.agent.test_approval_recheck import SRE, Setup, open_setup
 
 AUTO = {"mode": "auto", "actions": {"slow-marker": {"auto": True}}}
@@ -81,12 +81,12 @@ def test_reverting_a_dry_run_scale_up_writes_nothing_to_the_cluster(
         kube_api: Any, kube_client: Any, tmp_path: Path) -> None:
     """The issue's case: a drill scaled 8 -> 3 on revert. Now the dry-run execution validates
     server-side (dryRun=All) and the revert is refused before any request."""
-    from agent.config import Config
-    from agent.executor import Executor
+    from agent.diagnosis.registry import Registry
+    from agent.diagnosis.wiring import build_app
+    from agent.execution.executor import Executor
     from agent.ledger.sqlite import SqliteLedger
     from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
-    from agent.registry import Registry
-    from agent.wiring import build_app
+    from agent.model.config import Config
     from policies.model import bundled_policy_path
     from tests.actions.test_scale_up import APP, NS, replicas, setup_cluster
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.main import cli
 from tests.corpus_edges import CLASSES
 
 DRILLS_DIR = Path(__file__).resolve().parents[2] / "drills"

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from agent.config import SlackUser
+from agent.incidents.notify import slack_payload
+from agent.incidents.status import StatusUpdate
 from agent.model import HemostatError
-from agent.notify import slack_payload
-from agent.slack_actions import APPROVE, REJECT, SlackInteractions
-from agent.status import StatusUpdate
+from agent.model.config import SlackUser
+from agent.server.slack_api import APPROVE, REJECT, SlackInteractions
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 NOW = 1_764_470_000.0

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from agent import lifecycle
-from agent.intake import Webhook
+from agent.incidents import lifecycle
+from agent.incidents.intake import Webhook
+from agent.incidents.status import status_update
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
-from agent.status import status_update
 
 T0 = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
 TARGET = TargetSpec(name="checkout", deployment="checkout")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.config import Config
-from agent.daemon import Daemon
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.wiring import build_app
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import DependencySpec, TargetSpec
-from agent.registry import Registry
-from agent.wiring import build_app
+from agent.model.config import Config
+from agent.server.daemon import Daemon
 from tests.loopback import LoopbackServer
 
 
@@ -32,8 +32,8 @@ def test_sweeps_of_many_targets_run_at_most_max_concurrent_at_once(tmp_path: Pat
 
 def test_repeated_sweeps_of_a_failing_target_announce_once(tmp_path: Path, loopback: LoopbackServer) -> None:
     """A status update goes out when the incident opens or changes; the cadence covers the rest."""
-    from agent.notify import Notifier
-    from agent.status import StatusUpdate
+    from agent.incidents.notify import Notifier
+    from agent.incidents.status import StatusUpdate
 
     sent: list[StatusUpdate] = []
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.decide import decide
+from agent.diagnosis.decide import decide
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.triage import triage
 from agent.model import Finding, FlagSpec, PostgresSpec, SecretRef, Severity, TargetSpec
-from agent.registry import Registry
-from agent.triage import triage
 from policies.tree import BUNDLED_TREE, load_tree
 
 NOW = datetime(2026, 11, 27, 2, 55, tzinfo=UTC)
@@ -121,7 +121,7 @@ def test_a_finding_with_onset_and_rate_round_trips_through_json() -> None:
 
 
 def test_prometheus_history_outweighs_two_scrapes_when_it_says_the_rate_is_usual() -> None:
-    from agent.evidence import with_history_baselines
+    from agent.diagnosis.evidence import with_history_baselines
     from agent.model import Rate
 
     scrapes = _f("error_spike", summary="40% failing")

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import Config
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.service import diagnose
+from agent.diagnosis.wiring import build_app
 from agent.ledger import LedgerError
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import DependencySpec, MetricsSpec, TargetSpec
-from agent.registry import Registry
-from agent.service import diagnose
-from agent.wiring import build_app
+from agent.model.config import Config
 from tests.loopback import LoopbackServer
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.config import Config
-from agent.daemon import Daemon
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.service import diagnose
+from agent.diagnosis.wiring import build_app
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import PostgresSpec, SecretRef, TargetSpec
-from agent.registry import Registry
-from agent.service import diagnose
-from agent.wiring import build_app
+from agent.model.config import Config
+from agent.server.daemon import Daemon
 from policies.model import Policy
 from tests.agent.daemon_harness import alert_payload
 
@@ -68,7 +68,7 @@ def test_apiserver_errors_leave_a_named_gap(kube_api: Any, kube_client: Any, sta
 
 def test_rollback_survives_a_409_from_a_concurrent_change(kube_api: Any, kube_client: Any, tmp_path: Path) -> None:
     """The executor runs the rollback once even when the first PATCH loses a race."""
-    from agent.executor import Executor
+    from agent.execution.executor import Executor
     from agent.model import DecisionStep, Proposal, Verdict
 
     kube_api.seed({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})

@@ -23,9 +23,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agent.config import Config
+from agent.diagnosis.registry import Registry
+from agent.model.config import Config
 from agent.model.rbac import KubeRule
-from agent.registry import Registry
 from tests.helm.conftest import CHART, KUBE_VERSION, NAMESPACE, ROOT, Manifest, Render
 from tests.services import missing
 

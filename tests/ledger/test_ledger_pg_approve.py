@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agent.identity_pg import LoginApprovalError, approve_as_login, reject_as_login
+from agent.execution.identity_pg import LoginApprovalError, approve_as_login, reject_as_login
 from agent.ledger.postgres import PostgresLedger
 from policies.model import bundled_policy_path
 from tests.ledger.conftest import Roles

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import retention
-from agent.ledger import IncidentRecord, Ledger, LedgerError
+from agent.ledger import IncidentRecord, Ledger, LedgerError, retention
 from agent.model import DecisionStep, Proposal, Verdict
 
 T0 = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)

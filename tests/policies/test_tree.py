@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from agent.diagnosis.registry import Registry
 from agent.model import ConfigError
-from agent.registry import Registry
 from policies.tree import BUNDLED_TREE, load_tree
 
 ACTIONS = Registry.discover().actions

@@ -111,7 +111,7 @@ def test_redirects_within_the_host_or_to_an_allowed_host_are_followed(hostile: H
 
 
 def test_a_notifier_endpoint_answering_forever_costs_a_bounded_read(hostile: HostileServer) -> None:
-    from agent.notify import HttpChannel, Notifier
+    from agent.incidents.notify import HttpChannel, Notifier
     from tests.agent.test_notify import update
 
     hostile.endless.add("/hook")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.runner import collect_all
 from agent.model import DependencySpec, Observation, TargetSpec, Thresholds
 from agent.model.context import BreakerBoard, ProbeContext
-from agent.registry import Registry
-from agent.runner import collect_all
 from probes.http_health import HttpHealthProbe, safe_url
 from tests.loopback import LoopbackServer
 

@@ -22,11 +22,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agent.cli import cli
+from agent.cli.main import cli
+from agent.diagnosis.registry import Registry
+from agent.diagnosis.runner import analyze_all, collect_all
 from agent.model import Finding, Observation, TargetSpec
 from agent.model.context import ProbeContext
-from agent.registry import Registry
-from agent.runner import analyze_all, collect_all
 from tests.agent.daemon_harness import TOKEN, alert_payload, start_daemon, wait_until
 from tests.probes.scripted_app import Phase, ScriptedApp, history, scripted
 from tests.services import free_port

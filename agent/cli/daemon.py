@@ -1,0 +1,55 @@
+"""`hemostat run`: start the daemon (agent.server.daemon) after the checks that must pass before
+it says it is ready: a valid listen address, a readable webhook token, live queries that parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from agent.cli.base import Ctx, fail, pass_ctx
+
+
+@click.command()
+@click.option("--listen", help="host:port for the webhook and /metrics (default: intake.listen)")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@pass_ctx
+def run(obj: Ctx, listen: str | None, log_level: str) -> None:
+    """Run the daemon: Alertmanager intake, sweeps, executor, /healthz /readyz /metrics."""
+    import asyncio
+
+    from agent.logs import configure
+    from agent.server.daemon import Daemon
+
+    configure(log_level)
+    host, _, port = (listen or obj.config.intake.listen).rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"{listen!r} is not host:port", param_hint="--listen")
+    app = obj.app()
+    from agent.diagnosis.wiring import validate_live
+
+    check_token(obj.config, obj.config_path)
+    asyncio.run(validate_live(app, str(obj.config_path)))  # a bad query refuses to start
+    daemon = Daemon(app, obj.ledger())
+    try:
+        asyncio.run(daemon.serve(host, int(port)))
+    except OSError as e:  # the port is taken, or the address is not ours: one line, exit 2
+        fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 2)
+
+
+def check_token(config: Any, config_path: Path) -> None:
+    """The webhook token must be readable and non-empty before the daemon says it is ready, not
+    found missing when the first alert gets a 503."""
+    from agent.model import ConfigError, HemostatError
+
+    token = config.intake.token
+    if token is None:
+        return
+    try:
+        value = token.resolve()
+    except HemostatError as e:
+        raise ConfigError(str(config_path), "intake.token", str(e)) from None
+    if not value:
+        raise ConfigError(str(config_path), "intake.token", f"secret {token.describe()} is empty")

@@ -1,0 +1,196 @@
+"""Incident-handling commands: `incidents`, `ack`, `resolve`, `assign`, `revert`, `status` and
+`postmortem`. Put on the `hemostat` group by agent.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+
+from agent.cli.base import Ctx, emit_json, pass_ctx
+
+ROLES = ("incident_commander", "communications", "technical_lead")
+
+
+@click.command()
+@click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
+@click.option("--unmatched", is_flag=True, help="instead: alerts that matched no configured target")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool) -> None:
+    """Incidents, newest first (with --unmatched: the alerts no target claimed)."""
+    from agent.cli import render
+
+    if unmatched:
+        _unmatched(obj, as_json)
+        return
+    records = obj.ledger().incidents(open_only=open_only)
+    if as_json:
+        emit_json([r.to_json() for r in records])
+    else:
+        click.echo(render.incidents(records))
+
+
+def _unmatched(obj: Ctx, as_json: bool) -> None:
+    from agent.cli import render
+
+    rows = [(e.at, a) for e in obj.ledger().events() if e.type == "alert_unmatched"
+            for a in e.data.get("alerts", ())]
+    if as_json:
+        emit_json([{"at": at.isoformat(), **alert} for at, alert in rows])
+        return
+    click.echo(render.table([(render.hhmm(at), a.get("labels", {}).get("alertname", "?"), a.get("status", ""),
+                              ", ".join(f"{k}={v}" for k, v in sorted(a.get("labels", {}).items())
+                                        if k != "alertname")[:100]) for at, a in rows],
+                            ("RECEIVED", "ALERT", "STATUS", "LABELS")) if rows else "no unmatched alerts")
+
+
+def _set_status(obj: Ctx, ref: str, status: str, note: str | None, *,
+                only_from: tuple[str, ...] = ()) -> None:
+    """Move INCIDENT to `status`; no event at all when it is there already (or, with
+    `only_from`, when it is past the point where this move makes sense)."""
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    record = ledger.incident(ref if ref.startswith("inc-") else f"inc-{ref}")
+    if record.status == status or (only_from and record.status not in only_from):
+        click.echo(f"{record.id}: already {record.status}")
+        return
+    ledger.set_incident_status(record.id, status, obj.user, utcnow(), data={"note": note} if note else None)
+    click.echo(f"{record.id}: {status} by {obj.user}")
+
+
+@click.command()
+@click.argument("incident")
+@click.option("--note", help="what you are doing about it")
+@pass_ctx
+def ack(obj: Ctx, incident: str, note: str | None) -> None:
+    """Acknowledge INCIDENT: a human is investigating (an incident already further along keeps
+    its status; the acknowledgement is recorded either way)."""
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    record = ledger.incident(incident if incident.startswith("inc-") else f"inc-{incident}")
+    ledger.append("acknowledged", obj.user, utcnow(), incident_id=record.id, data={"note": note or ""})
+    _set_status(obj, record.id, "investigating", note or "acknowledged", only_from=("opened", "triaged"))
+
+
+@click.command()
+@click.argument("incident")
+@click.option("--note", help="how it ended")
+@pass_ctx
+def resolve(obj: Ctx, incident: str, note: str | None) -> None:
+    """Mark INCIDENT resolved."""
+    _set_status(obj, incident, "resolved", note)
+
+
+@click.command()
+@click.argument("incident")
+@click.argument("role", type=click.Choice(ROLES))
+@click.argument("name")
+@pass_ctx
+def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: str) -> None:
+    """Assign ROLE of INCIDENT to NAME (incident commander, communications, technical lead).
+    Defaults come from `roles:` in hemostat.yaml; status updates name the commander."""
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    record = ledger.incident(incident)
+    ledger.append("role_assigned", obj.user, utcnow(), incident_id=record.id,
+                  data={"role": role, "name": name})
+    click.echo(f"{record.id}: {role.replace('_', ' ')} is {name}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--reason", required=True, help="why it is being reverted")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
+              help="ask the daemon's approval API, as your Kubernetes identity (env HEMOSTAT_SERVER)")
+@click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
+              help="kubeconfig whose credential is sent to --server (env KUBECONFIG)")
+@click.option("--context", "kube_context", help="kubeconfig context (default: the current one)")
+@pass_ctx
+def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
+           kubeconfig: str | None, kube_context: str | None) -> None:
+    """Revert an executed proposal (scale back, roll forward, close the breaker, flag on).
+
+    Goes through the policy: your request is one approval of the revert (under --user, so the
+    policy must trust `asserted`); a dry-run execution has nothing to revert."""
+    import asyncio
+
+    from agent.execution.executor import Executor
+
+    if server:
+        from agent.cli.approval_client import revert_remote
+
+        answer = revert_remote(server, ref, reason, kubeconfig, kube_context)
+        click.echo(json.dumps(answer) if as_json else answer["message"])
+        return
+    executor = Executor(obj.app(), obj.ledger(), obj.user)
+    outcome = asyncio.run(executor.revert(ref, reason, by=obj.identity))
+    pending = bool(outcome.facts.get("pending"))
+    if as_json:
+        click.echo(json.dumps(outcome.to_json()))
+    elif pending:
+        click.echo(f"{ref}: {outcome.detail}")
+    else:
+        click.echo(f"{ref}: {'reverted' if outcome.ok else 'revert FAILED'}: {outcome.detail}")
+    if not outcome.ok and not pending:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("incident")
+@click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
+              help="also save the incident's observations as a drill scenario")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="write the Markdown here instead of stdout")
+@pass_ctx
+def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None) -> None:
+    """Draft the post-mortem of INCIDENT (Markdown) from its ledger timeline."""
+    from agent.incidents.postmortem import render_postmortem
+
+    ledger = obj.ledger()
+    found = ledger.incident(incident)
+    events = ledger.events(incident_id=found.id)
+    if record is not None:
+        _record_incident(obj, record, found, events)
+    text = render_postmortem(found, events, obj.config.roles)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote post-mortem to {output}", err=True)
+
+
+def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
+    import yaml
+
+    from agent.incidents.postmortem import scenario_from_incident
+
+    spec = obj.config.target(incident.target).model_dump(mode="json", exclude_defaults=True)
+    doc = scenario_from_incident(incident, events, spec, obj.app().tree)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    click.echo(f"recorded scenario to {path}", err=True)
+
+
+@click.command()
+@click.argument("incident")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status(obj: Ctx, incident: str, as_json: bool) -> None:
+    """The status update for INCIDENT as it would be posted now."""
+    from agent.incidents.status import status_update
+    from agent.model.context import utcnow
+
+    ledger = obj.ledger()
+    found = ledger.incident(incident)
+    update = status_update(found, ledger.events(incident_id=found.id), utcnow(),
+                           obj.config.executor.status_update_minutes, obj.config.roles)
+    if as_json:
+        emit_json(update.to_json())
+    else:
+        click.echo(f"{found.id} {update.headline()}\n{update.text()}")

@@ -1,0 +1,86 @@
+"""`hemostat ledger ...`: checks on the ledger itself. `verify` recomputes the events' hash chain
+and names the first broken link (exit 1). Put on the `hemostat` group by agent.cli.main; other ledger
+maintenance commands (`ledger prune`) join this group and must keep the chain verifiable: prune
+only through `Ledger.prune_through` (see agent/ledger/chain.py for the anchor it writes).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from agent.cli.base import Ctx, emit_json, pass_ctx
+
+if TYPE_CHECKING:
+    from agent.ledger.chain import Anchor
+
+
+@click.group()
+def ledger() -> None:
+    """Check the ledger's integrity (the events' hash chain)."""
+
+
+@ledger.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--expect", metavar="SEQ:HASH", callback=lambda _c, _p, v: _head(v),
+              help="a head printed by an earlier verify: the chain must still hold it")
+@pass_ctx
+def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
+    """Recompute every event's hash; exit 1 naming the first event that does not chain."""
+    result = obj.ledger().verify_chain(expect)
+    if as_json:
+        emit_json(result.to_json())
+    elif result.ok:
+        since = f" since the anchor at event {result.anchor.through_seq}" if result.anchor else ""
+        head = f"; head {result.head_seq}:{result.head_hash}" if result.checked else ""
+        click.echo(f"ledger ok: {result.checked} events chained{since}{head}")
+    else:
+        click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
+        click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
+    sys.exit(0 if result.ok else 1)
+
+
+def _head(value: str | None) -> Anchor | None:
+    from agent.ledger.chain import Anchor
+
+    if value is None:
+        return None
+    seq, _, digest = value.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        raise click.BadParameter(f"{value[:80]!r} is not SEQ:HASH as `ledger verify` prints it "
+                                 "(e.g. 1834:5d1c…, 64 hex digits)", param_hint="--expect")
+    return Anchor(int(seq), digest)
+
+
+@ledger.command()
+@click.option("--owner-dsn", envvar="HEMOSTAT_LEDGER_OWNER_DSN", metavar="DSN",
+              help="the owner role's DSN; prefer the env var HEMOSTAT_LEDGER_OWNER_DSN "
+                   "(default: store.dsn from the config)")
+@click.option("--daemon-role", metavar="ROLE", help="the daemon's PostgreSQL role: may append, "
+              "never alter (env HEMOSTAT_LEDGER_MIGRATE_DAEMON_ROLE)")
+@click.option("--approver-role", "approver_roles", multiple=True, metavar="ROLE",
+              help="a role whose members approve through the ledger's approval function; repeatable")
+@pass_ctx
+def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
+            approver_roles: tuple[str, ...]) -> None:
+    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers."""
+    store = obj.config.store
+    if store.backend != "postgres" and owner_dsn is None:
+        if daemon_role or approver_roles:
+            raise click.UsageError("roles exist only on a PostgreSQL ledger (store.backend: postgres)")
+        obj.ledger().close()
+        click.echo(f"ledger {store.path}: schema up to date")
+        return
+    from agent.ledger.postgres import PostgresLedger
+
+    dsn = owner_dsn or (store.dsn.resolve() if store.dsn else "")
+    ledger = PostgresLedger(dsn)
+    grants = ledger.grant(daemon_role, approver_roles)
+    click.echo(f"ledger {ledger.where}: schema version {ledger.schema_version()}")
+    for table, privileges in grants.tables.items():
+        click.echo(f"  {grants.daemon}: {privileges} on {grants.schema}.{table}")
+    for role in grants.approvers:
+        click.echo(f"  {role}: EXECUTE on the approval functions, nothing else")
+    ledger.close()

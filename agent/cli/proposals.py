@@ -1,0 +1,118 @@
+"""What waits for a decision and the decision itself: `proposals`, `show`, `approve`, `reject`."""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="include decided and finished ones")
+@pass_ctx
+def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
+    """Proposals waiting for a decision (with --all: every proposal)."""
+    from agent.cli import render
+
+    records = obj.ledger().proposals(states=None if show_all else ("proposed", "approved"))
+    if as_json:
+        emit_json([r.to_json() for r in records])
+    else:
+        click.echo(render.proposals(records))
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def show(obj: Ctx, ref: str, as_json: bool) -> None:
+    """One proposal (p-...) or incident (inc-...), with its timeline."""
+    from agent.cli import render
+
+    ledger = obj.ledger()
+    if ref.startswith("inc-"):
+        incident = ledger.incident(ref)
+        events = ledger.events(incident_id=incident.id)
+        records = ledger.proposals(incident_id=incident.id)
+        if as_json:
+            emit_json({**incident.to_json(), "events": [e.to_json() for e in events],
+                       "proposals": [r.to_json() for r in records]})
+        else:
+            click.echo(render.incidents([incident]) + "\n\n" + render.incident_proposals(records, events)
+                       + "\n\n" + render.timeline(events))
+        return
+    record = ledger.proposal(ref)
+    events = ledger.events(proposal_id=record.id)
+    if as_json:
+        emit_json({**record.to_json(), "events": [e.to_json() for e in events]})
+    else:
+        click.echo(render.proposal_detail(record, events))
+
+
+@click.command()
+@click.argument("ref")
+@server_options("the daemon's approval API: approve with your kubeconfig credentials")
+@click.option("--override-cooldown", is_flag=True,
+              help="approve a proposal denied only by its cooldown, where the policy allows it")
+@click.option("--reason", help="why (required with --override-cooldown; goes into the timeline)")
+@pass_ctx
+def approve(obj: Ctx, ref: str, server: str | None, kubeconfig: str | None, kube_context: str | None,
+            override_cooldown: bool, reason: str | None) -> None:
+    """Approve proposal REF; says whether a running daemon will execute it or `hemostat execute
+    REF` is needed.
+
+    With --server, your Kubernetes identity approves (checked by the daemon with a TokenReview
+    and a SubjectAccessReview). Without it, the approval is recorded in the ledger under --user
+    (or your OS user), which only a policy listing `asserted` in approvers.sources accepts.
+    """
+    if override_cooldown and not reason:
+        raise click.UsageError("--override-cooldown needs --reason")
+    if server:
+        if override_cooldown:
+            raise click.UsageError("--override-cooldown is not offered by the approval API yet")
+        from agent.cli.approval_client import approve_remote
+
+        click.echo(approve_remote(server, ref, kubeconfig, kube_context)["message"])
+        return
+    if obj.approves_as_login():
+        if override_cooldown:
+            raise click.UsageError("--override-cooldown is not offered by the ledger's approval "
+                                   "function; use --server, or --user where the policy trusts it")
+        from agent.execution.identity_pg import approve_by_login
+
+        click.echo(approve_by_login(obj.config, ref))
+        return
+    _approve_in_ledger(obj, ref, reason if override_cooldown else None)
+
+
+def _approve_in_ledger(obj: Ctx, ref: str, override_reason: str | None) -> None:
+    from datetime import UTC, datetime
+
+    from agent.execution.approvals import override_cooldown, who_runs_it
+    from agent.execution.identity import Approving, approved_message, give_approval
+
+    ledger, rules = obj.ledger(), Approving.load(obj.config)
+    now = datetime.now(UTC)  # not agent.model.context.utcnow: that module pulls in redis
+    if override_reason is not None:
+        record = override_cooldown(ledger, rules, ref, obj.identity, override_reason, now)
+    else:
+        record = give_approval(rules, ledger, ref, obj.identity, now)
+    click.echo(f"{approved_message(record, obj.identity.name)}: {who_runs_it(ledger, record, now)}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--reason", required=True, help="why not; goes into the timeline")
+@pass_ctx
+def reject(obj: Ctx, ref: str, reason: str) -> None:
+    """Reject proposal REF, with a reason."""
+    if obj.approves_as_login():
+        from agent.execution.identity_pg import reject_by_login
+
+        click.echo(reject_by_login(obj.config, ref, reason))
+        return
+    from agent.model.context import utcnow
+
+    record = obj.ledger().transition(ref, "rejected", obj.user, utcnow(), {"reason": reason})
+    click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject}: rejected by {obj.user}")

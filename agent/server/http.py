@@ -1,0 +1,223 @@
+"""The daemon's HTTP server: aiohttp's low-level server behind a declarative route table.
+
+Each `Route` names a method, a path and a framework-independent handler
+`handle(headers, body) -> (status, answer)`; a synchronous handler runs in a small bounded pool
+of worker threads, so ledger I/O never runs on the event loop. Defences, in the order a request
+meets them: a connection cap (429 and close), a deadline for the request head (slowloris), an
+in-flight cap (429), the route's `authorize(headers)` before any body byte is read (401), the
+declared and actual body size (413), a deadline for the whole body (408). Mount an endpoint with
+one line in `agent.server.routes.routes()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from agent.model import truncate
+
+log = structlog.get_logger("hemostat.http")
+
+Answer = tuple[int, Any]  # JSON-able document, or Raw
+Handler = Callable[[Mapping[str, str], bytes], Answer | Awaitable[Answer]]
+Authorize = Callable[[Mapping[str, str]], Answer | None]
+_REFUSAL = b'{"error": "too many open connections; retry"}'
+TOO_MANY_CONNECTIONS = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nConnection: close\r\n"
+                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(_REFUSAL), _REFUSAL))
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A non-JSON answer body (Prometheus exposition)."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint. `authorize` sees only the headers and may refuse before the body is read;
+    `limited=False` exempts it from the in-flight cap (health checks must answer under load)."""
+
+    method: str
+    path: str
+    handle: Handler
+    authorize: Authorize | None = None
+    reads_body: bool = False
+    limited: bool = True
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much any client may take from the daemon. Units are in the names."""
+
+    header_timeout_s: float = 10.0  # to send the request head; also the keep-alive idle time
+    body_timeout_s: float = 10.0  # to send the whole body after the head (408 past it)
+    max_body_bytes: int = 1 << 20
+    max_connections: int = 256  # open sockets; one more gets 429 and is closed
+    max_inflight: int = 32  # requests being handled at once (bodies held: this x max_body_bytes)
+    workers: int = 4  # threads for synchronous handlers (ledger writes)
+    drain_s: float = 5.0  # to finish in-flight requests at shutdown
+
+
+class _ProtocolLog(logging.Handler):
+    """aiohttp's reports of malformed requests as one structured line: a client's garbage must
+    not put multi-line tracebacks (or its bytes, unbounded) into the JSON log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        text = f"{type(error).__name__}: {error}" if error else record.getMessage()
+        log.warning("malformed request refused", error=truncate(" ".join(text.split()), 200))
+
+
+PROTOCOL_LOG = logging.getLogger("hemostat.http.protocol")
+PROTOCOL_LOG.propagate = False
+PROTOCOL_LOG.addHandler(_ProtocolLog())
+
+
+class _CappedServer(web.Server):
+    """aiohttp's low-level server, refusing connections past `max_connections`."""
+
+    def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self.connections) > self.max_connections:
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+
+
+@dataclass
+class HttpServer:
+    routes: Sequence[Route]
+    limits: Limits = field(default_factory=Limits)
+    _table: dict[str, dict[str, Route]] = field(default_factory=dict)
+    _inflight: int = 0
+    _pool: ThreadPoolExecutor | None = None
+    _runner: web.ServerRunner | None = None
+    port: int = 0
+
+    async def start(self, host: str, port: int) -> None:
+        for route in self.routes:
+            self._table.setdefault(route.path, {})[route.method] = route
+        self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
+        # No cancellation when a client leaves: a handler then finishes its worker-thread job
+        # before its in-flight slot frees, so `max_inflight` bounds the pool's queue too.
+        server = _CappedServer(self._dispatch, self.limits.max_connections, handler_cancellation=False,
+                               keepalive_timeout=self.limits.header_timeout_s, lingering_time=0,
+                               auto_decompress=False, max_headers=64, access_log=None,
+                               logger=PROTOCOL_LOG)
+        self._runner = web.ServerRunner(server, shutdown_timeout=self.limits.drain_s)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, backlog=128)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        """Stop listening, let in-flight requests finish within `drain_s`, close the rest."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = self._table.get(request.path, {}).get(request.method)
+        if route is None:
+            return self._not_routed(request)
+        if route.limited and self._inflight >= self.limits.max_inflight:
+            return _reply(429, {"error": "too many requests in flight; retry"}, close=True,
+                          headers={"Retry-After": "1"})
+        self._inflight += 1
+        try:
+            return await self._serve(route, request)
+        except Exception as e:  # a handler bug answers 500 and is logged; the server stays up
+            log.error("handler failed", path=route.path, error=f"{type(e).__name__}: {e}")
+            return _reply(500, {"error": "internal error"}, close=True)
+        finally:
+            self._inflight -= 1
+
+    async def _serve(self, route: Route, request: web.BaseRequest) -> web.StreamResponse:
+        headers: Mapping[str, str] = request.headers
+        refusal = route.authorize(headers) if route.authorize else None
+        if refusal is not None:
+            return _answer(refusal, close=True)
+        body = b""
+        if route.reads_body:
+            body_or_refusal = await self._read_body(request)
+            if isinstance(body_or_refusal, web.StreamResponse):
+                return body_or_refusal
+            body = body_or_refusal
+        return _answer(await self._call(route.handle, headers, body))
+
+    async def _call(self, handle: Handler, headers: Mapping[str, str], body: bytes) -> Answer:
+        if inspect.iscoroutinefunction(handle):
+            result: Answer = await handle(headers, body)
+            return result
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._pool, handle, headers, body)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes | web.StreamResponse:
+        limit = self.limits.max_body_bytes
+        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+            return _reply(415, {"error": "compressed bodies are not accepted"}, close=True)
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return _too_large(declared, limit)
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        chunks, size = [], 0
+        try:
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                async for chunk in request.content.iter_any():
+                    size += len(chunk)
+                    if size > limit:
+                        return _too_large(size, limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _reply(408, {"error": f"body not received within {self.limits.body_timeout_s:g} s"},
+                          close=True)
+        except (ConnectionError, web.RequestPayloadError) as e:  # the client left or mangled it
+            return _reply(400, {"error": f"body incomplete: {type(e).__name__}"}, close=True)
+        return b"".join(chunks)
+
+    def _not_routed(self, request: web.BaseRequest) -> web.StreamResponse:
+        methods = self._table.get(request.path)
+        if methods:
+            allow = ", ".join(sorted(methods))
+            return _reply(405, {"error": f"{request.method} not allowed; use {allow}"}, close=True,
+                          headers={"Allow": allow})
+        return _reply(404, {"error": f"no such endpoint: {request.path[:100]}"}, close=True)
+
+
+def _too_large(size: int, limit: int) -> web.StreamResponse:
+    return _reply(413, {"error": f"payload of {size}+ bytes is over the {limit}-byte limit"}, close=True)
+
+
+def _answer(answer: Answer, close: bool = False) -> web.StreamResponse:
+    status, doc = answer
+    if isinstance(doc, Raw):
+        return web.Response(status=status, body=doc.body, headers={"Content-Type": doc.content_type})
+    return _reply(status, doc, close=close)
+
+
+def _reply(status: int, doc: Any, close: bool = False,
+           headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    response = web.Response(status=status, body=json.dumps(doc).encode(),
+                            headers={"Content-Type": "application/json", **(headers or {})})
+    if close:  # a refused request's unread body must not be parsed as the next request
+        response.force_close()
+    return response

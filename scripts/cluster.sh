@@ -94,6 +94,18 @@ subjectAltName=$4"
   cert kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
   cert kube-scheduler "/CN=system:kube-scheduler" clientAuth
   cert kwok "/O=system:masters/CN=kwok-controller" "serverAuth,clientAuth" "IP:127.0.0.1,DNS:localhost"
+  # the aggregation layer's front proxy: its own CA, and the client cert the apiserver proxies with
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -keyout "$p/front-proxy-ca.key" -out "$p/front-proxy-ca.crt" -subj "/CN=hemostat-test-front-proxy-ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$p/front-proxy-client.key" -out "$p/front-proxy-client.csr" -subj "/CN=front-proxy-client" 2>/dev/null
+  openssl x509 -req -in "$p/front-proxy-client.csr" -CA "$p/front-proxy-ca.crt" -CAkey "$p/front-proxy-ca.key" \
+    -CAcreateserial -days 30 -out "$p/front-proxy-client.crt" \
+    -extfile <(printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n') \
+    2>/dev/null
+  rm -f "$p/front-proxy-client.csr"
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
   chmod 600 "$p"/*.key
@@ -190,10 +202,18 @@ EOF
     --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
   wait_for "etcd healthy" curl -sf --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
+  # It listens on 127.0.0.1 only, but advertises 192.0.2.1 (TEST-NET-1, never routed): the
+  # `kubernetes` Service's Endpoints may not hold a loopback address, and with this the endpoint
+  # reconciler keeps default/kubernetes and its EndpointSlice as on any cluster.
   start kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address 127.0.0.1 --secure-port "$api_port" \
+    --advertise-address 192.0.2.1 \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
     --client-ca-file "$dir/pki/ca.crt" --token-auth-file "$dir/tokens.csv" \
+    --requestheader-client-ca-file "$dir/pki/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$dir/pki/front-proxy-client.crt" --proxy-client-key-file "$dir/pki/front-proxy-client.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$dir/pki/sa.pub" --service-account-signing-key-file "$dir/pki/sa.key" \
     --authorization-mode Node,RBAC \

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint services bench helm image clean
+.PHONY: demo test lint services bench helm image clean cluster cluster-build cluster-down
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ bench: $(STAMP) services
 
 helm:
 	scripts/fetch-helm.sh
+
+# A real control plane (kube-apiserver, controller-manager, scheduler, etcd, kwok nodes) built from
+# Go modules into .cache/kube-<version>/bin; see docs/testing-kubernetes.md.
+cluster-build:
+	scripts/build-cluster.sh
+
+cluster:
+	scripts/cluster.sh up
+
+cluster-down:
+	scripts/cluster.sh down
 
 image: $(STAMP) services
 	scripts/build-image.sh

@@ -27,7 +27,7 @@ settings.register_profile("hemostat", deadline=None)
 settings.load_profile("hemostat")
 
 pytest_plugins: list[str] = ["tests.services.redis", "tests.services.postgres", "tests.services.prometheus",
-                             "tests.services.alertmanager", "tests.kubeapi.fixtures"]
+                             "tests.services.alertmanager", "tests.kubeapi.fixtures", "tests.cluster.fixtures"]
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: $(STAMP) services lint
+test: $(STAMP) services cluster-build lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) services

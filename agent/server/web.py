@@ -51,7 +51,7 @@ class WebView:
 
     def routes(self) -> list[Route]:
         signed_in = self.authorize_post
-        return [Route("POST", SESSIONS_PATH, self.sign_in, authorize=bearer_present),
+        return [Route("POST", SESSIONS_PATH, self.sign_in, authorize=bearer_present, reads_body=True),
                 Route("GET", UI, self.get, prefix=True),
                 Route("POST", "/ui/approve", self.post_approve, authorize=signed_in, reads_body=True),
                 Route("POST", "/ui/reject", self.post_reject, authorize=signed_in, reads_body=True),

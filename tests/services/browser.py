@@ -1,7 +1,8 @@
 """A real browser for the web view's tests: Debian's chromium (scripts/install-services.sh
 installs it), driven by Playwright for Python. Playwright's own browser download
 (`playwright install`) is never used: no network, and the distribution's browser is the one
-people run. Missing chromium or Playwright skips, or fails under HEMOSTAT_REQUIRE_SERVICES=1."""
+people run (HEMOSTAT_CHROMIUM names another Chromium binary). Missing chromium or Playwright
+skips, or fails under HEMOSTAT_REQUIRE_SERVICES=1."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A launched headless chromium (a Playwright Browser)."""
-    path = shutil.which("chromium") or (CHROMIUM if os.path.exists(CHROMIUM) else None)
-    if path is None:
-        missing("no chromium", "apt-get install chromium, as scripts/install-services.sh does")
+    path = os.environ.get("HEMOSTAT_CHROMIUM") or shutil.which("chromium") or CHROMIUM
+    if not os.path.isfile(path):
+        missing(f"no chromium at {path}", "apt-get install chromium, as scripts/install-services.sh "
+                "does, or set HEMOSTAT_CHROMIUM to a Chromium binary")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

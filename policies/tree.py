@@ -125,6 +125,38 @@ def load_tree(path: Path, known_actions: Iterable[str]) -> Tree:
     return tree
 
 
+class Fragment(_Strict):
+    """A plugin's contribution to the tree: branches only (docs/plugins.md)."""
+
+    branches: list[Branch]
+
+
+def with_fragment(tree: Tree, source: str, path: Path, known_actions: Iterable[str]) -> Tree:
+    """`tree` plus the branches of a plugin's fragment at `path`, placed before the tree's
+    fallback branches (a fallback is for when nothing specific matched). `source` names the
+    plugin in errors; a branch name already in the tree is refused."""
+    try:
+        data = yaml.safe_load(path.read_text())
+        fragment = Fragment.model_validate(data)
+    except OSError as e:
+        raise ConfigError(f"{source}: {path}", "", f"cannot read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: {path}", "", f"not valid YAML: {e}") from e
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{source}: {path}", field, first["msg"].removeprefix("Value error, ")) from None
+    taken = {b.name for b in tree.branches}
+    for i, branch in enumerate(fragment.branches):
+        if branch.name in taken:
+            raise ConfigError(f"{source}: {path}", f"branches.{i}.name",
+                              f"branch {branch.name!r} is already in the tree")
+    _check_actions(Tree(branches=fragment.branches), Path(f"{source}: {path}"), set(known_actions))
+    specific = [b for b in tree.branches if not b.fallback]
+    fallback = [b for b in tree.branches if b.fallback]
+    return tree.model_copy(update={"branches": [*specific, *fragment.branches, *fallback]})
+
+
 def _check_actions(tree: Tree, path: Path, known: set[str]) -> None:
     for i, branch in enumerate(tree.branches):
         for j, step in enumerate(branch.propose):

@@ -17,6 +17,8 @@ command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v podman >/dev/null || need+=(podman fuse-overlayfs slirp4netns)
 command -v runc >/dev/null || need+=(runc)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+# The web view's browser test (tests/agent/test_web_view.py): Playwright drives Debian's chromium.
+command -v chromium >/dev/null || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

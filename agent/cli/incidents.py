@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 import click
 
-from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.reading import Source, as_json_text, filter_options, filters, read_options
+from agent.cli.reading import show as show_changes
 
 ROLES = ("incident_commander", "communications", "technical_lead")
 
@@ -18,19 +20,28 @@ ROLES = ("incident_commander", "communications", "technical_lead")
 @click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
 @click.option("--unmatched", is_flag=True, help="instead: alerts that matched no configured target")
 @click.option("--json", "as_json", is_flag=True)
+@filter_options
+@read_options
 @pass_ctx
-def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool) -> None:
-    """Incidents, newest first (with --unmatched: the alerts no target claimed)."""
+def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool, target: str | None,
+              severity: str | None, since: str | None, server: str | None, kubeconfig: str | None,
+              kube_context: str | None, watch: bool, interval: float) -> None:
+    """Incidents, newest first (with --unmatched: the alerts no target claimed); --server reads
+    them through the daemon."""
     from agent.cli import render
 
     if unmatched:
+        if server:
+            raise click.UsageError("--unmatched reads the ledger itself; it is not offered with --server")
         _unmatched(obj, as_json)
         return
-    records = obj.ledger().incidents(open_only=open_only)
-    if as_json:
-        emit_json([r.to_json() for r in records])
-    else:
-        click.echo(render.incidents(records))
+    source, only = Source(obj, server, kubeconfig, kube_context), filters(target, severity, since, open_only)
+
+    def text() -> str:
+        records = source.incidents(only)
+        return as_json_text([r.to_json() for r in records]) if as_json else render.incidents(records)
+
+    show_changes(text, watch, interval)
 
 
 def _unmatched(obj: Ctx, as_json: bool) -> None:
@@ -148,17 +159,18 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
               help="also save the incident's observations as a drill scenario")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="write the Markdown here instead of stdout")
+@server_options("read it through the daemon's API as your Kubernetes identity")
 @pass_ctx
-def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None) -> None:
+def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None, server: str | None,
+               kubeconfig: str | None, kube_context: str | None) -> None:
     """Draft the post-mortem of INCIDENT (Markdown) from its ledger timeline."""
-    from agent.incidents.postmortem import render_postmortem
-
-    ledger = obj.ledger()
-    found = ledger.incident(incident)
-    events = ledger.events(incident_id=found.id)
     if record is not None:
-        _record_incident(obj, record, found, events)
-    text = render_postmortem(found, events, obj.config.roles)
+        if server:
+            raise click.UsageError("--record reads the ledger itself; it is not offered with --server")
+        ledger = obj.ledger()
+        found = ledger.incident(incident)
+        _record_incident(obj, record, found, ledger.events(incident_id=found.id))
+    text = Source(obj, server, kubeconfig, kube_context).postmortem(incident)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -180,17 +192,17 @@ def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
 @click.command()
 @click.argument("incident")
 @click.option("--json", "as_json", is_flag=True)
+@read_options
 @pass_ctx
-def status(obj: Ctx, incident: str, as_json: bool) -> None:
-    """The status update for INCIDENT as it would be posted now."""
-    from agent.incidents.status import status_update
-    from agent.model.context import utcnow
+def status(obj: Ctx, incident: str, as_json: bool, server: str | None, kubeconfig: str | None,
+           kube_context: str | None, watch: bool, interval: float) -> None:
+    """The status update for INCIDENT as it would be posted now; --server reads it through the daemon."""
+    source = Source(obj, server, kubeconfig, kube_context)
 
-    ledger = obj.ledger()
-    found = ledger.incident(incident)
-    update = status_update(found, ledger.events(incident_id=found.id), utcnow(),
-                           obj.config.executor.status_update_minutes, obj.config.roles)
-    if as_json:
-        emit_json(update.to_json())
-    else:
-        click.echo(f"{found.id} {update.headline()}\n{update.text()}")
+    def text() -> str:
+        update = source.status(incident)
+        if as_json:
+            return as_json_text(update["update"])
+        return f"{update['id']} {update['headline']}\n{update['text']}"
+
+    show_changes(text, watch, interval)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+
+if TYPE_CHECKING:
+    from agent.diagnosis.registry import Registry
 
 
 @click.group()
@@ -27,12 +31,17 @@ def policy_check(file: Path) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
-def plugins(as_json: bool) -> None:
+@click.option("--rbac", is_flag=True, help="instead: the RBAC the plugins declare, as chart values "
+              "(helm install -f FILE)")
+def plugins(as_json: bool, rbac: bool) -> None:
     """The registered probes and actions, and where each came from."""
     from agent.cli import render
     from agent.diagnosis.registry import Registry
 
     registry = Registry.discover()
+    if rbac:
+        _rbac_values(registry)
+        return
     rows = [("probe", r.name, r.plugin.summary, r.origin) for r in registry.probes.values()]
     rows += [("action", r.name, r.plugin.summary, r.origin) for r in registry.actions.values()]
     if as_json:
@@ -68,3 +77,16 @@ def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -
     click.echo(f"  because   {'; '.join(verdict.reasons)}")
     if verdict.limits:
         click.echo(f"  limits    {verdict.limits}")
+
+
+def _rbac_values(registry: Registry) -> None:
+    """The plugins' rules as `rbac.pluginRules` for the chart (docs/plugins.md)."""
+    import yaml
+
+    from agent.diagnosis.plugins import rbac_rules
+
+    rules = rbac_rules(registry)
+    click.echo("# RBAC the installed plugins declare, for the chart: helm upgrade ... -f THIS_FILE")
+    click.echo("# " + (", ".join(sorted({name for name, _ in rules})) or "no plugin declares any"))
+    values = {"rbac": {"pluginRules": [rule for _, rule in rules]}}
+    click.echo(yaml.safe_dump(values, sort_keys=False), nl=False)

@@ -4,50 +4,60 @@ from __future__ import annotations
 
 import click
 
-from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.base import Ctx, pass_ctx, server_options
+from agent.cli.reading import Source, as_json_text, filter_options, filters, read_options
+from agent.cli.reading import show as show_changes
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--all", "show_all", is_flag=True, help="include decided and finished ones")
+@filter_options
+@read_options
 @pass_ctx
-def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
-    """Proposals waiting for a decision (with --all: every proposal)."""
+def proposals(obj: Ctx, as_json: bool, show_all: bool, target: str | None, severity: str | None,
+              since: str | None, server: str | None, kubeconfig: str | None, kube_context: str | None,
+              watch: bool, interval: float) -> None:
+    """Proposals waiting for a decision (with --all: every proposal); --server reads them through
+    the daemon."""
     from agent.cli import render
 
-    records = obj.ledger().proposals(states=None if show_all else ("proposed", "approved"))
-    if as_json:
-        emit_json([r.to_json() for r in records])
-    else:
-        click.echo(render.proposals(records))
+    source, only = Source(obj, server, kubeconfig, kube_context), filters(target, severity, since)
+
+    def text() -> str:
+        records = source.proposals(only, show_all)
+        return as_json_text([r.to_json() for r in records]) if as_json else render.proposals(records)
+
+    show_changes(text, watch, interval)
 
 
 @click.command()
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True)
+@read_options
 @pass_ctx
-def show(obj: Ctx, ref: str, as_json: bool) -> None:
-    """One proposal (p-...) or incident (inc-...), with its timeline."""
+def show(obj: Ctx, ref: str, as_json: bool, server: str | None, kubeconfig: str | None,
+         kube_context: str | None, watch: bool, interval: float) -> None:
+    """One proposal (p-...) or incident (inc-...), with its timeline; --server reads it through
+    the daemon."""
     from agent.cli import render
 
-    ledger = obj.ledger()
-    if ref.startswith("inc-"):
-        incident = ledger.incident(ref)
-        events = ledger.events(incident_id=incident.id)
-        records = ledger.proposals(incident_id=incident.id)
+    source = Source(obj, server, kubeconfig, kube_context)
+
+    def text() -> str:
+        if ref.startswith("inc-"):
+            incident, events, records = source.incident(ref)
+            if as_json:
+                return as_json_text({**incident.to_json(), "events": [e.to_json() for e in events],
+                                     "proposals": [r.to_json() for r in records]})
+            return (render.incidents([incident]) + "\n\n" + render.incident_proposals(records, events)
+                    + "\n\n" + render.timeline(events))
+        record, events = source.proposal(ref)
         if as_json:
-            emit_json({**incident.to_json(), "events": [e.to_json() for e in events],
-                       "proposals": [r.to_json() for r in records]})
-        else:
-            click.echo(render.incidents([incident]) + "\n\n" + render.incident_proposals(records, events)
-                       + "\n\n" + render.timeline(events))
-        return
-    record = ledger.proposal(ref)
-    events = ledger.events(proposal_id=record.id)
-    if as_json:
-        emit_json({**record.to_json(), "events": [e.to_json() for e in events]})
-    else:
-        click.echo(render.proposal_detail(record, events))
+            return as_json_text({**record.to_json(), "events": [e.to_json() for e in events]})
+        return render.proposal_detail(record, events)
+
+    show_changes(text, watch, interval)
 
 
 @click.command()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.diagnosis.plugins import add_fragments, check_settings
 from agent.diagnosis.registry import Registry
 from agent.model.config import Config
 from agent.model.context import BreakerBoard
@@ -57,10 +58,11 @@ def build_app(config: Config, registry: Registry | None = None,
     registry = registry if registry is not None else Registry.discover()
     policy_path = policy_override or config.policy or bundled_policy_path("default")
     policy = load_policy(policy_path, registry.actions)
-    tree = load_tree(config.tree or BUNDLED_TREE, registry.actions)
+    tree = add_fragments(load_tree(config.tree or BUNDLED_TREE, registry.actions), registry)
     for target in config.targets:
         for name in target.probes or ():
             registry.probe(name)  # an unknown probe name fails here, not mid-sweep
+    check_settings(config, registry)  # plugins' own settings, by their own models
     return App(config, registry, tree, policy, policy_path)
 
 

@@ -43,7 +43,8 @@ class Permission:
     def describe(self) -> str:
         where, role = (f"in namespace {self.namespace!r}", "a Role there") if self.namespace \
             else ("cluster-wide", "a ClusterRole")
-        return (f"{self.verb} on {self.resource}.{API_GROUP} named {self.action!r} {where} ({role} "
+        named = f" named {self.action!r}" if self.action else ""  # a list is of every name
+        return (f"{self.verb} on {self.resource}.{API_GROUP}{named} {where} ({role} "
                 f"with apiGroups [{API_GROUP}], resources [{self.resource}], verbs [{self.verb}], "
                 "bound to you or your group; docs/approvals.md)")
 
@@ -87,7 +88,8 @@ class KubernetesIdentities:
             client.V1SubjectAccessReview(spec=spec)))
         status = review.status
         if status is None or not status.allowed or status.denied:
-            what = "this proposal" if need.resource == RESOURCE else f"target {need.action!r}"
+            what = ("this proposal" if need.resource == RESOURCE else f"target {need.action!r}") \
+                if need.verb not in ("get", "list") else f"{need.resource} {need.action or ''}".rstrip()
             raise AuthError(403, f"{who.name} may not {need.verb} {what}: RBAC grants no "
                                  f"{need.describe()}")
 

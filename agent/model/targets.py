@@ -8,7 +8,7 @@ domain model because probes and actions read them. Secrets are only ever referen
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -250,6 +250,9 @@ class TargetSpec(_Strict):
     flags: list[FlagSpec] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     probes: list[str] | None = Field(None, description="limit to these probes; default all that apply")
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="settings for plugin probes and actions, by the plugin's "
+        "name; each checked at start-up by the plugin's own `settings` model (docs/plugins.md)")
     sweep_interval_s: float = Field(60, ge=1)
 
     @field_validator("dependencies")

@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,16 +39,36 @@ TOO_MANY_CONNECTIONS = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nCo
 
 @dataclass(frozen=True)
 class Raw:
-    """A non-JSON answer body (Prometheus exposition)."""
+    """A non-JSON answer body (Prometheus exposition, the web view's pages) and any headers it
+    needs (Set-Cookie, Content-Security-Policy, Location)."""
 
     body: bytes
     content_type: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Head(Mapping[str, str]):
+    """What a handler gets as `headers`: the request's headers (case-insensitive, as aiohttp
+    gives them) plus its `path` and `query`, for GET endpoints that take an id or filters."""
+
+    def __init__(self, headers: Mapping[str, str], path: str = "/", query: Mapping[str, str] | None = None):
+        self._headers, self.path, self.query = headers, path, dict(query or {})
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 @dataclass(frozen=True)
 class Route:
     """One endpoint. `authorize` sees only the headers and may refuse before the body is read;
-    `limited=False` exempts it from the in-flight cap (health checks must answer under load)."""
+    `limited=False` exempts it from the in-flight cap (health checks must answer under load);
+    `prefix=True` makes it answer every path under `path` (which ends in "/": ids, pages)."""
 
     method: str
     path: str
@@ -56,6 +76,7 @@ class Route:
     authorize: Authorize | None = None
     reads_body: bool = False
     limited: bool = True
+    prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,7 +155,7 @@ class HttpServer:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        route = self._table.get(request.path, {}).get(request.method)
+        route = self._table.get(request.path, {}).get(request.method) or self._under(request)
         if route is None:
             return self._not_routed(request)
         if route.limited and self._inflight >= self.limits.max_inflight:
@@ -149,8 +170,14 @@ class HttpServer:
         finally:
             self._inflight -= 1
 
+    def _under(self, request: web.BaseRequest) -> Route | None:
+        """The longest prefix route that covers the request's path."""
+        covering = [r for r in self.routes if r.prefix and r.method == request.method
+                    and request.path.startswith(r.path)]
+        return max(covering, key=lambda r: len(r.path), default=None)
+
     async def _serve(self, route: Route, request: web.BaseRequest) -> web.StreamResponse:
-        headers: Mapping[str, str] = request.headers
+        headers: Mapping[str, str] = Head(request.headers, request.path, request.query)
         refusal = route.authorize(headers) if route.authorize else None
         if refusal is not None:
             return _answer(refusal, close=True)
@@ -210,7 +237,8 @@ def _too_large(size: int, limit: int) -> web.StreamResponse:
 def _answer(answer: Answer, close: bool = False) -> web.StreamResponse:
     status, doc = answer
     if isinstance(doc, Raw):
-        return web.Response(status=status, body=doc.body, headers={"Content-Type": doc.content_type})
+        return web.Response(status=status, body=doc.body,
+                            headers={"Content-Type": doc.content_type, **dict(doc.headers)})
     return _reply(status, doc, close=close)
 
 

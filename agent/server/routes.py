@@ -20,7 +20,10 @@ from agent.server.approval_api import ROUTES as APPROVAL_ROUTES
 from agent.server.approval_api import bearer_present
 from agent.server.diagnose_api import ROUTE as DIAGNOSE_ROUTE
 from agent.server.http import Answer, Limits, Raw, Route
+from agent.server.read_api import ROUTES as READ_ROUTES
+from agent.server.read_api import ReadApi
 from agent.server.slack_api import SLACK_PATH
+from agent.server.web import WebView
 
 if TYPE_CHECKING:
     import asyncio
@@ -69,6 +72,11 @@ def routes(daemon: Daemon) -> list[Route]:
                   for path, verb in APPROVAL_ROUTES.items()]
         table.append(Route("POST", DIAGNOSE_ROUTE, partial(diagnose, daemon), authorize=bearer_present,
                            reads_body=True))
+        # reads (agent.server.read_api) and the web view (agent.server.web), as the caller's identity
+        reads = ReadApi(daemon.app, daemon.approval_api().ledger, daemon.approval_api().identities)
+        table += [Route("GET", path + under, reads.handle, authorize=bearer_present, prefix=bool(under))
+                  for path in READ_ROUTES for under in ("", "/")]
+        table += WebView(reads, partial(approval, daemon)).routes()
     if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.server.slack_api)
         table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
                            reads_body=True))

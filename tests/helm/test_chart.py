@@ -624,7 +624,7 @@ def test_the_daemon_may_review_tokens_and_access_for_the_approval_api(render: Re
     assert not [m for m in off if m["metadata"]["name"] == "hemostat-approver"]
 
 
-def test_the_example_approver_role_grants_approve_reject_revert_and_diagnose_in_each_target_namespace(
+def test_the_example_approver_role_grants_approve_reject_revert_diagnose_and_read_in_each_target_namespace(
         render: Render) -> None:
     manifests = render("multi-namespace-values.yaml", sets=["approvals.approverRole.groups={sre}",
                                                            "approvals.approverRole.actions={rollback}"])
@@ -633,9 +633,24 @@ def test_the_example_approver_role_grants_approve_reject_revert_and_diagnose_in_
                     "hemostat-approver")
         assert role["rules"] == [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
                                   "resourceNames": ["rollback"], "verbs": ["approve", "reject", "revert"]},
-                                 {"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]}]
+                                 {"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]},
+                                 {"apiGroups": ["hemostat.io"], "resources": ["incidents", "mitigations"],
+                                  "verbs": ["get", "list"]}]
         binding = _one([m for m in manifests if m["metadata"].get("namespace") == namespace],
                        "RoleBinding", "hemostat-approver")
         assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "sre"}]
     unbound = render("multi-namespace-values.yaml")
     assert not [m for m in unbound if m["kind"] == "RoleBinding" and m["metadata"]["name"] == "hemostat-approver"]
+
+
+def test_rules_plugins_declare_are_granted_in_each_watched_namespace(render: Render) -> None:
+    """`hemostat plugins --rbac` writes `rbac.pluginRules`; the chart adds them to each Role."""
+    rule = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]}
+    sets = ["rbac.pluginRules[0].apiGroups={coordination.k8s.io}", "rbac.pluginRules[0].resources={leases}",
+            "rbac.pluginRules[0].verbs={get}"]
+    manifests = render("multi-namespace-values.yaml", sets=sets)
+    for namespace in ("shop", "payments"):
+        role = _one([m for m in manifests if m["metadata"].get("namespace") == namespace], "Role", "hemostat")
+        assert rule in role["rules"]
+    assert not [r for m in render("multi-namespace-values.yaml") if m["kind"] == "Role"
+                for r in m["rules"] if r.get("resources") == ["leases"]]

@@ -40,6 +40,10 @@ No secrets, no wildcards, no watch, no delete.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+{{- with .Values.rbac.pluginRules }}
+# What the installed plugins declare (`hemostat plugins --rbac`, docs/plugins.md).
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* The target Deployments in one namespace, as a YAML list. Arg: (dict "root" $ "namespace" NS). */}}

@@ -132,10 +132,11 @@ class SqlLedger(ChainOps, RetentionOps):
             row = cur.fetchone()
         return self._incident_row(row) if row else None
 
-    def incident(self, ref: str) -> IncidentRecord:
+    def incident(self, ref: str, *, exact: bool = False) -> IncidentRecord:
+        """By id, or (not `exact`: the CLI's) by a unique prefix of it, wildcards taken literally."""
         with self._tx() as cur:
-            cur.execute(f"SELECT {INCIDENT_COLS} FROM incidents WHERE id LIKE ? ORDER BY id",
-                        (ref + "%",))
+            cur.execute(f"SELECT {INCIDENT_COLS} FROM incidents WHERE {_match(exact)} ORDER BY id",
+                        (_pattern(ref, exact),))
             rows = cur.fetchall()
         return self._incident_row(_one(rows, "incident", ref))
 
@@ -207,10 +208,11 @@ class SqlLedger(ChainOps, RetentionOps):
                           "state": state})
         return self.proposal(proposal.id)
 
-    def proposal(self, ref: str) -> ProposalRecord:
+    def proposal(self, ref: str, *, exact: bool = False) -> ProposalRecord:
+        """By id, or (not `exact`: the CLI's) by a unique prefix of it, wildcards taken literally."""
         with self._tx() as cur:
-            cur.execute(f"SELECT {PROPOSAL_COLS} FROM proposals WHERE id LIKE ? ORDER BY id",
-                        (ref + "%",))
+            cur.execute(f"SELECT {PROPOSAL_COLS} FROM proposals WHERE {_match(exact)} ORDER BY id",
+                        (_pattern(ref, exact),))
             row = _one(cur.fetchall(), "proposal", ref)
             return self._proposal_row(cur, row)
 
@@ -333,6 +335,17 @@ def _check_approvable(record: ProposalRecord, who: Identity, at: datetime, state
     if any(who.same_person(a.identity) for a in record.approvals):
         raise TransitionError(f"{who.name} has already approved {record.id} "
                               f"(as {who.subject!r}; one person counts once)")
+
+
+def _match(exact: bool) -> str:
+    return "id = ?" if exact else "id LIKE ? ESCAPE '\\'"
+
+
+def _pattern(ref: str, exact: bool) -> str:
+    """`ref` itself, or a LIKE prefix pattern in which `%`, `_` and `\\` match only themselves."""
+    if exact:
+        return ref
+    return ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _one(rows: list[Row], what: str, ref: str) -> Row:

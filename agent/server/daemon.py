@@ -16,7 +16,7 @@ import contextlib
 import functools
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from agent.diagnosis import service
 from agent.diagnosis.wiring import App
 from agent.execution.approvals import EXECUTOR_ROLE
 from agent.execution.executor import Executor
+from agent.execution.identity_cache import ReviewCache
 from agent.execution.identity_kube import KubernetesIdentities
 from agent.incidents import lifecycle
 from agent.incidents.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
@@ -66,6 +67,7 @@ class Daemon:
     notifier: Notifier | None = None
     slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
     diagnoses: DiagnoseApi | None = None  # remote `hemostat diagnose --server`, made in serve()
+    reviews: ReviewCache | None = None  # TokenReview/SAR with a deadline and a cache (serve())
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
 
@@ -80,10 +82,13 @@ class Daemon:
 
     # -- HTTP side (runs in the server's worker threads) ---------------------------------------
     def ready(self) -> tuple[bool, str]:
+        """For the unauthenticated /readyz: whether, and in a word why not (the ledger's host,
+        port and database go to the log, not to whoever asks)."""
         try:
             self.ledger.events(limit=1)
         except HemostatError as e:
-            return False, f"ledger unavailable: {e}"
+            log.warning("not ready: ledger unavailable", error=str(e), code=e.code)
+            return False, f"ledger unavailable ({e.code or 'error'}); see the daemon's log"
         return (False, "stopping") if self.stopping.is_set() else (True, "ready")
 
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
@@ -112,18 +117,17 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def on_loop(self, work: Callable[[], Coroutine[Any, Any, tuple[int, dict[str, Any]]]], what: str,
-                timeout_s: float) -> tuple[int, dict[str, Any]]:
-        """An API request's handler (the approval API's), run on the loop from an HTTP thread;
-        503 while starting or shutting down."""
-        if self._loop is None or self.stopping.is_set():
-            return 503, {"error": f"not serving {what} (starting or shutting down)"}
-        return asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout=timeout_s)
-
     def approval_api(self) -> ApprovalApi:
         """The approval API's handlers, checking tokens against the daemon's cluster."""
-        audiences = tuple(self.app.config.approval_api.audiences)
-        return ApprovalApi(self.app, self.ledger, KubernetesIdentities(self.app.kube_provider(), audiences))
+        return ApprovalApi(self.app, self.ledger, self._reviews())
+
+    def _reviews(self) -> ReviewCache:
+        if self.reviews is None:
+            audiences = tuple(self.app.config.approval_api.audiences)
+            timeout_s = self.app.config.kubernetes.request_timeout_s
+            self.reviews = ReviewCache(KubernetesIdentities(self.app.kube_provider(), audiences, timeout_s),
+                                       timeout_s=timeout_s)
+        return self.reviews
 
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
         now, incidents, recorded, dups = utcnow(), [], 0, 0
@@ -268,7 +272,7 @@ class Daemon:
                                  on_result=self._delivered)
         self.metrics.watch(self.ledger)
         self.slack = self._slack_interactions()
-        self.diagnoses = DiagnoseApi(self.app, self.ledger, self.approval_api().identities)
+        self.diagnoses = DiagnoseApi(self.app, self.ledger, self._reviews())
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
@@ -305,6 +309,8 @@ class Daemon:
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
         deadline = asyncio.get_running_loop().time() + self.drain_deadline_s
         await server.stop()
+        if self.reviews is not None:
+            self.reviews.close()
         pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks
         left = max(0.0, deadline - asyncio.get_running_loop().time())
         done, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())

@@ -155,10 +155,12 @@ class Ledger(Protocol):
                   incident_id: str | None = None) -> list[ProposalRecord]: ...
 
     def approve(self, ref: str, actor: Identity | str, at: datetime,
-                override: dict[str, Any] | None = None) -> ProposalRecord:
+                override: dict[str, Any] | None = None, seal_key: bytes | None = None) -> ProposalRecord:
         """Record an approval by `actor` (a bare name is an asserted identity); moves the
         proposal to approved once the verdict's count is reached. Policy checks happen before.
-        `override` approves a *denied* proposal (a cooldown override) and records why."""
+        `override` approves a *denied* proposal (a cooldown override) and records why. The
+        approval event carries the proposal's content hash and, with `seal_key`, the daemon's
+        seal (agent.ledger.binding)."""
         ...
 
     def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
@@ -173,11 +175,16 @@ class Ledger(Protocol):
 
     def state_counts(self) -> dict[str, dict[str, int]]: ...
 
-    def verify_chain(self, expect: Anchor | None = None) -> Verification:
-        """Recompute the events' hash chain (agent/ledger/chain.py); names the first broken link."""
+    def verify_chain(self, expect: Anchor | None = None, seal_key: bytes | None = None) -> Verification:
+        """Recompute the events' hash chain (agent/ledger/chain.py), naming the first broken link,
+        then the records from the events (agent/ledger/projection.py), naming any that differ."""
         ...
 
     def chain_rows(self, after_seq: int = 0) -> Iterator[ChainRow]: ...
+
+    def head(self) -> Anchor:
+        """The chain's head: the newest event's (seq, hash)."""
+        ...
 
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""

@@ -94,6 +94,8 @@ MIGRATIONS = (
     pg_trust.CHAIN,
     # v6: approving through the ledger as one's own login role (agent/ledger/pg_trust.py).
     pg_trust.APPROVAL_FUNCTIONS,
+    # v7: no chosen seqs, no `postgres` approvals but through hemostat_approve() (pg_trust.py).
+    pg_trust.EVENT_GUARD,
 )
 CONNECT_TIMEOUT_S = 10
 
@@ -133,6 +135,8 @@ class _Cursor:
 
 class PostgresLedger(SqlLedger):
     """Ledger in a PostgreSQL database; safe for any number of processes and replicas."""
+
+    guards_login_approvals = True  # only hemostat_approve() writes `postgres` approvals (EVENT_GUARD)
 
     _data_text = "data::text"  # the chain hashes jsonb's own text (the trigger computes it)
 

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from agent.ledger import binding
 from agent.ledger.base import (
     INCIDENT_STATUSES,
     Event,
@@ -232,16 +233,19 @@ class SqlLedger(ChainOps, RetentionOps):
             return [self._proposal_row(cur, r) for r in rows]
 
     def approve(self, ref: str, actor: Identity | str, at: datetime,
-                override: dict[str, Any] | None = None) -> ProposalRecord:
+                override: dict[str, Any] | None = None, seal_key: bytes | None = None) -> ProposalRecord:
         who = actor if isinstance(actor, Identity) else Identity.asserted(actor)
         record = self.proposal(ref)
         _check_approvable(record, who, at, "denied" if override else "proposed")
         needed = max(1, record.verdict.approvals_required)
+        content = binding.content_hash(record.proposal.to_json())
+        bound = {"content": content, **({"seal": binding.seal(seal_key, record.id, content, who.to_json())}
+                                         if seal_key else {})}
         with self._tx() as cur:
             self._insert_approval(cur, "approvals", record.id, who, at)
             self._append(cur, "approval", who.name, at, record.proposal.incident_id, record.id,
                          {"approvals": len(record.approvals) + 1, "needed": needed,
-                          "identity": who.to_json()})
+                          "identity": who.to_json(), **bound})
             if len(record.approvals) + 1 >= needed:
                 self._cas(cur, record, "approved", who.name, at, override or {})
         return self.proposal(record.id)

@@ -26,6 +26,10 @@ class StoreConfig(_Strict):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Path = Path("hemostat-ledger.db")
     dsn: SecretRef | None = None
+    seal_key: SecretRef | None = Field(
+        None, description="a key the ledger's database roles never see: the daemon seals the "
+                          "approvals it records with it, and executes only sealed ones (or ones "
+                          "approvers made with their own PostgreSQL login); agent.ledger.binding")
 
     @model_validator(mode="after")
     def _postgres_needs_dsn(self) -> StoreConfig:

@@ -24,7 +24,7 @@ import structlog
 
 from agent.diagnosis import service
 from agent.diagnosis.wiring import App
-from agent.execution.approvals import EXECUTOR_ROLE
+from agent.execution.approvals import EXECUTOR_ROLE, LIVE_WITHIN, live_leader
 from agent.execution.executor import Executor
 from agent.execution.identity_cache import ReviewCache
 from agent.execution.identity_kube import KubernetesIdentities
@@ -70,6 +70,7 @@ class Daemon:
     reviews: ReviewCache | None = None  # TokenReview/SAR with a deadline and a cache (serve())
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
+    _tried_lead: bool = False
 
     @functools.cached_property
     def sweeps(self) -> Sweeps:
@@ -86,10 +87,22 @@ class Daemon:
         port and database go to the log, not to whoever asks)."""
         try:
             self.ledger.events(limit=1)
+            idle = self._idle_leader_lock()
         except HemostatError as e:
             log.warning("not ready: ledger unavailable", error=str(e), code=e.code)
             return False, f"ledger unavailable ({e.code or 'error'}); see the daemon's log"
+        if idle:
+            return False, idle
         return (False, "stopping") if self.stopping.is_set() else (True, "ready")
+
+    def _idle_leader_lock(self) -> str | None:
+        """Why nothing executes, when the leader lock is held but no executor beats: any role
+        that may call pg_try_advisory_lock could hold it idle and stop every execution (issue 23,
+        M4). None while this daemon leads, has not tried yet, or a live leader beats."""
+        if self.leader or not self._tried_lead or live_leader(self.ledger, utcnow()) is not None:
+            return None
+        return ("no daemon executes: the leader lock is held, but no executor heartbeat in the "
+                f"last {LIVE_WITHIN.total_seconds():g} s (a session holding the lock idle?)")
 
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """Validate, record and schedule. Returns the HTTP status and JSON answer: 202 when
@@ -241,6 +254,7 @@ class Daemon:
     async def _execute_as_leader(self, executor: Executor) -> None:
         was_leader = self.leader
         self.leader = await asyncio.to_thread(self.ledger.try_lead, self.actor)
+        self._tried_lead = True
         self.metrics.leader.set(1 if self.leader else 0)
         if not self.leader:
             return

@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.model import HemostatError
+from agent.model.context import utcnow
 
 if TYPE_CHECKING:
     from agent.diagnosis.service import Diagnosis
@@ -49,9 +50,12 @@ class LedgerStates:
                 family.add_metric([key], n)
             yield family
         try:
-            head = self.ledger.head()
+            head, beat = self.ledger.head(), self.ledger.heartbeat("executor")
         except HemostatError:
             return
+        if beat is not None:  # old while the leader lock is held by no one who executes (M4)
+            yield GaugeMetricFamily("hemostat_executor_heartbeat_age_seconds", "seconds since the "
+                                    "leading executor last beat", value=(utcnow() - beat[1]).total_seconds())
         yield GaugeMetricFamily("hemostat_ledger_head_seq", "the newest event's seq", value=head.through_seq)
         yield GaugeMetricFamily("hemostat_ledger_head_hash", f"the newest event's hash: its first "
                                 f"{HASH_DIGITS} hex digits as a number",

@@ -204,3 +204,21 @@ def test_a_slack_timestamp_that_is_not_ascii_digits_is_401_not_500(daemon: Daemo
             "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 2\r\n\r\nab")
     assert send(daemon.port, Probe("slack", head.encode())) == 401
     assert "handler failed" not in daemon.log.read_text()
+
+
+def test_every_apiserver_call_has_a_deadline(world: World) -> None:
+    """H2: `kubernetes.request_timeout_s` was declared and never used; a call that sets no
+    timeout of its own waited for a hung apiserver for as long as it hung."""
+    from kubernetes import client
+    from urllib3.exceptions import ReadTimeoutError
+
+    from agent.diagnosis.registry import Registry
+    from agent.diagnosis.wiring import build_app
+    from agent.model.config import Config
+
+    config = yaml.safe_load(world.config.read_text())
+    config["kubernetes"]["request_timeout_s"] = 0.5
+    app = build_app(Config.model_validate({**config, "policy": None}), Registry.discover())
+    world.fake.set_hang("/api/v1/namespaces", 60)
+    with pytest.raises(ReadTimeoutError):
+        client.CoreV1Api(app.kube_provider()()).list_namespace()

@@ -6,6 +6,8 @@ verifies, and the report names the forged row or event."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,3 +167,48 @@ def test_the_runtime_role_cannot_choose_a_seq_nor_write_a_login_s_approval(runti
     assert appended.seq < 1000000 and checked.broken_seq is None and checked.head_seq == appended.seq
     with pytest.raises(LedgerError):
         runtime.ledger.proposal("p-", exact=True)
+
+
+def test_a_leader_lock_held_idle_shows_in_readyz_and_metrics(tmp_path: Path, pg_db: str) -> None:
+    """M4: any role that may call pg_try_advisory_lock stopped every execution by holding the
+    leader lock, and /readyz stayed 200. Now the daemon says so, and the heartbeat's age shows."""
+    import signal
+    import subprocess
+
+    from agent.ledger.postgres import LEADER_KEY
+    from tests.agent.daemon_harness import HEMOSTAT, DaemonProcess, wait_until
+    from tests.services import free_port
+
+    seeded = PostgresLedger(pg_db)  # migrated; the last executor beat an hour ago
+    seeded.beat("executor", "old-daemon", datetime.now(UTC) - timedelta(hours=1))
+    seeded.close()
+    (tmp_path / "token").write_text("webhook-token")
+    config = tmp_path / "hemostat.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": {"backend": "postgres", "dsn": {"env": "HEMOSTAT_LEDGER_DSN"}}, "sweeps": False,
+        "intake": {"token": {"file": str(tmp_path / "token")}},
+        "targets": [{"name": "checkout", "probes": []}]}))
+    holder = psycopg.connect(pg_db, autocommit=True)  # an approver's session, say
+    holder.execute("SELECT pg_advisory_lock(%s)", (LEADER_KEY,))
+    port = free_port()
+    with (tmp_path / "daemon.log").open("ab") as log:
+        proc = subprocess.Popen([HEMOSTAT, "--config", str(config), "run", "--listen", f"127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=log,
+                                env={**os.environ, "HEMOSTAT_LEDGER_DSN": pg_db})
+    daemon = DaemonProcess(config, port, proc, tmp_path / "daemon.log")
+    try:
+        def ready() -> tuple[int, str]:
+            try:
+                return daemon.get("/readyz")
+            except OSError:
+                return 0, ""
+        held = wait_until(lambda: (r := ready())[0] == 503 and "leader lock is held" in r[1] and r)
+        age = wait_until(lambda: re.search(r"^hemostat_executor_heartbeat_age_seconds (\S+)$",
+                                           daemon.get("/metrics")[1], re.M))
+        holder.close()  # the lock is free again: this daemon leads, beats, and is ready
+        wait_until(lambda: ready()[0] == 200)
+    finally:
+        holder.close()
+        daemon.stop(signal.SIGKILL)
+    print(f"\nidle leader lock: /readyz {held}; heartbeat age {float(age.group(1)):.0f} s")
+    assert float(age.group(1)) > 3000

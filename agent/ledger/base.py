@@ -186,6 +186,10 @@ class Ledger(Protocol):
         """The chain's head: the newest event's (seq, hash)."""
         ...
 
+    def anchors(self) -> list[Anchor]:
+        """Every prune anchor, oldest first."""
+        ...
+
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""
         ...

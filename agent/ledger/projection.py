@@ -74,36 +74,52 @@ def expected(rows: Iterable[ChainRow]) -> Expected:
 
 
 def differences(want: Expected, cur: Any, complete: bool) -> list[str]:
-    """Every row that is not what the events say, named; `complete`: the chain starts at the
-    beginning (no anchor), so a row no event created is itself a forgery."""
+    """Every row of the live tables that is not what the events say, named; `complete`: the
+    chain starts at the beginning (no anchor), so a row no event created is itself a forgery."""
+    tables = {}
+    for table, columns in COLUMNS.items():
+        cur.execute(f"SELECT {', '.join(columns)} FROM {table}")
+        tables[table] = [dict(zip(columns, r, strict=True)) for r in cur.fetchall()]
+    return compare(want, tables, complete)
+
+
+COLUMNS = {"proposals": ("id", "state", "proposal", "target", "action"),
+           "approvals": ("proposal_id", "source", "subject"), "incidents": ("id", "status")}
+
+
+def compare(want: Expected, tables: dict[str, list[dict[str, Any]]], complete: bool) -> list[str]:
+    """`tables` (rows as dicts, by table name: the live ledger's or an archive's records)
+    against the events; every difference, named."""
     problems: list[str] = list(want.unsealed)
-    cur.execute("SELECT id, state, proposal, target, action FROM proposals ORDER BY id")
-    for pid, state, doc, target, action in cur.fetchall():
-        proposal = _json(doc)
-        if pid not in want.proposals:
-            if complete:
-                problems.append(f"proposals row {pid}: no proposal event created it")
-            continue
-        want_state, want_content = want.proposals[pid]
-        if state != want_state:
-            problems.append(f"proposals row {pid}: state {state!r}, but its events say {want_state!r}")
-        if content_hash(proposal) != want_content or (target, action) != (proposal.get("target"),
-                                                                          proposal.get("action")):
-            problems.append(f"proposals row {pid}: its target, action, subject or params differ "
-                            "from its proposal event")
-    cur.execute("SELECT proposal_id, source, subject FROM approvals ORDER BY proposal_id, subject")
-    for pid, source, subject in cur.fetchall():
+    for row in sorted(tables.get("proposals", []), key=lambda r: str(r["id"])):
+        problems += _proposal(want, row, complete)
+    for row in sorted(tables.get("approvals", []), key=lambda r: (str(r["proposal_id"]), str(r["subject"]))):
+        pid, source, subject = row["proposal_id"], row["source"], row["subject"]
         if (pid in want.approvals or complete) and (source, subject) not in want.approvals.get(pid, set()):
             problems.append(f"approvals row ({pid}, {source}:{subject}): no approval event records it")
-    cur.execute("SELECT id, status FROM incidents ORDER BY id")
-    for iid, status in cur.fetchall():
+    for row in sorted(tables.get("incidents", []), key=lambda r: str(r["id"])):
+        iid, status = row["id"], row["status"]
         if iid not in want.incidents:
             if complete:
                 problems.append(f"incidents row {iid}: no incident_opened event created it")
-            continue
-        if want.incidents[iid] is not None and status != want.incidents[iid]:
+        elif want.incidents[iid] is not None and status != want.incidents[iid]:
             problems.append(f"incidents row {iid}: status {status!r}, but its events say "
                             f"{want.incidents[iid]!r}")
+    return problems
+
+
+def _proposal(want: Expected, row: dict[str, Any], complete: bool) -> list[str]:
+    pid, proposal = row["id"], _json(row["proposal"])
+    if pid not in want.proposals:
+        return [f"proposals row {pid}: no proposal event created it"] if complete else []
+    problems = []
+    want_state, want_content = want.proposals[pid]
+    if row["state"] != want_state:
+        problems.append(f"proposals row {pid}: state {row['state']!r}, but its events say {want_state!r}")
+    if content_hash(proposal) != want_content or (row["target"], row["action"]) != \
+            (proposal.get("target"), proposal.get("action")):
+        problems.append(f"proposals row {pid}: its target, action, subject or params differ "
+                        "from its proposal event")
     return problems
 
 

@@ -36,6 +36,12 @@ class ChainOps:
         with self._tx() as cur:
             return _anchor(cur)
 
+    def anchors(self) -> list[chain.Anchor]:
+        """Every prune anchor, oldest first (an archive must start and end at them)."""
+        with self._tx() as cur:
+            cur.execute("SELECT through_seq, hash FROM ledger_anchors ORDER BY through_seq")
+            return [chain.Anchor(int(r[0]), r[1]) for r in cur.fetchall()]
+
     def head(self) -> chain.Anchor:
         """The chain's head now: the newest event's seq and hash (published in /metrics, so a
         ledger rewritten later no longer matches a head recorded elsewhere)."""

@@ -82,6 +82,11 @@ class SlackConfig(_Strict):
 
     signing_secret: SecretRef
     users: dict[str, SlackUser] = Field(default_factory=dict, description="Slack user ID -> identity")
+    listen: str | None = Field(
+        None, pattern=r"^[^:\s]*:[0-9]{1,5}$",
+        description="host:port of a listener serving only /slack/interactions (and /healthz), so "
+                    "the one port Slack must reach from the internet serves nothing else; unset: "
+                    "the intake port serves it")
 
     @model_validator(mode="after")
     def _user_ids(self) -> SlackConfig:

@@ -40,7 +40,7 @@ from agent.server.approval_api import ApprovalApi
 from agent.server.diagnose_api import DiagnoseApi
 from agent.server.http import HttpServer
 from agent.server.metrics import Metrics
-from agent.server.routes import limits, routes
+from agent.server.routes import limits, routes, slack_routes
 from agent.server.sweeps import Sweeps
 from agent.server.tasks import named, warm_kube
 from agent.server.watchdog import LoopWatchdog
@@ -71,6 +71,7 @@ class Daemon:
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
     _tried_lead: bool = False
+    _slack_server: HttpServer | None = None
 
     @functools.cached_property
     def sweeps(self) -> Sweeps:
@@ -291,6 +292,7 @@ class Daemon:
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
         await server.start(host, port)
+        self._slack_server = await self._slack_listener()
         log.info("hemostat running", listen=f"{host}:{server.port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
                  mode=self.app.policy.mode)
@@ -303,6 +305,18 @@ class Daemon:
         tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
+
+    async def _slack_listener(self) -> HttpServer | None:
+        """`slack.listen`: Slack's endpoint on a port of its own (agent.server.routes.slack_routes)."""
+        config = self.app.config.slack
+        if config is None or config.listen is None:
+            return None
+        host, _, port = config.listen.rpartition(":")
+        bounds = limits(self.app.config.intake, min(5.0, self.drain_deadline_s))
+        server = HttpServer(slack_routes(self), bounds)
+        await server.start(host, int(port))
+        log.info("slack interactions listening", listen=f"{host}:{server.port}")
+        return server
 
     def _slack_interactions(self) -> SlackInteractions | None:
         config = self.app.config.slack
@@ -323,6 +337,8 @@ class Daemon:
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
         deadline = asyncio.get_running_loop().time() + self.drain_deadline_s
         await server.stop()
+        if self._slack_server is not None:
+            await self._slack_server.stop()
         if self.reviews is not None:
             self.reviews.close()
         pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks

@@ -76,11 +76,21 @@ def routes(daemon: Daemon) -> list[Route]:
                   for path, verb in APPROVAL_ROUTES.items()]
         table.append(Route("POST", DIAGNOSE_ROUTE, partial(diagnose, daemon), authorize=check,
                            reads_body=True, budget="diagnose", max_body_bytes=DIAGNOSE_MAX_BODY))
-    if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.server.slack_api)
-        # the signature covers the body, so it is read; Slack's own small budget bounds that
-        table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
-                           reads_body=True, budget="slack", max_body_bytes=SLACK_MAX_BODY))
+    config = daemon.app.config.slack
+    if config is not None and config.listen is None:  # else on its own listener (slack_routes)
+        table += slack_routes(daemon)[1:]
     return table
+
+
+def slack_routes(daemon: Daemon) -> list[Route]:
+    """Slack's signed Approve / Reject (agent.server.slack_api), with /healthz: the whole table of
+    the listener `slack.listen` names, the one port that must be reachable from the internet.
+    The signature covers the body, so it is read; Slack's own small budget bounds that."""
+    if daemon.slack is None:
+        return []
+    return [Route("GET", "/healthz", partial(healthz, daemon), budget=None),
+            Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
+                  reads_body=True, budget="slack", max_body_bytes=SLACK_MAX_BODY)]
 
 
 def limits(intake: IntakeConfig, drain_s: float) -> Limits:

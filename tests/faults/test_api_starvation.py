@@ -222,3 +222,29 @@ def test_every_apiserver_call_has_a_deadline(world: World) -> None:
     world.fake.set_hang("/api/v1/namespaces", 60)
     with pytest.raises(ReadTimeoutError):
         client.CoreV1Api(app.kube_provider()()).list_namespace()
+
+
+def test_slack_can_get_a_port_of_its_own_that_serves_nothing_else(world: World) -> None:
+    """L5: Slack's buttons needed internet ingress to the one port that also serves approvals,
+    diagnoses and /metrics. With `slack.listen`, that port serves /slack/interactions only."""
+    from tests.services import free_port
+
+    slack_port = free_port()
+    config = yaml.safe_load(world.config.read_text())
+    config["slack"]["listen"] = f"127.0.0.1:{slack_port}"
+    world.config.write_text(yaml.safe_dump(config))
+    process = start_daemon(world.config, world.env)
+    try:
+        def status(port: int, method: str, path: str) -> int | None:
+            head = f"{method} {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            return send(port, Probe("route", head.encode()))
+
+        on_slack = {path: status(slack_port, method, path) for method, path in [
+            ("POST", "/slack/interactions"), ("GET", "/healthz"), ("GET", "/metrics"),
+            ("POST", "/v1/proposals/approve"), ("POST", "/v1/diagnose"), ("POST", "/webhook/alertmanager")]}
+        on_main = status(process.port, "POST", "/slack/interactions")
+    finally:
+        process.stop(signal.SIGKILL)
+    assert on_slack == {"/slack/interactions": 401, "/healthz": 200, "/metrics": 404,
+                        "/v1/proposals/approve": 404, "/v1/diagnose": 404, "/webhook/alertmanager": 404}
+    assert on_main == 404

@@ -660,3 +660,20 @@ def test_the_example_approver_role_grants_approve_reject_revert_and_diagnose_in_
         assert binding["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "sre"}]
     unbound = render("multi-namespace-values.yaml")
     assert not [m for m in unbound if m["kind"] == "RoleBinding" and m["metadata"]["name"] == "hemostat-approver"]
+
+
+def test_slack_can_have_a_port_of_its_own_open_to_the_internet_and_nothing_else(render: Render) -> None:
+    """Issue 23, L5: Slack's buttons needed internet ingress to the port that also serves the
+    approval API, diagnoses and /metrics."""
+    manifests = render("all-actions-values.yaml", sets=["slack.port=9096"])
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["slack"]["listen"] == "0.0.0.0:9096"
+    ports = _one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "slack", "containerPort": 9096, "protocol": "TCP"} in ports
+    assert {"name": "slack", "port": 9096, "targetPort": "slack", "protocol": "TCP"} in \
+        _one(manifests, "Service")["spec"]["ports"]
+    rules = _one(manifests, "NetworkPolicy")["spec"]["ingress"]
+    assert {"ports": [{"port": "slack", "protocol": "TCP"}]} in rules  # from anywhere, this port only
+    assert all(r.get("from") for r in rules if r["ports"] != [{"port": "slack", "protocol": "TCP"}])
+    shared = render("all-actions-values.yaml")
+    assert "listen" not in yaml.safe_load(_one(shared, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])["slack"]

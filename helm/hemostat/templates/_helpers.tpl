@@ -124,6 +124,9 @@ Secrets below); the rest comes from targets, notifiers and config.
 {{- $_ = set $config "notifiers" $notifiers }}
 {{- if .Values.slack.users }}
 {{- $_ = set $config "slack" (dict "signing_secret" (dict "file" (printf "%s/slack-signing-secret" (include "hemostat.secretsDir" .))) "users" .Values.slack.users) }}
+{{- if .Values.slack.port }}
+{{- $_ = set $config.slack "listen" (printf "0.0.0.0:%d" (int .Values.slack.port)) }}
+{{- end }}
 {{- end }}
 {{- if eq .Values.store.backend "postgres" }}
 {{- $_ = set $config "store" (dict "backend" "postgres" "dsn" (dict "file" (printf "%s/ledger-dsn" (include "hemostat.secretsDir" .)))) }}

@@ -173,6 +173,12 @@ class Ledger(Protocol):
     def claim_execution(self, ref: str, actor: str, at: datetime,
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
 
+    def clock(self) -> datetime | None:
+        """The ledger's own time where replicas on several hosts share it (PostgreSQL: claims
+        are stamped with it, and a new leader measures their leases against it, so a replica
+        whose clock is ahead cannot settle another's execution early); None: the caller's."""
+        ...
+
     def state_counts(self) -> dict[str, dict[str, int]]: ...
 
     def verify_chain(self, expect: Anchor | None = None, seal_key: bytes | None = None) -> Verification:

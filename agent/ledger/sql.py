@@ -299,6 +299,9 @@ class SqlLedger(ChainOps, RetentionOps):
     def try_lead(self, name: str) -> bool:
         return True
 
+    def clock(self) -> datetime | None:
+        return None  # one host (SQLite): the caller's clock is the only one
+
     def state_counts(self) -> dict[str, dict[str, int]]:
         """How many incidents are in each status and proposals in each state (for /metrics)."""
         with self._tx() as cur:

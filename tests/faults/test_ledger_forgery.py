@@ -212,3 +212,31 @@ def test_a_leader_lock_held_idle_shows_in_readyz_and_metrics(tmp_path: Path, pg_
         daemon.stop(signal.SIGKILL)
     print(f"\nidle leader lock: /readyz {held}; heartbeat age {float(age.group(1)):.0f} s")
     assert float(age.group(1)) > 3000
+
+
+def test_a_replica_whose_clock_runs_ahead_does_not_settle_another_s_execution_early(runtime: Runtime) -> None:
+    """M2: replica B, its clock 60 s ahead, reconciled A's execution 3 s after taking over,
+    recorded "not in place" and failed it while A's action was still running. Claims now carry
+    the database's time, and B measures their leases against it."""
+    import dataclasses
+
+    from tests.agent.daemon_harness import wait_until
+
+    pid, marker = runtime.propose()
+    runtime.approve(pid, "alice")
+    runtime.approve(pid, "bob")
+    record = runtime.ledger.proposal(pid)
+    plan = asyncio.run(SlowMarker().plan(record.proposal, runtime.executor.context(record)))
+    assert runtime.ledger.claim_execution(pid, "replica-a", datetime.now(UTC), plan.to_json()) is not None
+    ahead = Executor(runtime.executor.app, runtime.ledger, "replica-b",
+                     now=lambda: datetime.now(UTC) + timedelta(seconds=120))
+    assert asyncio.run(ahead.reconcile()) == []  # 120 s ahead, yet the 60 s lease is not over
+    assert runtime.ledger.proposal(pid).state == "executing"
+    marker.write_text("start\ndone\n")  # A's action lands
+    config = runtime.executor.app.config
+    short = dataclasses.replace(runtime.executor.app, config=config.model_copy(
+        update={"executor": config.executor.model_copy(update={"claim_lease_s": 1})}))
+    later = Executor(short, runtime.ledger, "replica-b", now=ahead.now)
+    wait_until(lambda: asyncio.run(later.reconcile()) == [pid], timeout_s=10, every_s=0.25)
+    assert runtime.ledger.proposal(pid).state == "succeeded"  # checked by effect, never re-run
+    assert marker.read_text().split() == ["start", "done"]

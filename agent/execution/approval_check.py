@@ -22,7 +22,7 @@ import structlog
 from agent.diagnosis.wiring import App
 from agent.execution.identity import Approving, proposers, rules_for, seal_key_of
 from agent.ledger import Ledger, ProposalRecord
-from agent.ledger.binding import content_hash, sealed
+from agent.ledger.binding import REVERT, content_hash, sealed
 from agent.model.identity import Approval, Identity
 
 log = structlog.get_logger("hemostat.executor")
@@ -45,10 +45,12 @@ def approvals_problem(app: App, ledger: Ledger, record: ProposalRecord, actor: s
     return _refuse(ledger, fresh, actor, now, missing, tampering=_tampered(fresh, proven))
 
 
-def chain_approvals(app: App, ledger: Ledger, record: ProposalRecord) -> tuple[Approval, ...] | str:
-    """The approvals the chain proves for `record` as it now stands; or why its record
-    contradicts the chain (its content changed since it was proposed)."""
-    events = ledger.events(proposal_id=record.id, types=("proposal", "approval"))
+def chain_approvals(app: App, ledger: Ledger, record: ProposalRecord,
+                    revert: bool = False) -> tuple[Approval, ...] | str:
+    """The approvals (of its revert, with `revert`) the chain proves for `record` as it now
+    stands; or why its record contradicts the chain (its content changed since it was proposed)."""
+    kind = "revert_approval" if revert else "approval"
+    events = ledger.events(proposal_id=record.id, types=("proposal", kind))
     created = next((e for e in events if e.type == "proposal"), None)
     if created is None:
         return "the chain holds no proposal event for it: the record was not written by Hemostat"
@@ -58,16 +60,17 @@ def chain_approvals(app: App, ledger: Ledger, record: ProposalRecord) -> tuple[A
                 "it was proposed: the record was edited")
     key, guarded = seal_key_of(app.config), bool(getattr(ledger, "guards_login_approvals", False))
     proven = []
+    bound = REVERT + content if revert else content
     for event in events:
         data, who = event.data, event.data.get("identity")
-        if event.type != "approval" or not isinstance(who, dict) or data.get("content", content) != content:
+        if event.type != kind or not isinstance(who, dict) or data.get("content", bound) != bound:
             continue
         if who.get("source") == "postgres" and guarded:
             pass  # only hemostat_approve() may write these (pg_trust.EVENT_GUARD)
         elif key is not None and not sealed(key, record.id, data):
             log.warning("unsealed approval ignored", proposal=record.id, seq=event.seq)
             continue
-        proven.append(Approval(Identity.from_json(who), event.at))
+        proven.append(Approval(Identity.from_json(who), event.at, "revert" if revert else "proposal"))
     return tuple(proven)
 
 

@@ -163,7 +163,8 @@ class Ledger(Protocol):
         seal (agent.ledger.binding)."""
         ...
 
-    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+    def approve_revert(self, ref: str, actor: Identity, at: datetime,
+                       seal_key: bytes | None = None) -> ProposalRecord:
         """Record an approval of reverting an executed proposal (no state change)."""
         ...
 

@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 CONTENT_FIELDS = ("target", "action", "subject", "params")
+REVERT = "revert:"  # a revert approval's content: this prefix and the proposal's content hash
 
 
 def content_hash(proposal: dict[str, Any]) -> str:

@@ -250,15 +250,19 @@ class SqlLedger(ChainOps, RetentionOps):
                 self._cas(cur, record, "approved", who.name, at, override or {})
         return self.proposal(record.id)
 
-    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+    def approve_revert(self, ref: str, actor: Identity, at: datetime,
+                       seal_key: bytes | None = None) -> ProposalRecord:
         record = self.proposal(ref)
         if any(a.identity.same_person(actor) for a in record.revert_approvals):
             raise TransitionError(f"{actor.name} has already approved reverting {record.id}")
+        content = binding.REVERT + binding.content_hash(record.proposal.to_json())
+        bound = {"content": content, **({"seal": binding.seal(seal_key, record.id, content, actor.to_json())}
+                                         if seal_key else {})}
         with self._tx() as cur:
             self._insert_approval(cur, "revert_approvals", record.id, actor, at)
             self._append(cur, "revert_approval", actor.name, at, record.proposal.incident_id,
                          record.id, {"approvals": len(record.revert_approvals) + 1,
-                                     "identity": actor.to_json()})
+                                     "identity": actor.to_json(), **bound})
         return self.proposal(record.id)
 
     def transition(self, ref: str, new_state: str, actor: str, at: datetime,

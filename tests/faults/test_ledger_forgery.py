@@ -34,7 +34,8 @@ from tests.ledger.conftest import Roles, split  # noqa: F401  (the split-roles d
 from tests.plugins.slow_marker import SlowMarker
 
 POLICY = {"mode": "propose", "approvers": {"sources": ["kubernetes"]},
-          "actions": {"slow-marker": {"approvals": 2, "cooldown_minutes": 0}}}  # each test runs one
+          "actions": {"slow-marker": {"approvals": 2, "cooldown_minutes": 0,  # each test runs one
+                                      "revert": {"approvals": 2}}}}
 SEAL_KEY = "seal-key-the-database-never-sees"
 
 
@@ -240,3 +241,21 @@ def test_a_replica_whose_clock_runs_ahead_does_not_settle_another_s_execution_ea
     wait_until(lambda: asyncio.run(later.reconcile()) == [pid], timeout_s=10, every_s=0.25)
     assert runtime.ledger.proposal(pid).state == "succeeded"  # checked by effect, never re-run
     assert marker.read_text().split() == ["start", "done"]
+
+
+def test_a_forged_revert_approval_does_not_count(runtime: Runtime) -> None:
+    """A revert needing two people: the runtime role adds a second "approver" of the revert
+    (row and event); the one real request must still wait for a real second person."""
+    pid, marker = runtime.propose()
+    runtime.approve(pid, "alice")
+    runtime.approve(pid, "bob")
+    assert runtime.run() == [pid] and marker.exists()
+    runtime.sql("INSERT INTO revert_approvals (proposal_id, actor, at, source, subject, display_name, groups, uid) "
+                "VALUES (%s, 'carol', now(), 'kubernetes', 'carol', 'carol', '[\"sre\"]', '')", pid)
+    runtime.sql("INSERT INTO events (at, type, actor, proposal_id, data) VALUES (now(), 'revert_approval', "
+                "'carol', %s, %s)", pid, Jsonb({"approvals": 1, "identity": _sre("carol").to_json()}))
+    outcome = asyncio.run(runtime.executor.revert(pid, "undo", by=_sre("dave")))
+    assert outcome.facts.get("pending") and "(1/2)" in outcome.detail
+    assert marker.exists() and runtime.ledger.proposal(pid).state == "succeeded"
+    outcome = asyncio.run(runtime.executor.revert(pid, "undo", by=_sre("erin")))  # a real second one
+    assert outcome.ok and not marker.exists()

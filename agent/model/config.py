@@ -49,7 +49,8 @@ class IntakeConfig(_Strict):
     header_timeout_s: float = Field(10.0, gt=0, description="to send a request's head (and keep-alive idle)")
     body_timeout_s: float = Field(10.0, gt=0, description="to send the body after the head; 408 past it")
     max_connections: int = Field(256, ge=1, description="open connections; one more gets 429")
-    max_inflight: int = Field(32, ge=1, description="requests handled at once; more get 429")
+    max_inflight: int = Field(32, ge=1, description="webhook requests handled at once; more get 429 "
+                              "(the API, Slack and /metrics have budgets of their own)")
     target_labels: list[str] = Field(
         default_factory=lambda: ["hemostat_target", "target", "deployment", "service", "app"],
         description="alert labels tried in order to find the target's name",

@@ -14,12 +14,12 @@ header, deploy_repo.ssh_key as a key file), through git's environment, never arg
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from agent.model import DeployRepoSpec, PermanentError, TargetSpec
+from agent.model.child_env import child_env
 
 JSON = dict[str, Any]
 TRAILER = "Hemostat-Revert-Of"
@@ -70,7 +70,7 @@ def clone(url: str, branch: str, env: dict[str, str]) -> Iterator[Any]:
 
     with tempfile.TemporaryDirectory(prefix="hemostat-revert-") as tmp:
         try:
-            repo = git.Repo.clone_from(url, tmp, branch=branch, env={**os.environ, **env})
+            repo = git.Repo.clone_from(url, tmp, branch=branch, env=child_env(env))
         except git.GitCommandError as e:
             raise PermanentError(f"cannot clone the deploy repository's branch {branch!r}: "
                                  f"git exited {e.status}", code="git_clone_failed") from e

@@ -7,7 +7,6 @@ the incident started becomes a `recent_deploy` finding, the rollback branch's ev
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from agent.model import (
     TargetSpec,
     truncate,
 )
+from agent.model.child_env import child_env
 from agent.model.context import ProbeContext
 
 
@@ -106,7 +106,7 @@ async def _git(spec: DeployRepoSpec, *args: str) -> str:
     timeout) kills the process rather than leaving it behind."""
     process = await asyncio.create_subprocess_exec(
         "git", "-C", str(spec.path), *args, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, **_GIT_ENV})
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env(_GIT_ENV))
     try:
         out, err = await process.communicate()
     except BaseException:

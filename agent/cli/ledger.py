@@ -29,7 +29,9 @@ def ledger() -> None:
 @pass_ctx
 def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
     """Recompute every event's hash; exit 1 naming the first event that does not chain."""
-    result = obj.ledger().verify_chain(expect)
+    from agent.execution.identity import seal_key_of
+
+    result = obj.ledger().verify_chain(expect, seal_key=seal_key_of(obj.config))
     if as_json:
         emit_json(result.to_json())
     elif result.ok:
@@ -38,7 +40,8 @@ def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
         click.echo(f"ledger ok: {result.checked} events chained{since}{head}")
     else:
         click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
-        click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
+        if result.broken_seq is not None:
+            click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
     sys.exit(0 if result.ok else 1)
 
 

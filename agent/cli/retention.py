@@ -101,11 +101,16 @@ def _show(report: PruneReport, dry_run: bool, as_json: bool) -> None:
 @click.command("verify-archive")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def verify_archive(path: Path, as_json: bool) -> None:
-    """Re-chain an archive written by `ledger prune`; exit 1 naming the first event that does not."""
+@click.option("--against-ledger", is_flag=True,
+              help="also require the archive to start and end at anchors of the configured ledger "
+                   "(a fully re-chained archive fails)")
+@pass_ctx
+def verify_archive(obj: Ctx, path: Path, as_json: bool, against_ledger: bool) -> None:
+    """Re-chain an archive written by `ledger prune` and check its records against its events;
+    exit 1 naming the first event or record that does not match."""
     from agent.ledger.retention import verify_archive as check
 
-    result = check(path)
+    result = check(path, obj.ledger().anchors() if against_ledger else None)
     end = f"{result.end.through_seq}:{result.end.hash}" if result.end else None
     if as_json:
         emit_json({"ok": result.ok, "checked": result.checked, "end": end,

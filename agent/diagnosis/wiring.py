@@ -120,7 +120,20 @@ def _load_kube(config: Config) -> Any:
     # urllib3 would silently retry 429/503 and read timeouts 3 times; our breakers and the
     # executor's bounded retries decide that instead, so a hung apiserver costs one timeout.
     configuration.retries = False
-    return client.ApiClient(configuration)
+    return with_deadline(client.ApiClient(configuration), config.kubernetes.request_timeout_s)
+
+
+def with_deadline(api: Any, timeout_s: float) -> Any:
+    """`api` with `kubernetes.request_timeout_s` as the deadline of every call that sets none of
+    its own (the official client's default is to wait forever: a hung apiserver held threads)."""
+    rest = api.rest_client
+    request = rest.request
+
+    def bounded(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or timeout_s, **kwargs)
+
+    rest.request = bounded
+    return api
 
 
 async def validate_live(app: App, source: str, only: str | None = None) -> None:

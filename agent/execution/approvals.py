@@ -55,4 +55,5 @@ def override_cooldown(ledger: Ledger, rules: Approving, ref: str, who: Identity,
     if why is not None:
         raise ApprovalRefused(f"{record.id}: {why}")
     return ledger.approve(record.id, who, now, override={
-        "override": "cooldown", "reason": reason, "denied_for": "; ".join(record.verdict.reasons)})
+        "override": "cooldown", "reason": reason, "denied_for": "; ".join(record.verdict.reasons)},
+        seal_key=rules.seal_key)

@@ -190,9 +190,9 @@ class Executor:
     async def reconcile(self) -> list[str]:
         """Settle executions a crash interrupted, once their claims are past (`reconcilable_at`):
         verify the effect; never run again. Call on every pass: a young claim waits for a later one."""
-        settled = []
+        settled, now = [], self.ledger.clock() or self.now()  # the ledger's clock: claims carry it (M2)
         for record in self.ledger.proposals(states=("executing",)):
-            if self.now() < self.reconcilable_at(record):
+            if now < self.reconcilable_at(record):
                 continue
             settled.append(record.id)
             await self._reconcile_one(record)

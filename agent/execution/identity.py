@@ -40,17 +40,24 @@ class Approving:
     policy: Policy
     policy_path: Path
     daemon: str
+    seal_key: bytes | None = None  # store.seal_key: the daemon's seal on approvals it records
 
     @classmethod
     def of(cls, app: App) -> Approving:
-        return cls(app.policy, app.policy_path, app.config.identity)
+        return cls(app.policy, app.policy_path, app.config.identity, seal_key_of(app.config))
 
     @classmethod
     def load(cls, config: Config) -> Approving:
         from policies.model import bundled_policy_path, load_policy
 
         path = config.policy or bundled_policy_path("default")
-        return cls(load_policy(path, None), path, config.identity)
+        return cls(load_policy(path, None), path, config.identity, seal_key_of(config))
+
+
+def seal_key_of(config: Config) -> bytes | None:
+    """The seal key (store.seal_key), or None when none is configured."""
+    ref = config.store.seal_key
+    return ref.resolve().encode() if ref is not None else None
 
 
 class ApprovalRefused(HemostatError):
@@ -95,7 +102,7 @@ def give_approval(rules: Approving, ledger: Ledger, ref: str, who: Identity,
     why = rules_for(rules, record.proposal.action).refusal(who, proposers(record, rules))
     if why is not None:
         raise ApprovalRefused(f"{record.id}: {why}")
-    return ledger.approve(record.id, who, now)
+    return ledger.approve(record.id, who, now, seal_key=rules.seal_key)
 
 
 def approved_message(record: ProposalRecord, who: str) -> str:

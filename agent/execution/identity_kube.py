@@ -57,6 +57,7 @@ class KubernetesIdentities:
 
     api: Callable[[], Any]
     audiences: tuple[str, ...] = ()
+    timeout_s: float = 10.0  # each review's deadline (kubernetes.request_timeout_s)
 
     def authenticate(self, token: str) -> tuple[Identity, dict[str, list[str]]]:
         """The identity behind `token` (and the authenticator's `extra`, for the SAR)."""
@@ -64,7 +65,7 @@ class KubernetesIdentities:
 
         spec = client.V1TokenReviewSpec(token=token, audiences=list(self.audiences) or None)
         review = self._call(lambda: client.AuthenticationV1Api(self.api()).create_token_review(
-            client.V1TokenReview(spec=spec)))
+            client.V1TokenReview(spec=spec), _request_timeout=self.timeout_s))
         status = review.status
         if status is None or not status.authenticated or status.user is None:
             why = (status.error if status is not None and status.error else "token not accepted")
@@ -85,7 +86,7 @@ class KubernetesIdentities:
                                                 uid=who.uid or None, extra=extra or None,
                                                 resource_attributes=attributes)
         review = self._call(lambda: client.AuthorizationV1Api(self.api()).create_subject_access_review(
-            client.V1SubjectAccessReview(spec=spec)))
+            client.V1SubjectAccessReview(spec=spec), _request_timeout=self.timeout_s))
         status = review.status
         if status is None or not status.allowed or status.denied:
             what = ("this proposal" if need.resource == RESOURCE else f"target {need.action!r}") \

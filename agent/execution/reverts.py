@@ -3,7 +3,9 @@
 The executor calls these before it reverts. A revert is refused for an execution that was a
 dry-run (nothing was changed, so there is nothing to undo), for a plan that cannot be reverted,
 and where the policy says `actions.<name>.revert.allowed: false`. A human's revert counts as one
-approval of it; it runs once the policy's `revert.approvals` distinct, admissible people asked.
+approval of it; it runs once the policy's `revert.approvals` distinct, admissible people asked,
+as the chain's `revert_approval` events prove (sealed with `store.seal_key`; the table's rows
+alone count for nothing: agent.execution.approval_check).
 In dry-run mode a revert is recorded and nothing is written.
 """
 
@@ -13,6 +15,7 @@ from datetime import datetime
 
 from actions.base import Outcome
 from agent.diagnosis.wiring import App
+from agent.execution.approval_check import chain_approvals
 from agent.execution.identity import ApprovalRefused, Approving, rules_for
 from agent.ledger import Ledger, ProposalRecord
 from agent.model import HemostatError, Plan
@@ -50,16 +53,20 @@ def approve_revert(app: App, ledger: Ledger, record: ProposalRecord, who: Identi
                    now: datetime) -> Outcome | None:
     """Record `who`'s approval of the revert. None when enough people approved to run it now;
     otherwise an Outcome saying how many more are needed."""
-    rules = rules_for(Approving.of(app), record.proposal.action, revert=True)
+    approving = Approving.of(app)
+    rules = rules_for(approving, record.proposal.action, revert=True)
     why = rules.refusal(who, ())  # whoever executed it may undo it: no separation needed here
     if why is not None:
         raise ApprovalRefused(f"revert of {record.id}: {why}")
     if not any(a.identity.same_person(who) for a in record.revert_approvals):
-        record = ledger.approve_revert(record.id, who, now)
-    missing = rules.shortfall(record.revert_approvals, ())
+        record = ledger.approve_revert(record.id, who, now, seal_key=approving.seal_key)
+    proven = chain_approvals(app, ledger, record, revert=True)  # the chain's, not the table's
+    if isinstance(proven, str):
+        raise RevertRefused(f"revert of {record.id}: {proven}")
+    missing = rules.shortfall(proven, ())
     if missing is None:
         return None
-    have = len({a.identity.subject for a in record.revert_approvals})
+    have = len({a.identity.subject for a in proven})
     return Outcome(False, f"revert of {record.id} approved by {who.name} ({have}/{rules.needed()}); "
                           "waiting for more approvals", {"pending": True})
 

@@ -138,7 +138,7 @@ class Ledger(Protocol):
     def find_open_incident(self, *, group_key: str | None = None,
                            target: str | None = None) -> IncidentRecord | None: ...
 
-    def incident(self, ref: str) -> IncidentRecord: ...
+    def incident(self, ref: str, *, exact: bool = False) -> IncidentRecord: ...
 
     def incidents(self, *, open_only: bool = False) -> list[IncidentRecord]: ...
 
@@ -149,19 +149,22 @@ class Ledger(Protocol):
     def add_proposal(self, proposal: Proposal, verdict: Verdict, at: datetime,
                      expires_at: datetime | None) -> ProposalRecord: ...
 
-    def proposal(self, ref: str) -> ProposalRecord: ...
+    def proposal(self, ref: str, *, exact: bool = False) -> ProposalRecord: ...
 
     def proposals(self, *, states: tuple[str, ...] | None = None,
                   incident_id: str | None = None) -> list[ProposalRecord]: ...
 
     def approve(self, ref: str, actor: Identity | str, at: datetime,
-                override: dict[str, Any] | None = None) -> ProposalRecord:
+                override: dict[str, Any] | None = None, seal_key: bytes | None = None) -> ProposalRecord:
         """Record an approval by `actor` (a bare name is an asserted identity); moves the
         proposal to approved once the verdict's count is reached. Policy checks happen before.
-        `override` approves a *denied* proposal (a cooldown override) and records why."""
+        `override` approves a *denied* proposal (a cooldown override) and records why. The
+        approval event carries the proposal's content hash and, with `seal_key`, the daemon's
+        seal (agent.ledger.binding)."""
         ...
 
-    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+    def approve_revert(self, ref: str, actor: Identity, at: datetime,
+                       seal_key: bytes | None = None) -> ProposalRecord:
         """Record an approval of reverting an executed proposal (no state change)."""
         ...
 
@@ -171,13 +174,28 @@ class Ledger(Protocol):
     def claim_execution(self, ref: str, actor: str, at: datetime,
                         plan: dict[str, Any]) -> ProposalRecord | None: ...
 
+    def clock(self) -> datetime | None:
+        """The ledger's own time where replicas on several hosts share it (PostgreSQL: claims
+        are stamped with it, and a new leader measures their leases against it, so a replica
+        whose clock is ahead cannot settle another's execution early); None: the caller's."""
+        ...
+
     def state_counts(self) -> dict[str, dict[str, int]]: ...
 
-    def verify_chain(self, expect: Anchor | None = None) -> Verification:
-        """Recompute the events' hash chain (agent/ledger/chain.py); names the first broken link."""
+    def verify_chain(self, expect: Anchor | None = None, seal_key: bytes | None = None) -> Verification:
+        """Recompute the events' hash chain (agent/ledger/chain.py), naming the first broken link,
+        then the records from the events (agent/ledger/projection.py), naming any that differ."""
         ...
 
     def chain_rows(self, after_seq: int = 0) -> Iterator[ChainRow]: ...
+
+    def head(self) -> Anchor:
+        """The chain's head: the newest event's (seq, hash)."""
+        ...
+
+    def anchors(self) -> list[Anchor]:
+        """Every prune anchor, oldest first."""
+        ...
 
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq` behind an anchor, so the chain still verifies."""

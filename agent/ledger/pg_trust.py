@@ -172,3 +172,31 @@ APPROVAL_FUNCTIONS = r"""
         END LOOP;
     END $$;
 """.replace("EVENTS_LOCK", str(EVENTS_LOCK))
+
+# v7: what the runtime role may not append (issue 23, H3). A seq it chose (INSERT ... OVERRIDING
+# SYSTEM VALUE with seq 1000000 made every later append fail), and an approval in an approver's
+# PostgreSQL login's name (only hemostat_approve(), running as the owner, records those). Not
+# SECURITY DEFINER: it must see the caller as `current_user`.
+EVENT_GUARD = """
+    CREATE FUNCTION events_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE owner name; drawn bigint;
+    BEGIN
+        SELECT tableowner INTO owner FROM pg_tables
+            WHERE schemaname = TG_TABLE_SCHEMA AND tablename = TG_TABLE_NAME;
+        IF current_user = owner THEN RETURN NEW; END IF;
+        BEGIN
+            drawn := currval(pg_get_serial_sequence(format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 'seq'));
+        EXCEPTION WHEN object_not_in_prerequisite_state THEN drawn := NULL;
+        END;
+        IF drawn IS DISTINCT FROM NEW.seq THEN
+            RAISE EXCEPTION 'event seq % was not drawn from the ledger''s sequence: a chosen seq '
+                '(OVERRIDING SYSTEM VALUE) is refused', NEW.seq;
+        END IF;
+        IF NEW.type IN ('approval', 'revert_approval')
+                AND NEW.data->'identity'->>'source' = 'postgres' THEN
+            RAISE EXCEPTION 'only hemostat_approve() records an approval by a PostgreSQL login';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER events_guard BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION events_guard();
+"""

@@ -29,7 +29,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
 from agent.ledger import pg_roles, pg_trust
-from agent.ledger.base import LedgerError
+from agent.ledger.base import LedgerError, ProposalRecord
 from agent.ledger.pg_trust import advisory_key
 from agent.ledger.sql import SqlLedger, iter_migrations
 from agent.model import redact
@@ -94,6 +94,8 @@ MIGRATIONS = (
     pg_trust.CHAIN,
     # v6: approving through the ledger as one's own login role (agent/ledger/pg_trust.py).
     pg_trust.APPROVAL_FUNCTIONS,
+    # v7: no chosen seqs, no `postgres` approvals but through hemostat_approve() (pg_trust.py).
+    pg_trust.EVENT_GUARD,
 )
 CONNECT_TIMEOUT_S = 10
 
@@ -133,6 +135,8 @@ class _Cursor:
 
 class PostgresLedger(SqlLedger):
     """Ledger in a PostgreSQL database; safe for any number of processes and replicas."""
+
+    guards_login_approvals = True  # only hemostat_approve() writes `postgres` approvals (EVENT_GUARD)
 
     _data_text = "data::text"  # the chain hashes jsonb's own text (the trigger computes it)
 
@@ -248,6 +252,19 @@ class PostgresLedger(SqlLedger):
             cur.execute("SELECT MAX(version) FROM schema_version")
             row = cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
+
+    def clock(self) -> datetime:
+        """The database's time: one clock for every replica (issue 23, M2)."""
+        with self._tx() as cur:
+            cur.execute("SELECT clock_timestamp()")
+            row = cur.fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+    def claim_execution(self, ref: str, actor: str, at: datetime,
+                        plan: dict[str, Any]) -> ProposalRecord | None:
+        """Stamped with the database's time, whatever the claimant's clock says (see `clock`)."""
+        return super().claim_execution(ref, actor, self.clock(), plan)
 
     def try_lead(self, name: str) -> bool:
         """Lead while holding the ledger's leader lock. `name` is this candidate's identity (shown

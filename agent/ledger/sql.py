@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 
+from agent.ledger import binding
 from agent.ledger.base import (
     INCIDENT_STATUSES,
     Event,
@@ -132,10 +133,11 @@ class SqlLedger(ChainOps, RetentionOps):
             row = cur.fetchone()
         return self._incident_row(row) if row else None
 
-    def incident(self, ref: str) -> IncidentRecord:
+    def incident(self, ref: str, *, exact: bool = False) -> IncidentRecord:
+        """By id, or (not `exact`: the CLI's) by a unique prefix of it, wildcards taken literally."""
         with self._tx() as cur:
-            cur.execute(f"SELECT {INCIDENT_COLS} FROM incidents WHERE id LIKE ? ORDER BY id",
-                        (ref + "%",))
+            cur.execute(f"SELECT {INCIDENT_COLS} FROM incidents WHERE {_match(exact)} ORDER BY id",
+                        (_pattern(ref, exact),))
             rows = cur.fetchall()
         return self._incident_row(_one(rows, "incident", ref))
 
@@ -207,10 +209,11 @@ class SqlLedger(ChainOps, RetentionOps):
                           "state": state})
         return self.proposal(proposal.id)
 
-    def proposal(self, ref: str) -> ProposalRecord:
+    def proposal(self, ref: str, *, exact: bool = False) -> ProposalRecord:
+        """By id, or (not `exact`: the CLI's) by a unique prefix of it, wildcards taken literally."""
         with self._tx() as cur:
-            cur.execute(f"SELECT {PROPOSAL_COLS} FROM proposals WHERE id LIKE ? ORDER BY id",
-                        (ref + "%",))
+            cur.execute(f"SELECT {PROPOSAL_COLS} FROM proposals WHERE {_match(exact)} ORDER BY id",
+                        (_pattern(ref, exact),))
             row = _one(cur.fetchall(), "proposal", ref)
             return self._proposal_row(cur, row)
 
@@ -230,29 +233,36 @@ class SqlLedger(ChainOps, RetentionOps):
             return [self._proposal_row(cur, r) for r in rows]
 
     def approve(self, ref: str, actor: Identity | str, at: datetime,
-                override: dict[str, Any] | None = None) -> ProposalRecord:
+                override: dict[str, Any] | None = None, seal_key: bytes | None = None) -> ProposalRecord:
         who = actor if isinstance(actor, Identity) else Identity.asserted(actor)
         record = self.proposal(ref)
         _check_approvable(record, who, at, "denied" if override else "proposed")
         needed = max(1, record.verdict.approvals_required)
+        content = binding.content_hash(record.proposal.to_json())
+        bound = {"content": content, **({"seal": binding.seal(seal_key, record.id, content, who.to_json())}
+                                         if seal_key else {})}
         with self._tx() as cur:
             self._insert_approval(cur, "approvals", record.id, who, at)
             self._append(cur, "approval", who.name, at, record.proposal.incident_id, record.id,
                          {"approvals": len(record.approvals) + 1, "needed": needed,
-                          "identity": who.to_json()})
+                          "identity": who.to_json(), **bound})
             if len(record.approvals) + 1 >= needed:
                 self._cas(cur, record, "approved", who.name, at, override or {})
         return self.proposal(record.id)
 
-    def approve_revert(self, ref: str, actor: Identity, at: datetime) -> ProposalRecord:
+    def approve_revert(self, ref: str, actor: Identity, at: datetime,
+                       seal_key: bytes | None = None) -> ProposalRecord:
         record = self.proposal(ref)
         if any(a.identity.same_person(actor) for a in record.revert_approvals):
             raise TransitionError(f"{actor.name} has already approved reverting {record.id}")
+        content = binding.REVERT + binding.content_hash(record.proposal.to_json())
+        bound = {"content": content, **({"seal": binding.seal(seal_key, record.id, content, actor.to_json())}
+                                         if seal_key else {})}
         with self._tx() as cur:
             self._insert_approval(cur, "revert_approvals", record.id, actor, at)
             self._append(cur, "revert_approval", actor.name, at, record.proposal.incident_id,
                          record.id, {"approvals": len(record.revert_approvals) + 1,
-                                     "identity": actor.to_json()})
+                                     "identity": actor.to_json(), **bound})
         return self.proposal(record.id)
 
     def transition(self, ref: str, new_state: str, actor: str, at: datetime,
@@ -292,6 +302,9 @@ class SqlLedger(ChainOps, RetentionOps):
 
     def try_lead(self, name: str) -> bool:
         return True
+
+    def clock(self) -> datetime | None:
+        return None  # one host (SQLite): the caller's clock is the only one
 
     def state_counts(self) -> dict[str, dict[str, int]]:
         """How many incidents are in each status and proposals in each state (for /metrics)."""
@@ -333,6 +346,17 @@ def _check_approvable(record: ProposalRecord, who: Identity, at: datetime, state
     if any(who.same_person(a.identity) for a in record.approvals):
         raise TransitionError(f"{who.name} has already approved {record.id} "
                               f"(as {who.subject!r}; one person counts once)")
+
+
+def _match(exact: bool) -> str:
+    return "id = ?" if exact else "id LIKE ? ESCAPE '\\'"
+
+
+def _pattern(ref: str, exact: bool) -> str:
+    """`ref` itself, or a LIKE prefix pattern in which `%`, `_` and `\\` match only themselves."""
+    if exact:
+        return ref
+    return ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _one(rows: list[Row], what: str, ref: str) -> Row:

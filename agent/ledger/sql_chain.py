@@ -6,12 +6,13 @@ calls `prune_through`, the only way events may be deleted without breaking the c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agent.ledger import chain
+from agent.ledger import chain, projection
 from agent.ledger.base import Event, LedgerError
 
 BATCH = 500  # events read per transaction while verifying: bounded memory on a long ledger
@@ -35,6 +36,19 @@ class ChainOps:
         with self._tx() as cur:
             return _anchor(cur)
 
+    def anchors(self) -> list[chain.Anchor]:
+        """Every prune anchor, oldest first (an archive must start and end at them)."""
+        with self._tx() as cur:
+            cur.execute("SELECT through_seq, hash FROM ledger_anchors ORDER BY through_seq")
+            return [chain.Anchor(int(r[0]), r[1]) for r in cur.fetchall()]
+
+    def head(self) -> chain.Anchor:
+        """The chain's head now: the newest event's seq and hash (published in /metrics, so a
+        ledger rewritten later no longer matches a head recorded elsewhere)."""
+        with self._tx() as cur:
+            seq, hash_ = last_link(cur)
+        return chain.Anchor(seq, hash_)
+
     def chain_rows(self, after_seq: int = 0) -> Iterator[chain.ChainRow]:
         """Every event after `after_seq` as stored, read in batches."""
         while True:
@@ -49,11 +63,31 @@ class ChainOps:
                 return
             after_seq = int(rows[-1][0])
 
-    def verify_chain(self, expect: chain.Anchor | None = None) -> chain.Verification:
+    def verify_chain(self, expect: chain.Anchor | None = None,
+                     seal_key: bytes | None = None) -> chain.Verification:
         """Recompute every link from the newest anchor (or the start) to the head; `expect`, a
-        head written down earlier, must still be in the chain."""
+        head written down earlier, must still be in the chain. Then recompute the proposals,
+        approvals and incidents from those events and compare them with the tables
+        (agent.ledger.projection): a forged or edited row fails, named; with `seal_key`, so does
+        an approval event the daemon did not seal."""
         anchor = self.anchor()
-        return chain.verify(self.chain_rows(anchor.through_seq if anchor else 0), anchor, expect)
+        want = projection.Expected(seal_key=seal_key)
+
+        def rows() -> Iterator[chain.ChainRow]:
+            for row in self.chain_rows(anchor.through_seq if anchor else 0):
+                want.add(row)
+                yield row
+
+        result = chain.verify(rows(), anchor, expect)
+        if not result.ok:
+            return result
+        with self._tx() as cur:
+            problems = projection.differences(want, cur, complete=anchor is None)
+        if not problems:
+            return result
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        return dataclasses.replace(result, reason="the records do not match their events: "
+                                   + "; ".join(problems[:5]) + more)
 
     def prune_through(self, through_seq: int, actor: str, at: datetime) -> int:
         """Delete events up to `through_seq`, keeping the chain verifiable; returns how many.

@@ -62,13 +62,14 @@ class RetentionOps:
             return [r[0] for r in cur.fetchall()]
 
     def incident_rows(self, incident_ids: list[str]) -> list[dict[str, Any]]:
-        """The incidents, their proposals and approvals as stored, for the archive."""
+        """The incidents, their proposals, approvals and revert approvals as stored, for the archive."""
         out: list[dict[str, Any]] = []
         with self._tx() as cur:
             proposals = _proposal_ids(cur, incident_ids)
             for table, column, ids in (("incidents", "id", incident_ids),
                                        ("proposals", "incident_id", incident_ids),
-                                       ("approvals", "proposal_id", proposals)):
+                                       ("approvals", "proposal_id", proposals),
+                                       ("revert_approvals", "proposal_id", proposals)):
                 for chunk in _chunks(ids):
                     cur.execute(f"SELECT * FROM {table} WHERE {column} IN ({_marks(chunk)})", chunk)
                     names = [d[0] for d in cur.description]
@@ -77,12 +78,13 @@ class RetentionOps:
         return out
 
     def remove_incidents(self, incident_ids: list[str]) -> None:
-        """Delete archived incidents with their proposals and approvals, in one transaction."""
+        """Delete archived incidents with their proposals and (revert) approvals, in one transaction."""
         with self._tx() as cur:
             for chunk in _chunks(incident_ids):
                 proposals = _proposal_ids(cur, chunk)
                 for sub in _chunks(proposals):
                     cur.execute(f"DELETE FROM approvals WHERE proposal_id IN ({_marks(sub)})", sub)
+                    cur.execute(f"DELETE FROM revert_approvals WHERE proposal_id IN ({_marks(sub)})", sub)
                 cur.execute(f"DELETE FROM proposals WHERE incident_id IN ({_marks(chunk)})", chunk)
                 cur.execute(f"DELETE FROM incidents WHERE id IN ({_marks(chunk)})", chunk)
 

@@ -26,6 +26,10 @@ class StoreConfig(_Strict):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Path = Path("hemostat-ledger.db")
     dsn: SecretRef | None = None
+    seal_key: SecretRef | None = Field(
+        None, description="a key the ledger's database roles never see: the daemon seals the "
+                          "approvals it records with it, and executes only sealed ones (or ones "
+                          "approvers made with their own PostgreSQL login); agent.ledger.binding")
 
     @model_validator(mode="after")
     def _postgres_needs_dsn(self) -> StoreConfig:
@@ -45,7 +49,8 @@ class IntakeConfig(_Strict):
     header_timeout_s: float = Field(10.0, gt=0, description="to send a request's head (and keep-alive idle)")
     body_timeout_s: float = Field(10.0, gt=0, description="to send the body after the head; 408 past it")
     max_connections: int = Field(256, ge=1, description="open connections; one more gets 429")
-    max_inflight: int = Field(32, ge=1, description="requests handled at once; more get 429")
+    max_inflight: int = Field(32, ge=1, description="webhook requests handled at once; more get 429 "
+                              "(the API, Slack and /metrics have budgets of their own)")
     target_labels: list[str] = Field(
         default_factory=lambda: ["hemostat_target", "target", "deployment", "service", "app"],
         description="alert labels tried in order to find the target's name",
@@ -78,6 +83,11 @@ class SlackConfig(_Strict):
 
     signing_secret: SecretRef
     users: dict[str, SlackUser] = Field(default_factory=dict, description="Slack user ID -> identity")
+    listen: str | None = Field(
+        None, pattern=r"^[^:\s]*:[0-9]{1,5}$",
+        description="host:port of a listener serving only /slack/interactions (and /healthz), so "
+                    "the one port Slack must reach from the internet serves nothing else; unset: "
+                    "the intake port serves it")
 
     @model_validator(mode="after")
     def _user_ids(self) -> SlackConfig:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 # A key whose value is a secret: any key containing one of these words (access_token,
 # client_secret, AWS_SECRET_ACCESS_KEY, x-api-key, db_password), or exactly one of the short ones.
@@ -21,6 +23,33 @@ _KV_SECRET = re.compile(
     re.I,
 )
 MASK = "***"
+MIN_KNOWN = 6  # a remembered secret shorter than this is not masked in free text (too common)
+_KNOWN: set[str] = set()  # secret values read from references in this process (`remember`)
+_KNOWN_LOCK = threading.Lock()
+
+
+def remember(*values: str) -> None:
+    """Values read from a secret reference: `redact` masks them wherever they appear, so a secret
+    given by reference stays a reference in every output, however it got there (an error
+    message quoting a URL, a probe's evidence, a log line)."""
+    with _KNOWN_LOCK:
+        _KNOWN.update(v for v in values if len(v) >= MIN_KNOWN)
+
+
+def remember_url(url: str) -> None:
+    """A URL read from a reference: the whole of it, each path segment or query value that looks
+    like a token (8+ characters mixing letters and digits, or 20+), else its whole path (a token
+    may live there: `/hooks/<token>`), and its password."""
+    parts = urlsplit(url)
+    segments = [seg for seg in (unquote(s) for s in parts.path.split("/")) if _token_like(seg)]
+    whole_path = parts.path if not segments and parts.path.count("/") > 1 else ""  # no token seen
+    pieces = [url, whole_path, *segments, *(v for _, v in parse_qsl(parts.query) if _token_like(v))]
+    remember(*pieces, unquote(parts.password or ""))
+
+
+def _token_like(value: str) -> bool:
+    return len(value) >= 20 or (len(value) >= 8 and any(c.isdigit() for c in value)
+                                and any(c.isalpha() for c in value))
 
 
 def redact_dsn(dsn: str) -> str:
@@ -39,7 +68,7 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Mask credentials in free text: Authorization headers (any scheme), bearer tokens, Slack
     webhook URLs, userinfo in http(s) URLs, DSN passwords, `key=value` / `"key": "value"` pairs
     whose key names a secret (password, access_token, client_secret, AWS_SECRET_ACCESS_KEY, ...),
-    and any known secret value."""
+    `secrets`, and every value read from a secret reference in this process (`remember`)."""
     out = _AUTHORIZATION.sub(lambda m: f"{m['key']}{MASK}", text)
     out = _BEARER.sub(lambda m: f"{m['key']}{MASK}", out)
     out = _SLACK_HOOK.sub(lambda m: f"{m['key']}{MASK}", out)
@@ -47,6 +76,11 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     out = redact_dsn(out)
     for secret in secrets:
         if secret and len(secret) >= 4:
+            out = out.replace(secret, MASK)
+    with _KNOWN_LOCK:
+        known = sorted(_KNOWN, key=len, reverse=True)  # the longest first: a URL before its path
+    for secret in known:
+        if secret in out:
             out = out.replace(secret, MASK)
     return out
 

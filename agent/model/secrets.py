@@ -43,11 +43,22 @@ class SecretRef(BaseModel):
             value = os.environ.get(self.env)
             if value is None:
                 raise PermanentError(f"secret {self.describe()} is not set", code="secret_missing")
-            return value
+            return _remembered(value)
         assert self.file is not None
         try:
-            return self.file.read_text().strip()
+            return _remembered(self.file.read_text().strip())
         except OSError as e:
             raise PermanentError(
                 f"secret {self.describe()} cannot be read: {e.strerror}", code="secret_missing"
             ) from e
+
+
+def _remembered(value: str) -> str:
+    """A secret just read: `redact` masks it (and, for a URL or DSN, its parts) from now on."""
+    from agent.model.redact import remember, remember_url
+
+    if "://" in value:
+        remember_url(value)
+    else:
+        remember(value)
+    return value

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from agent.model.errors import PermanentError
-from agent.model.redact import MASK, SECRET_KEY, redact
+from agent.model.redact import MASK, SECRET_KEY, redact, remember_url
 
 _SENSITIVE = re.compile(rf"^(?:{SECRET_KEY})$", re.I)
 _HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
@@ -43,7 +43,7 @@ def endpoint(url: str) -> str:
     parts = urlsplit(url)
     if "hooks.slack" in parts.netloc:
         return f"{parts.scheme}://{_netloc(url)}/{MASK}"
-    return f"{parts.scheme}://{_netloc(url)}{parts.path}"
+    return redact(f"{parts.scheme}://{_netloc(url)}{parts.path}")  # a referenced URL's path token
 
 
 def mask_url(url: str) -> str:
@@ -103,9 +103,11 @@ class UrlRef(BaseModel):
             return str(self.inline)
         from agent.model.secrets import SecretRef
 
-        value = SecretRef(env=self.env, file=self.file).resolve()
+        value = SecretRef(env=self.env, file=self.file).resolve()  # remembered: redact() masks it
         try:
-            return str(_HTTP_URL.validate_python(value))
+            url = str(_HTTP_URL.validate_python(value))
+            remember_url(url)  # as normalised (a trailing /), path included
+            return url
         except ValidationError:
             raise PermanentError(f"{self.describe()} does not hold an http(s) URL (not shown: it may "
                                  "hold a secret)", code="url_invalid") from None

@@ -7,7 +7,9 @@ JSON document), and whatever HTTP server the daemon runs mounts them on `ROUTES`
 Each request is authenticated (TokenReview: 401 if the cluster does not vouch for the token),
 authorised (SubjectAccessReview: 403 naming the missing permission), checked against the
 policy's approvers rule (403 naming the policy field), and only then recorded in the ledger under
-the identity the cluster vouched for, whatever name the client claims.
+the identity the cluster vouched for, whatever name the client claims. The id is matched exactly,
+and "no such proposal" and "not allowed" are one answer, so a token learns nothing about
+proposals it may not act on. The reviews go through the daemon's `ReviewCache` (deadline, cache).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import structlog
 
 from agent.diagnosis.wiring import App
 from agent.execution.identity import ApprovalRefused, Approving, approved_message, give_approval
-from agent.execution.identity_kube import AuthError, KubernetesIdentities, Permission
+from agent.execution.identity_cache import ReviewCache
+from agent.execution.identity_kube import AuthError, Permission
 from agent.ledger import Ledger, LedgerError, ProposalRecord, TransitionError
 from agent.model import ConfigError, HemostatError, TemporaryError
 from agent.model.context import utcnow
@@ -41,7 +44,7 @@ Answer = tuple[int, dict[str, Any]]
 class ApprovalApi:
     app: App
     ledger: Ledger
-    identities: KubernetesIdentities
+    identities: ReviewCache
 
     async def approve(self, headers: Mapping[str, str], body: bytes) -> Answer:
         return await self.handle("approve", headers, body)
@@ -74,10 +77,8 @@ class ApprovalApi:
             return 409, {"error": str(e)}
 
     async def _handle(self, ref: str, verb: str, token: str, reason: str) -> Answer:
-        who, extra = await asyncio.to_thread(self.identities.authenticate, token)
-        record = await asyncio.to_thread(self.ledger.proposal, ref)
-        need = Permission(verb, record.proposal.action, self._namespace(record))
-        await asyncio.to_thread(self.identities.authorize, who, extra, need)
+        who, extra = await self.identities.authenticate(token)
+        record = await self._authorized(ref, verb, who, extra)
         log.info("approval request", verb=verb, proposal=record.id, identity=who.describe())
         if verb == "approve":
             return await asyncio.to_thread(self._approve, record, who)
@@ -85,12 +86,24 @@ class ApprovalApi:
             return await asyncio.to_thread(self._reject, record, who, reason)
         return await self._revert(record, who, reason)
 
-    def _namespace(self, record: ProposalRecord) -> str:
+    async def _authorized(self, ref: str, verb: str, who: Identity,
+                          extra: dict[str, list[str]]) -> ProposalRecord:
+        """The proposal `ref` (exactly), if RBAC lets `who` act on it; else one refusal whether it
+        does not exist, its target is no longer configured, or RBAC says no."""
         try:
-            return self.app.config.target(record.proposal.target).namespace
-        except ConfigError:
-            raise HemostatError(f"{record.id}: target {record.proposal.target!r} is no longer "
-                                "configured; nothing to authorise it against") from None
+            record = await asyncio.to_thread(self.ledger.proposal, ref, exact=True)
+            namespace = self.app.config.target(record.proposal.target).namespace
+            await self.identities.authorize(who, extra, Permission(verb, record.proposal.action, namespace))
+        except (LedgerError, ConfigError, AuthError) as e:
+            if isinstance(e, LedgerError) and e.code != "not_found":
+                raise
+            if isinstance(e, AuthError) and e.status != 403:
+                raise
+            raise AuthError(403, f"{who.name} may not {verb} {ref!r}: no such proposal, or RBAC "
+                                 f"grants you no {verb} on mitigations.hemostat.io named after its "
+                                 "action in its target's namespace (a Role there with resourceNames "
+                                 "[ACTION]; docs/approvals.md)") from None
+        return record
 
     def _approve(self, record: ProposalRecord, who: Identity) -> Answer:
         done = give_approval(Approving.of(self.app), self.ledger, record.id, who, utcnow())
@@ -111,12 +124,16 @@ class ApprovalApi:
         return status, {"message": f"{record.id}: {outcome.detail}", **outcome.to_json()}
 
 
-def bearer_present(headers: Mapping[str, str]) -> Answer | None:
-    """For a server that can refuse before reading the body: 401 without a bearer token."""
+async def authenticated(reviews: ReviewCache, headers: Mapping[str, str]) -> Answer | None:
+    """For a server that refuses before reading the body: None when the cluster vouches for the
+    bearer token (TokenReview, cached), else the answer: 401, or 503 if the apiserver is slow."""
     try:
-        _bearer(headers)
+        await reviews.authenticate(_bearer(headers))
     except AuthError as e:
+        log.warning("API request refused before its body", status=e.status, reason=str(e))
         return e.status, {"error": str(e)}
+    except TemporaryError as e:
+        return 503, {"error": str(e)}
     return None
 
 

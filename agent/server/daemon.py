@@ -16,7 +16,7 @@ import contextlib
 import functools
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +24,9 @@ import structlog
 
 from agent.diagnosis import service
 from agent.diagnosis.wiring import App
-from agent.execution.approvals import EXECUTOR_ROLE
+from agent.execution.approvals import EXECUTOR_ROLE, LIVE_WITHIN, live_leader
 from agent.execution.executor import Executor
+from agent.execution.identity_cache import ReviewCache
 from agent.execution.identity_kube import KubernetesIdentities
 from agent.incidents import lifecycle
 from agent.incidents.intake import IntakeError, SeenAlerts, Webhook, authenticate, group, parse
@@ -39,7 +40,7 @@ from agent.server.approval_api import ApprovalApi
 from agent.server.diagnose_api import DiagnoseApi
 from agent.server.http import HttpServer
 from agent.server.metrics import Metrics
-from agent.server.routes import limits, routes
+from agent.server.routes import limits, routes, slack_routes
 from agent.server.sweeps import Sweeps
 from agent.server.tasks import named, warm_kube
 from agent.server.watchdog import LoopWatchdog
@@ -66,8 +67,11 @@ class Daemon:
     notifier: Notifier | None = None
     slack: SlackInteractions | None = None  # Approve / Reject from Slack, when configured
     diagnoses: DiagnoseApi | None = None  # remote `hemostat diagnose --server`, made in serve()
+    reviews: ReviewCache | None = None  # TokenReview/SAR with a deadline and a cache (serve())
     watchdog: LoopWatchdog = field(default_factory=LoopWatchdog)
     _announcer: Announcer | None = None
+    _tried_lead: bool = False
+    _slack_server: HttpServer | None = None
 
     @functools.cached_property
     def sweeps(self) -> Sweeps:
@@ -80,11 +84,26 @@ class Daemon:
 
     # -- HTTP side (runs in the server's worker threads) ---------------------------------------
     def ready(self) -> tuple[bool, str]:
+        """For the unauthenticated /readyz: whether, and in a word why not (the ledger's host,
+        port and database go to the log, not to whoever asks)."""
         try:
             self.ledger.events(limit=1)
+            idle = self._idle_leader_lock()
         except HemostatError as e:
-            return False, f"ledger unavailable: {e}"
+            log.warning("not ready: ledger unavailable", error=str(e), code=e.code)
+            return False, f"ledger unavailable ({e.code or 'error'}); see the daemon's log"
+        if idle:
+            return False, idle
         return (False, "stopping") if self.stopping.is_set() else (True, "ready")
+
+    def _idle_leader_lock(self) -> str | None:
+        """Why nothing executes, when the leader lock is held but no executor beats: any role
+        that may call pg_try_advisory_lock could hold it idle and stop every execution (issue 23,
+        M4). None while this daemon leads, has not tried yet, or a live leader beats."""
+        if self.leader or not self._tried_lead or live_leader(self.ledger, utcnow()) is not None:
+            return None
+        return ("no daemon executes: the leader lock is held, but no executor heartbeat in the "
+                f"last {LIVE_WITHIN.total_seconds():g} s (a session holding the lock idle?)")
 
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]:
         """Validate, record and schedule. Returns the HTTP status and JSON answer: 202 when
@@ -112,18 +131,17 @@ class Daemon:
             log.error("webhook not recorded", error=str(e), code=e.code)
             return 503, {"error": f"could not record the alert ({e.code}); retry"}
 
-    def on_loop(self, work: Callable[[], Coroutine[Any, Any, tuple[int, dict[str, Any]]]], what: str,
-                timeout_s: float) -> tuple[int, dict[str, Any]]:
-        """An API request's handler (the approval API's), run on the loop from an HTTP thread;
-        503 while starting or shutting down."""
-        if self._loop is None or self.stopping.is_set():
-            return 503, {"error": f"not serving {what} (starting or shutting down)"}
-        return asyncio.run_coroutine_threadsafe(work(), self._loop).result(timeout=timeout_s)
-
     def approval_api(self) -> ApprovalApi:
         """The approval API's handlers, checking tokens against the daemon's cluster."""
-        audiences = tuple(self.app.config.approval_api.audiences)
-        return ApprovalApi(self.app, self.ledger, KubernetesIdentities(self.app.kube_provider(), audiences))
+        return ApprovalApi(self.app, self.ledger, self._reviews())
+
+    def _reviews(self) -> ReviewCache:
+        if self.reviews is None:
+            audiences = tuple(self.app.config.approval_api.audiences)
+            timeout_s = self.app.config.kubernetes.request_timeout_s
+            self.reviews = ReviewCache(KubernetesIdentities(self.app.kube_provider(), audiences, timeout_s),
+                                       timeout_s=timeout_s)
+        return self.reviews
 
     def _accept(self, webhook: Webhook) -> dict[str, Any]:
         now, incidents, recorded, dups = utcnow(), [], 0, 0
@@ -237,6 +255,7 @@ class Daemon:
     async def _execute_as_leader(self, executor: Executor) -> None:
         was_leader = self.leader
         self.leader = await asyncio.to_thread(self.ledger.try_lead, self.actor)
+        self._tried_lead = True
         self.metrics.leader.set(1 if self.leader else 0)
         if not self.leader:
             return
@@ -268,11 +287,12 @@ class Daemon:
                                  on_result=self._delivered)
         self.metrics.watch(self.ledger)
         self.slack = self._slack_interactions()
-        self.diagnoses = DiagnoseApi(self.app, self.ledger, self.approval_api().identities)
+        self.diagnoses = DiagnoseApi(self.app, self.ledger, self._reviews())
         if any(t.deployment for t in self.app.config.targets):  # build the client off the loop, once
             await asyncio.to_thread(warm_kube, self.app)
         server = HttpServer(routes(self), limits(self.app.config.intake, min(5.0, self.drain_deadline_s)))
         await server.start(host, port)
+        self._slack_server = await self._slack_listener()
         log.info("hemostat running", listen=f"{host}:{server.port}",
                  targets=len(self.app.config.targets), policy=str(self.app.policy_path),
                  mode=self.app.policy.mode)
@@ -285,6 +305,18 @@ class Daemon:
         tasks.append(asyncio.create_task(self.watchdog.run(self.stopping), name="watchdog"))
         await self.stopping.wait()
         await self._drain(server, tasks)
+
+    async def _slack_listener(self) -> HttpServer | None:
+        """`slack.listen`: Slack's endpoint on a port of its own (agent.server.routes.slack_routes)."""
+        config = self.app.config.slack
+        if config is None or config.listen is None:
+            return None
+        host, _, port = config.listen.rpartition(":")
+        bounds = limits(self.app.config.intake, min(5.0, self.drain_deadline_s))
+        server = HttpServer(slack_routes(self), bounds)
+        await server.start(host, int(port))
+        log.info("slack interactions listening", listen=f"{host}:{server.port}")
+        return server
 
     def _slack_interactions(self) -> SlackInteractions | None:
         config = self.app.config.slack
@@ -305,6 +337,10 @@ class Daemon:
         log.info("stopping: draining in-flight work", deadline_s=self.drain_deadline_s)
         deadline = asyncio.get_running_loop().time() + self.drain_deadline_s
         await server.stop()
+        if self._slack_server is not None:
+            await self._slack_server.stop()
+        if self.reviews is not None:
+            self.reviews.close()
         pending = [asyncio.wrap_future(f) for f in list(self._inflight)] + tasks
         left = max(0.0, deadline - asyncio.get_running_loop().time())
         done, late = await asyncio.wait(pending, timeout=left) if pending else (set(), set())

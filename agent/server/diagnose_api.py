@@ -21,7 +21,8 @@ from typing import Any
 import structlog
 
 from agent.diagnosis.wiring import App
-from agent.execution.identity_kube import AuthError, KubernetesIdentities, Permission
+from agent.execution.identity_cache import ReviewCache
+from agent.execution.identity_kube import AuthError, Permission
 from agent.ledger import Ledger
 from agent.model import ConfigError, HemostatError, TemporaryError
 from agent.model.context import utcnow
@@ -40,24 +41,17 @@ CONCURRENT = 4  # remote diagnoses at once; more is 429 (each runs every probe o
 class DiagnoseApi:
     app: App
     ledger: Ledger
-    identities: KubernetesIdentities
+    identities: ReviewCache
     gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENT))
 
     async def handle(self, headers: Mapping[str, str], body: bytes) -> Answer:
         try:
             token = _bearer(headers)  # before the body: a stranger's request is not parsed
             name, record = _request(body)
-            who, extra = await asyncio.to_thread(self.identities.authenticate, token)
-            try:
-                spec = self.app.config.target(name)
-            except ConfigError:
-                # as the apiserver does, authorisation before existence: only someone who may
-                # diagnose that name cluster-wide learns that no such target exists
-                cluster_wide = Permission("create", name, "", resource=RESOURCE)
-                await asyncio.to_thread(self.identities.authorize, who, extra, cluster_wide)
+            who, extra = await self.identities.authenticate(token)
+            spec = await self._authorized(name, who, extra)
+            if spec is None:
                 return 404, {"error": f"no target named {name!r} in the daemon's config"}
-            need = Permission("create", spec.name, spec.namespace, resource=RESOURCE)
-            await asyncio.to_thread(self.identities.authorize, who, extra, need)
             if self.gate.locked():
                 return 429, {"error": f"{CONCURRENT} diagnoses already running; retry in a few seconds"}
             async with self.gate:
@@ -70,6 +64,25 @@ class DiagnoseApi:
             return 503, {"error": str(e)}
         except HemostatError as e:
             return 409, {"error": str(e)}
+
+    async def _authorized(self, name: str, who: Identity, extra: dict[str, list[str]]) -> Any:
+        """The target, if RBAC lets `who` diagnose it; None (a 404) for a name that is not
+        configured, said only to someone who may diagnose that name cluster-wide. Everyone else
+        gets one refusal, naming neither the target's namespace nor whether it exists."""
+        try:
+            spec = self.app.config.target(name)
+        except ConfigError:
+            spec = None
+        need = Permission("create", name, spec.namespace if spec else "", resource=RESOURCE)
+        try:
+            await self.identities.authorize(who, extra, need)
+        except AuthError as e:
+            if e.status != 403:
+                raise
+            raise AuthError(403, f"{who.name} may not diagnose target {name!r}: no such target, or "
+                                 f"RBAC grants you no create on {RESOURCE}.hemostat.io named {name!r} "
+                                 "in its namespace (docs/approvals.md)") from None
+        return spec
 
     async def _diagnose(self, spec: Any, who: Identity, record: bool) -> dict[str, Any]:
         from agent.diagnosis import service

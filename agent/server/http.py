@@ -2,11 +2,14 @@
 
 Each `Route` names a method, a path and a framework-independent handler
 `handle(headers, body) -> (status, answer)`; a synchronous handler runs in a small bounded pool
-of worker threads, so ledger I/O never runs on the event loop. Defences, in the order a request
-meets them: a connection cap (429 and close), a deadline for the request head (slowloris), an
-in-flight cap (429), the route's `authorize(headers)` before any body byte is read (401), the
-declared and actual body size (413), a deadline for the whole body (408). Mount an endpoint with
-one line in `agent.server.routes.routes()`.
+of worker threads of its endpoint class, so ledger I/O never runs on the event loop and one
+class's handlers never wait for another's threads. Defences, in the order a request meets them:
+a connection cap (429 and close), a deadline for the request head (slowloris), the in-flight cap
+of the route's endpoint class (`budget`: webhook, approvals, diagnose, slack, metrics; 429 with
+Retry-After, so no class can starve another), the route's `authorize(headers)` (possibly a
+coroutine: the approval API's TokenReview) before any body byte is read (401), the declared and
+actual body size (413), a deadline for the whole body (408). Mount an endpoint with one line in
+`agent.server.routes.routes()`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ log = structlog.get_logger("hemostat.http")
 
 Answer = tuple[int, Any]  # JSON-able document, or Raw
 Handler = Callable[[Mapping[str, str], bytes], Answer | Awaitable[Answer]]
-Authorize = Callable[[Mapping[str, str]], Answer | None]
+Authorize = Callable[[Mapping[str, str]], Answer | Awaitable[Answer | None] | None]
 _REFUSAL = b'{"error": "too many open connections; retry"}'
 TOO_MANY_CONNECTIONS = (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nConnection: close\r\n"
                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
@@ -67,7 +70,8 @@ class Head(Mapping[str, str]):
 @dataclass(frozen=True)
 class Route:
     """One endpoint. `authorize` sees only the headers and may refuse before the body is read;
-    `limited=False` exempts it from the in-flight cap (health checks must answer under load);
+    `budget` names its endpoint class (its own in-flight cap and worker threads; None: no cap,
+    for health checks, which must answer under load); `max_body_bytes` lowers the server's;
     `prefix=True` makes it answer every path under `path` (which ends in "/": ids, pages)."""
 
     method: str
@@ -75,8 +79,13 @@ class Route:
     handle: Handler
     authorize: Authorize | None = None
     reads_body: bool = False
-    limited: bool = True
+    budget: str | None = "webhook"
+    max_body_bytes: int | None = None
     prefix: bool = False
+
+
+# In flight per class: reads and the web view are people's pages, never the webhook's slots.
+BUDGETS = {"approvals": 8, "diagnose": 8, "slack": 8, "metrics": 4, "reads": 8}
 
 
 @dataclass(frozen=True)
@@ -87,9 +96,12 @@ class Limits:
     body_timeout_s: float = 10.0  # to send the whole body after the head (408 past it)
     max_body_bytes: int = 1 << 20
     max_connections: int = 256  # open sockets; one more gets 429 and is closed
-    max_inflight: int = 32  # requests being handled at once (bodies held: this x max_body_bytes)
-    workers: int = 4  # threads for synchronous handlers (ledger writes)
+    max_inflight: int = 32  # webhook requests being handled at once (bodies: this x max_body_bytes)
+    workers: int = 4  # threads for the webhook's synchronous handler (ledger writes)
     drain_s: float = 5.0  # to finish in-flight requests at shutdown
+    # the other endpoint classes' in-flight caps (each also gets `class_workers` threads)
+    budgets: Mapping[str, int] = field(default_factory=lambda: dict(BUDGETS))
+    class_workers: int = 2
 
 
 class _ProtocolLog(logging.Handler):
@@ -126,15 +138,17 @@ class HttpServer:
     routes: Sequence[Route]
     limits: Limits = field(default_factory=Limits)
     _table: dict[str, dict[str, Route]] = field(default_factory=dict)
-    _inflight: int = 0
-    _pool: ThreadPoolExecutor | None = None
+    _inflight: dict[str | None, int] = field(default_factory=dict)
+    _pools: dict[str | None, ThreadPoolExecutor] = field(default_factory=dict)
     _runner: web.ServerRunner | None = None
     port: int = 0
 
     async def start(self, host: str, port: int) -> None:
         for route in self.routes:
             self._table.setdefault(route.path, {})[route.method] = route
-        self._pool = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="http")
+        for budget in {route.budget for route in self.routes}:
+            workers = self.limits.workers if budget == "webhook" else self.limits.class_workers
+            self._pools[budget] = ThreadPoolExecutor(workers, thread_name_prefix=f"http-{budget}")
         # No cancellation when a client leaves: a handler then finishes its worker-thread job
         # before its in-flight slot frees, so `max_inflight` bounds the pool's queue too.
         server = _CappedServer(self._dispatch, self.limits.max_connections, handler_cancellation=False,
@@ -151,24 +165,29 @@ class HttpServer:
         """Stop listening, let in-flight requests finish within `drain_s`, close the rest."""
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in self._pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         route = self._table.get(request.path, {}).get(request.method) or self._under(request)
         if route is None:
             return self._not_routed(request)
-        if route.limited and self._inflight >= self.limits.max_inflight:
-            return _reply(429, {"error": "too many requests in flight; retry"}, close=True,
+        budget = route.budget
+        if budget is not None and self._inflight.get(budget, 0) >= self.cap(budget):
+            return _reply(429, {"error": f"too many {budget} requests in flight; retry"}, close=True,
                           headers={"Retry-After": "1"})
-        self._inflight += 1
+        self._inflight[budget] = self._inflight.get(budget, 0) + 1
         try:
             return await self._serve(route, request)
         except Exception as e:  # a handler bug answers 500 and is logged; the server stays up
             log.error("handler failed", path=route.path, error=f"{type(e).__name__}: {e}")
             return _reply(500, {"error": "internal error"}, close=True)
         finally:
-            self._inflight -= 1
+            self._inflight[budget] -= 1
+
+    def cap(self, budget: str) -> int:
+        """The in-flight cap of an endpoint class (the webhook's is `max_inflight`)."""
+        return self.limits.budgets.get(budget, self.limits.max_inflight)
 
     def _under(self, request: web.BaseRequest) -> Route | None:
         """The longest prefix route that covers the request's path."""
@@ -179,26 +198,30 @@ class HttpServer:
     async def _serve(self, route: Route, request: web.BaseRequest) -> web.StreamResponse:
         headers: Mapping[str, str] = Head(request.headers, request.path, request.query)
         refusal = route.authorize(headers) if route.authorize else None
+        if inspect.isawaitable(refusal):
+            refusal = await refusal
         if refusal is not None:
             return _answer(refusal, close=True)
         body = b""
         if route.reads_body:
-            body_or_refusal = await self._read_body(request)
+            body_or_refusal = await self._read_body(request, route.max_body_bytes)
             if isinstance(body_or_refusal, web.StreamResponse):
                 return body_or_refusal
             body = body_or_refusal
-        return _answer(await self._call(route.handle, headers, body))
+        return _answer(await self._call(route, headers, body))
 
-    async def _call(self, handle: Handler, headers: Mapping[str, str], body: bytes) -> Answer:
+    async def _call(self, route: Route, headers: Mapping[str, str], body: bytes) -> Answer:
+        handle = route.handle
         if inspect.iscoroutinefunction(handle):
             result: Answer = await handle(headers, body)
             return result
         loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self._pool, handle, headers, body)
+        answer = await loop.run_in_executor(self._pools[route.budget], handle, headers, body)
         return await answer if inspect.isawaitable(answer) else answer
 
-    async def _read_body(self, request: web.BaseRequest) -> bytes | web.StreamResponse:
-        limit = self.limits.max_body_bytes
+    async def _read_body(self, request: web.BaseRequest,
+                         route_limit: int | None) -> bytes | web.StreamResponse:
+        limit = min(self.limits.max_body_bytes, route_limit or self.limits.max_body_bytes)
         if request.headers.get("Content-Encoding", "identity").lower() != "identity":
             return _reply(415, {"error": "compressed bodies are not accepted"}, close=True)
         declared = request.content_length

@@ -16,14 +16,21 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent.model import HemostatError
+from agent.model.context import utcnow
 
 if TYPE_CHECKING:
     from agent.diagnosis.service import Diagnosis
     from agent.ledger import Ledger
 
 
+HASH_DIGITS = 13  # 52 bits: a float64 gauge holds them exactly
+
+
 class LedgerStates:
-    """A scrape-time collector: `hemostat_incidents{status}` and `hemostat_proposals{state}`."""
+    """A scrape-time collector: `hemostat_incidents{status}`, `hemostat_proposals{state}`, and
+    the chain's head (`hemostat_ledger_head_seq`, `hemostat_ledger_head_hash`: its hash's first
+    13 hex digits as a number), so Prometheus keeps a record of the chain that a ledger rewritten
+    later (an edited and re-hashed SQLite file) cannot match: `hemostat ledger verify --expect`."""
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -42,6 +49,17 @@ class LedgerStates:
             for key, n in sorted(counts[what].items()):
                 family.add_metric([key], n)
             yield family
+        try:
+            head, beat = self.ledger.head(), self.ledger.heartbeat("executor")
+        except HemostatError:
+            return
+        if beat is not None:  # old while the leader lock is held by no one who executes (M4)
+            yield GaugeMetricFamily("hemostat_executor_heartbeat_age_seconds", "seconds since the "
+                                    "leading executor last beat", value=(utcnow() - beat[1]).total_seconds())
+        yield GaugeMetricFamily("hemostat_ledger_head_seq", "the newest event's seq", value=head.through_seq)
+        yield GaugeMetricFamily("hemostat_ledger_head_hash", f"the newest event's hash: its first "
+                                f"{HASH_DIGITS} hex digits as a number",
+                                value=int(head.hash[:HASH_DIGITS] or "0", 16))
 
 
 @dataclass

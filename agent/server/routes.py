@@ -2,7 +2,11 @@
 
 To add an endpoint, write `handle(headers, body) -> (status, answer)` in your own module
 (synchronous handlers run in the server's worker threads; async ones on the loop) and add one
-line to `routes()`. `authorize` sees the headers before any body byte is read.
+line to `routes()`. `authorize` sees the headers before any body byte is read: the approval API
+and remote diagnoses authenticate the bearer token there (TokenReview, cached, with a deadline),
+so a stranger's body is never read and holds nothing. Each endpoint class has its own budget
+(agent.server.http.Limits.budgets): approvals, diagnoses, Slack and /metrics cannot starve the
+webhook, and none of them runs in the webhook's threads.
 """
 
 from __future__ import annotations
@@ -16,20 +20,23 @@ import structlog
 from agent.incidents.intake import IntakeError, authenticate
 from agent.model import HemostatError
 from agent.model.config import IntakeConfig
+from agent.server.approval_api import MAX_BODY as APPROVAL_MAX_BODY
 from agent.server.approval_api import ROUTES as APPROVAL_ROUTES
-from agent.server.approval_api import bearer_present
+from agent.server.approval_api import authenticated
+from agent.server.diagnose_api import MAX_BODY as DIAGNOSE_MAX_BODY
 from agent.server.diagnose_api import ROUTE as DIAGNOSE_ROUTE
 from agent.server.http import Answer, Limits, Raw, Route
 from agent.server.read_api import ROUTES as READ_ROUTES
 from agent.server.read_api import ReadApi
+from agent.server.slack_api import MAX_BODY as SLACK_MAX_BODY
 from agent.server.slack_api import SLACK_PATH
 from agent.server.web import WebView
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable, Coroutine
 
     from agent.diagnosis.wiring import App
+    from agent.execution.identity_cache import ReviewCache
     from agent.server.approval_api import ApprovalApi
     from agent.server.diagnose_api import DiagnoseApi
     from agent.server.metrics import Metrics
@@ -46,12 +53,11 @@ class Daemon(Protocol):
     slack: SlackInteractions | None
     diagnoses: DiagnoseApi | None
     watchdog: LoopWatchdog
+    reviews: ReviewCache | None
 
     def ready(self) -> tuple[bool, str]: ...
     def receive_webhook(self, body: bytes, authorization: str | None) -> tuple[int, dict[str, Any]]: ...
     def approval_api(self) -> ApprovalApi: ...
-    def on_loop(self, work: Callable[[], Coroutine[Any, Any, tuple[int, dict[str, Any]]]], what: str,
-                timeout_s: float) -> tuple[int, dict[str, Any]]: ...
 
 log = structlog.get_logger("hemostat.daemon")
 WEBHOOK_PATH = "/webhook/alertmanager"
@@ -59,28 +65,42 @@ WEBHOOK_PATH = "/webhook/alertmanager"
 
 def routes(daemon: Daemon) -> list[Route]:
     table = [
-        Route("GET", "/healthz", partial(healthz, daemon), limited=False),
-        Route("GET", "/readyz", partial(readyz, daemon), limited=False),
-        Route("GET", "/metrics", partial(metrics, daemon)),
+        Route("GET", "/healthz", partial(healthz, daemon), budget=None),
+        Route("GET", "/readyz", partial(readyz, daemon), budget=None),
+        Route("GET", "/metrics", partial(metrics, daemon), budget="metrics"),
     ]
     if daemon.app.config.intake.webhook:  # off: 404 from the table, before any body is read
         table.append(Route("POST", WEBHOOK_PATH, partial(webhook, daemon),
                            authorize=partial(webhook_token, daemon), reads_body=True))
     if daemon.app.config.approval_api.enabled:
-        table += [Route("POST", path, partial(approval, daemon, verb), authorize=bearer_present,
-                        reads_body=True)
+        check = partial(caller, daemon)
+        table += [Route("POST", path, partial(approval, daemon, verb), authorize=check, reads_body=True,
+                        budget="approvals", max_body_bytes=APPROVAL_MAX_BODY)
                   for path, verb in APPROVAL_ROUTES.items()]
-        table.append(Route("POST", DIAGNOSE_ROUTE, partial(diagnose, daemon), authorize=bearer_present,
-                           reads_body=True))
+        table.append(Route("POST", DIAGNOSE_ROUTE, partial(diagnose, daemon), authorize=check,
+                           reads_body=True, budget="diagnose", max_body_bytes=DIAGNOSE_MAX_BODY))
         # reads (agent.server.read_api) and the web view (agent.server.web), as the caller's identity
-        reads = ReadApi(daemon.app, daemon.approval_api().ledger, daemon.approval_api().identities)
-        table += [Route("GET", path + under, reads.handle, authorize=bearer_present, prefix=bool(under))
+        # (sync, in the reads budget's threads; each call deadlined by kubernetes.request_timeout_s)
+        reads = ReadApi(daemon.app, daemon.approval_api().ledger, daemon.approval_api().identities.identities)
+        table += [Route("GET", path + under, reads.handle, authorize=check, prefix=bool(under),
+                        budget="reads")
                   for path in READ_ROUTES for under in ("", "/")]
-        table += WebView(reads, partial(approval, daemon)).routes()
-    if daemon.slack is not None:  # Slack's signed Approve / Reject (agent.server.slack_api)
-        table.append(Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
-                           reads_body=True))
+        table += WebView(reads, partial(approval, daemon), check).routes()
+    config = daemon.app.config.slack
+    if config is not None and config.listen is None:  # else on its own listener (slack_routes)
+        table += slack_routes(daemon)[1:]
     return table
+
+
+def slack_routes(daemon: Daemon) -> list[Route]:
+    """Slack's signed Approve / Reject (agent.server.slack_api), with /healthz: the whole table of
+    the listener `slack.listen` names, the one port that must be reachable from the internet.
+    The signature covers the body, so it is read; Slack's own small budget bounds that."""
+    if daemon.slack is None:
+        return []
+    return [Route("GET", "/healthz", partial(healthz, daemon), budget=None),
+            Route("POST", SLACK_PATH, daemon.slack.handle, authorize=daemon.slack.authorize,
+                  reads_body=True, budget="slack", max_body_bytes=SLACK_MAX_BODY)]
 
 
 def limits(intake: IntakeConfig, drain_s: float) -> Limits:
@@ -107,15 +127,22 @@ def webhook(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:
     return daemon.receive_webhook(body, headers.get("Authorization"))
 
 
-APPROVAL_TIMEOUT_S = 150  # TokenReview + SubjectAccessReview + a revert's verify at most
+async def caller(daemon: Daemon, headers: Mapping[str, str]) -> Answer | None:
+    """The approval API's and remote diagnoses' check before the body: a bearer token the
+    cluster vouches for (TokenReview, through the daemon's cache and deadline), else 401 (503
+    when the apiserver does not answer in time)."""
+    if daemon.reviews is None or daemon.stopping.is_set():
+        return 503, {"error": "not serving the API (starting or shutting down)"}
+    return await authenticated(daemon.reviews, headers)
 
 
-def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
-    """The approval API (agent.server.approval_api): its own TokenReview authenticates the caller."""
+async def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    """The approval API (agent.server.approval_api), on the loop: never in the webhook's threads."""
     if not daemon.app.config.approval_api.enabled:
         return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
-    return daemon.on_loop(lambda: daemon.approval_api().handle(verb, dict(headers), body), "approvals",
-                          APPROVAL_TIMEOUT_S)
+    if daemon.stopping.is_set():
+        return 503, {"error": "not serving approvals (starting or shutting down)"}
+    return await daemon.approval_api().handle(verb, dict(headers), body)
 
 
 async def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

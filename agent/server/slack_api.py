@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 SLACK_PATH = "/slack/interactions"
 MAX_AGE_S = 300  # Slack's own limit for a signed request
+MAX_BODY = 64 * 1024  # one block_actions payload; the signature needs the body, so it is read
+UNIX_TIME = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() accepts "²"
 PROPOSAL_ID = re.compile(r"p-[0-9a-z-]{1,64}")
 Decide = Callable[[str, str, str, "SlackUser"], str]  # (approve|reject, proposal, slack id, user) -> message
 
@@ -83,7 +85,7 @@ class SlackInteractions:
         if not stamp or not signature:
             raise Refused(401, "not signed by Slack (X-Slack-Signature and "
                                "X-Slack-Request-Timestamp are required)")
-        if not stamp.isdigit():
+        if not UNIX_TIME.fullmatch(stamp):
             raise Refused(401, "X-Slack-Request-Timestamp is not a Unix time")
         age = self.clock() - int(stamp)
         if abs(age) > MAX_AGE_S:

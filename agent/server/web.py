@@ -14,7 +14,7 @@ refuses framing.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from urllib.parse import quote
@@ -23,8 +23,8 @@ import structlog
 
 from agent.execution.identity_kube import AuthError
 from agent.server import web_pages
-from agent.server.approval_api import _bearer, bearer_present
-from agent.server.http import Answer, Head, Raw, Route
+from agent.server.approval_api import _bearer
+from agent.server.http import Answer, Authorize, Head, Raw, Route
 from agent.server.read_api import ReadApi
 from agent.server.web_sessions import CODE_TTL_S, Session, Sessions, csrf_ok, set_cookie
 
@@ -36,7 +36,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 SECURITY = (("Content-Security-Policy", CSP), ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
-Decide = Callable[[str, Mapping[str, str], bytes], Answer]  # (verb, headers, body): the approval API
+# (verb, headers, body): the approval API
+Decide = Callable[[str, Mapping[str, str], bytes], Awaitable[Answer]]
 
 
 def html(status: int, text: str, *extra: tuple[str, str]) -> Answer:
@@ -47,15 +48,19 @@ def html(status: int, text: str, *extra: tuple[str, str]) -> Answer:
 class WebView:
     reads: ReadApi
     decide: Decide
+    vouched: Authorize  # the cluster vouches for the bearer token before any body is read
     sessions: Sessions = field(default_factory=Sessions)
 
     def routes(self) -> list[Route]:
         signed_in = self.authorize_post
-        return [Route("POST", SESSIONS_PATH, self.sign_in, authorize=bearer_present, reads_body=True),
-                Route("GET", UI, self.get, prefix=True),
-                Route("POST", "/ui/approve", self.post_approve, authorize=signed_in, reads_body=True),
-                Route("POST", "/ui/reject", self.post_reject, authorize=signed_in, reads_body=True),
-                Route("POST", "/ui/signout", self.sign_out, authorize=signed_in)]
+        return [Route("POST", SESSIONS_PATH, self.sign_in, authorize=self.vouched, reads_body=True,
+                      budget="reads"),
+                Route("GET", UI, self.get, prefix=True, budget="reads"),
+                Route("POST", "/ui/approve", self.post_approve, authorize=signed_in, reads_body=True,
+                      budget="reads"),
+                Route("POST", "/ui/reject", self.post_reject, authorize=signed_in, reads_body=True,
+                      budget="reads"),
+                Route("POST", "/ui/signout", self.sign_out, authorize=signed_in, budget="reads")]
 
     # -- sign-in ---------------------------------------------------------------------------------
 
@@ -131,13 +136,13 @@ class WebView:
             return 403, {"error": "missing or wrong CSRF token (reload the page)"}
         return None
 
-    def post_approve(self, headers: Mapping[str, str], body: bytes) -> Answer:
-        return self._decide("approve", headers, body)
+    async def post_approve(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        return await self._decide("approve", headers, body)
 
-    def post_reject(self, headers: Mapping[str, str], body: bytes) -> Answer:
-        return self._decide("reject", headers, body)
+    async def post_reject(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        return await self._decide("reject", headers, body)
 
-    def _decide(self, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    async def _decide(self, verb: str, headers: Mapping[str, str], body: bytes) -> Answer:
         session = self.sessions.find(headers)
         if session is None:  # expired between the check and now
             return 401, {"error": "session expired: run `hemostat ui --server URL`"}
@@ -149,7 +154,7 @@ class WebView:
             return 400, {"error": 'body must be JSON {"id": "p-...", "reason": "..."}'}
         forwarded = {"Authorization": f"Bearer {session.token}", "Content-Type": "application/json"}
         request = {"id": doc.get("id"), "reason": doc.get("reason")}
-        return self.decide(verb, forwarded, json.dumps(request).encode())
+        return await self.decide(verb, forwarded, json.dumps(request).encode())
 
 
 def _asset(name: str) -> Answer:

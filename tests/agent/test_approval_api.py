@@ -141,10 +141,13 @@ def test_a_user_without_the_rbac_permission_gets_403_naming_it(world: World, dae
     mallory = world.person("mallory", "developers")
     refused = world.hemostat("approve", PID, "--server", daemon.url, kubeconfig=mallory)
     assert refused.returncode == 1
-    assert "answered 403: mallory may not approve this proposal: RBAC grants no approve on " \
-           "mitigations.hemostat.io named 'slow-marker' in namespace 'shop'" in refused.stderr
-    assert "a Role there with apiGroups [hemostat.io], resources [mitigations], verbs [approve]" \
-        in refused.stderr
+    # the same answer as for an id that does not exist: the proposal's action and namespace are
+    # not told to someone who may not act on it (issue 23, M1)
+    assert f"answered 403: mallory may not approve {PID!r}: no such proposal, or RBAC grants you " \
+           "no approve on mitigations.hemostat.io named after its action" in refused.stderr
+    assert "slow-marker" not in refused.stderr and "'shop'" not in refused.stderr
+    missing = world.hemostat("approve", "p-api0002", "--server", daemon.url, kubeconfig=mallory)
+    assert missing.stderr.replace("p-api0002", PID) == refused.stderr
     assert world.ledger.proposal(PID).approvals == ()
 
 
@@ -227,7 +230,7 @@ def test_a_revert_asked_through_the_api_is_authorised_and_runs_in_the_daemon(
     wait_until(lambda: world.ledger.proposal(PID).state == "succeeded")
     refused = world.hemostat("revert", PID, "--reason", "undo", "--server", daemon.url,
                              kubeconfig=world.person("mallory"))
-    assert refused.returncode == 1 and "mallory may not revert this proposal" in refused.stderr
+    assert refused.returncode == 1 and f"mallory may not revert {PID!r}: no such proposal, or RBAC" in refused.stderr
     done = world.hemostat("--user", "bob", "revert", PID, "--reason", "undo", "--server", daemon.url,
                           kubeconfig=alice)
     assert done.returncode == 0, done.stderr

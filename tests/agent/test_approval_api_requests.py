@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes.client
@@ -13,11 +14,12 @@ import pytest
 
 from agent.diagnosis.registry import Registry
 from agent.diagnosis.wiring import build_app
+from agent.execution.identity_cache import ReviewCache
 from agent.execution.identity_kube import KubernetesIdentities
 from agent.ledger.sqlite import SqliteLedger
-from agent.model import TargetSpec
+from agent.model import DecisionStep, Proposal, TargetSpec, Verdict
 from agent.model.config import Config
-from agent.server.approval_api import ROUTES, ApprovalApi, bearer_present
+from agent.server.approval_api import ROUTES, ApprovalApi, authenticated
 from tests.kubeapi.server import FakeApiServer
 
 
@@ -30,7 +32,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalApi]:
     client = kubernetes.client.ApiClient(fake.client_configuration())
     app = build_app(Config(targets=[TargetSpec(name="checkout", namespace="shop")]), Registry.discover())
     ledger = SqliteLedger(tmp_path / "ledger.db")
-    yield ApprovalApi(app, ledger, KubernetesIdentities(lambda: client))
+    now = datetime.now(UTC)
+    for pid in ("p-secret01", "p-secret02"):  # alice has no RBAC grant for any proposal
+        ledger.add_proposal(Proposal(id=pid, target="checkout", action="failover", subject="payments",
+                                     params={}, path=(DecisionStep("errors", "5xx"),), reason="r",
+                                     created_at=now),
+                            Verdict("needs_approval", "propose", ("2",), 2), now, now + timedelta(hours=1))
+    yield ApprovalApi(app, ledger, ReviewCache(KubernetesIdentities(lambda: client)))
     ledger.close()
     client.close()
     fake.stop()
@@ -47,9 +55,14 @@ def test_the_routes_are_fixed_paths_for_a_route_table() -> None:
                       "/v1/proposals/revert": "revert"}
 
 
-def test_no_bearer_token_is_401_before_the_body_is_read(api: ApprovalApi) -> None:
-    assert bearer_present({"Authorization": "Basic YWxpY2U6cHc="})[0] == 401  # type: ignore[index]
-    assert bearer_present({"authorization": "Bearer x"}) is None
+def test_no_bearer_token_or_one_the_cluster_rejects_is_401_before_the_body_is_read(
+        api: ApprovalApi) -> None:
+    """H1: the check before the body is the TokenReview itself, not "a token is present"."""
+    before_body = lambda headers: asyncio.run(authenticated(api.identities, headers))  # noqa: E731
+    assert before_body({"Authorization": "Basic YWxpY2U6cHc="})[0] == 401
+    refused = before_body({"authorization": "Bearer x"})
+    assert refused is not None and refused[0] == 401 and "did not authenticate" in refused[1]["error"]
+    assert before_body({"authorization": "Bearer t-alice"}) is None
     status, answer = _call(api, "approve", None, {"id": "p-1"})
     assert status == 401 and "hemostat approve --server URL" in answer["error"]
 
@@ -61,9 +74,24 @@ def test_a_malformed_body_is_refused_clearly(api: ApprovalApi, body: Any) -> Non
     assert status in (400, 413) and "error" in answer
 
 
-def test_an_unknown_token_is_401_and_an_unknown_proposal_404_only_after_authentication(
-        api: ApprovalApi) -> None:
-    status, answer = _call(api, "approve", "forged", {"id": "p-nothere"})
-    assert status == 401 and "did not authenticate" in answer["error"]  # existence not revealed
-    status, answer = _call(api, "approve", "t-alice", {"id": "p-nothere"})
-    assert status == 404 and "no proposal matches" in answer["error"]
+def test_an_unknown_token_is_401_whether_or_not_the_proposal_exists(api: ApprovalApi) -> None:
+    assert _call(api, "approve", "forged", {"id": "p-nothere"}) == \
+        _call(api, "approve", "forged", {"id": "p-secret01"})
+    status, answer = _call(api, "approve", "forged", {"id": "p-secret01"})
+    assert status == 401 and "did not authenticate" in answer["error"]
+
+
+@pytest.mark.parametrize("probe", ["_", "p", "p-secret0", "p-secret0_", "p-secret01x"])
+def test_a_valid_token_learns_nothing_about_proposals_it_may_not_act_on(api: ApprovalApi,
+                                                                         probe: str) -> None:
+    """M1: a LIKE wildcard or a prefix used to list ids (409, "matches several ...: p-a, p-b"),
+    and the 403 named a real proposal's action and namespace. Now ids are matched exactly and a
+    missing proposal and a forbidden one get the same answer."""
+    missing = _call(api, "reject", "t-alice", {"id": probe})
+    existing = _call(api, "reject", "t-alice", {"id": "p-secret01"})
+    assert missing[0] == existing[0] == 403
+    assert missing[1]["error"].replace(repr(probe), "ID") == existing[1]["error"].replace("'p-secret01'", "ID")
+    for _, answer in (missing, existing):
+        assert "p-secret02" not in answer["error"] and "failover" not in answer["error"]
+        assert "shop" not in answer["error"]
+    assert api.ledger.proposal("p-secret01").state == "proposed"  # and nothing was rejected

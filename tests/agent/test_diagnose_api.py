@@ -131,10 +131,16 @@ def test_no_ledger_asks_the_daemon_not_to_record(world: World, daemon: DaemonPro
 
 def test_without_the_rbac_permission_the_answer_is_403_naming_it_and_nothing_runs(
         world: World, loopback: LoopbackServer, daemon: DaemonProcess) -> None:
-    refused = world.diagnose(daemon.url, "checkout", kubeconfig=world.person("mallory", "developers"))
+    mallory = world.person("mallory", "developers")
+    refused = world.diagnose(daemon.url, "checkout", kubeconfig=mallory)
     assert refused.returncode == 1
-    assert "answered 403: mallory may not create target 'checkout': RBAC grants no create on " \
-           "diagnoses.hemostat.io named 'checkout' in namespace 'shop'" in refused.stderr
+    assert "answered 403: mallory may not diagnose target 'checkout': no such target, or RBAC " \
+           "grants you no create on diagnoses.hemostat.io named 'checkout'" in refused.stderr
+    # issue 23, M1: the answer no longer tells an existing target ("in namespace 'shop'") from
+    # a missing one ("cluster-wide")
+    assert "shop" not in refused.stderr
+    missing = world.diagnose(daemon.url, "kasse", kubeconfig=mallory)
+    assert missing.stderr.replace("kasse", "checkout") == refused.stderr
     assert loopback.hits.get("/health", 0) == 0 and world.incidents() == []
 
 
@@ -144,8 +150,8 @@ def test_a_forged_token_is_401_and_an_unknown_target_404_only_for_who_may_diagno
     assert forged.returncode == 1 and "answered 401" in forged.stderr
     # as the apiserver: authorisation before existence, so a namespaced grant learns nothing
     guessed = world.diagnose(daemon.url, "kasse", kubeconfig=world.person("alice", "sre"))
-    assert guessed.returncode == 1 and "answered 403: alice may not create target 'kasse'" in guessed.stderr
-    assert "cluster-wide (a ClusterRole with apiGroups [hemostat.io]" in guessed.stderr
+    assert guessed.returncode == 1 and "answered 403: alice may not diagnose target 'kasse'" in guessed.stderr
+    assert "cluster-wide" not in guessed.stderr
     world.fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": "diagnose-all"},
                      "rules": [{"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]}]})
     world.fake.seed({"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "sre-all"},

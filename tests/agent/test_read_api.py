@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.execution.approvals import EXECUTOR_ROLE
 from agent.model.identity import Identity
 from tests.agent.daemon_harness import DaemonProcess, start_daemon
 from tests.agent.read_world import EVIL, HEMOSTAT, ReadWorld, build
@@ -37,6 +38,7 @@ def daemon(world: ReadWorld) -> Iterator[DaemonProcess]:
     proposal stays approved and the ledger changes only when a test changes it."""
     leader = world.ledger()
     assert leader.try_lead("other-replica")
+    leader.beat(EXECUTOR_ROLE, "other-replica", datetime.now(UTC))  # a live leader beats
     process = start_daemon(world.config, world.env)
     yield process
     process.stop(signal.SIGKILL)

@@ -14,11 +14,13 @@ import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.execution.approvals import EXECUTOR_ROLE
 from tests.agent.daemon_harness import DaemonProcess, start_daemon
 from tests.agent.read_world import EVIL, ReadWorld, build
 from tests.kubeapi.server import FakeApiServer
@@ -41,6 +43,7 @@ def daemon(world: ReadWorld) -> Iterator[DaemonProcess]:
     approved instead of being executed while the page is looked at."""
     leader = world.ledger()
     assert leader.try_lead("other-replica")
+    leader.beat(EXECUTOR_ROLE, "other-replica", datetime.now(UTC))  # a live leader beats
     process = start_daemon(world.config, world.env)
     yield process
     process.stop(signal.SIGKILL)

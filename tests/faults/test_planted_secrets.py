@@ -40,15 +40,19 @@ SECRETS = {  # where it is planted -> the secret
     "metrics URL userinfo (file)": "sEcMetricsPw05",
     "flag webhook URL userinfo (inline)": "sEcFlagPw06",
     "flag token (env)": "sEcFlagTok3n07",
-    "fallback URL userinfo and query (inline)": "sEcFallbackPw08",
-    "fallback URL query token (inline)": "sEcFallbackQ09",
+    "fallback URL userinfo and query (env)": "sEcFallbackPw08",
+    "fallback URL query token (env)": "sEcFallbackQ09",
     "fallback token (env)": "sEcFallbackTok10",
     "PostgreSQL DSN password (env)": "sEcPgPw11",
     "Redis URL password (env)": "sEcRedisPw12",
     "webhook token (file)": "sEcWebhookTok13",
     "Slack webhook path (env)": "sEcSlackPath14",
     "notifier webhook URL query (file)": "sEcNotifyTok15",
-    "Prometheus URL userinfo (inline)": "sEcPromPw16",
+    "Prometheus URL userinfo (env)": "sEcPromPw16",
+    # issue 23, M6: a secret in a URL's *path*, the URL given by reference
+    "health URL path (env)": "sEcHealthPath17",
+    "fallback URL path (env)": "sEcFallbackPath18",
+    "Prometheus URL path (env)": "sEcPromPath19",
 }
 S = SECRETS
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +68,9 @@ def plant(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> tuple[
     loopback.route("/api/v2/incidents/unresolved.json", content_type="application/json", body='{"incidents": []}')
     loopback.route("/flags/new-ui", content_type="application/json", body='{"enabled": true}')
     loopback.route("/fallback", content_type="application/json", body='{"payments_url": "https://a"}')
+    loopback.route("/fallback/" + S["fallback URL path (env)"], content_type="application/json",
+                   body='{"payments_url": "https://a"}')
+    loopback.route("/health/" + S["health URL path (env)"], status=503)
     loopback.route("/services/T1/B2/" + S["Slack webhook path (env)"], body="ok")
     loopback.route("/notify", body="ok")
     (tmp_path / "metrics-url").write_text(
@@ -71,7 +78,10 @@ def plant(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> tuple[
     (tmp_path / "token").write_text(S["webhook token (file)"])
     (tmp_path / "notify-url").write_text(f"{loopback.url}/notify?token={S['notifier webhook URL query (file)']}")
     env = {
-        "DEP_URL": f"{loopback.url}/health?token={S['health URL query (env)']}",
+        "DEP_URL": f"{loopback.url}/health/{S['health URL path (env)']}?token={S['health URL query (env)']}",
+        "FALLBACK_URL": (f"http://fb:{S['fallback URL userinfo and query (env)']}@127.0.0.1:{port}"
+                         f"/fallback/{S['fallback URL path (env)']}?token={S['fallback URL query token (env)']}"),
+        "PROM_URL": f"http://prom:{S['Prometheus URL userinfo (env)']}@127.0.0.1:1/{S['Prometheus URL path (env)']}/",
         "FLAG_TOKEN": S["flag token (env)"], "FALLBACK_TOKEN": S["fallback token (env)"],
         "PG_DSN": f"postgresql://app:{S['PostgreSQL DSN password (env)']}@127.0.0.1:1/app",
         "REDIS_URL": f"redis://:{S['Redis URL password (env)']}@127.0.0.1:1/0",
@@ -83,7 +93,7 @@ def plant(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> tuple[
         "deploy_repo": {"path": str(deploy_repo)},
         "metrics": {"url": {"file": str(tmp_path / "metrics-url")}, "scrape_interval_s": 0.05},
         "postgres": {"dsn": {"env": "PG_DSN"}, "connect_timeout_s": 1},
-        "prometheus": {"url": f"http://prom:{S['Prometheus URL userinfo (inline)']}@127.0.0.1:1/", "timeout_s": 1},
+        "prometheus": {"url": {"env": "PROM_URL"}, "timeout_s": 1},
         "flags": [{"name": "new-ui", "backend": "webhook", "token": {"env": "FLAG_TOKEN"},
                    "url": f"http://flaguser:{S['flag webhook URL userinfo (inline)']}@127.0.0.1:{port}/flags/new-ui"}],
         "dependencies": [
@@ -92,8 +102,7 @@ def plant(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> tuple[
              "breaker": {"name": "payments", "redis_url": {"env": "REDIS_URL"}},
              "fallback": {"backend": "http-flag", "key": "payments_url", "primary": "https://a",
                           "secondary": "https://b", "token": {"env": "FALLBACK_TOKEN"},
-                          "url": (f"http://fb:{S['fallback URL userinfo and query (inline)']}@127.0.0.1:{port}"
-                                  f"/fallback?token={S['fallback URL query token (inline)']}")}},
+                          "url": {"env": "FALLBACK_URL"}}},
             {"name": "search", "url": f"http://u:{S['health URL userinfo (inline)']}@127.0.0.1:{port}/health"},
             {"name": "geo", "url": {"env": "DEP_URL"}},
         ],

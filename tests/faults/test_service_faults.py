@@ -194,6 +194,8 @@ def test_ledger_briefly_unreachable_answers_503_and_the_retry_is_recorded(
     """Alertmanager retries a 5xx: the alert is not lost, and the retry is recorded (it was not news yet)."""
     import signal
 
+    from psycopg.conninfo import conninfo_to_dict
+
     from agent.ledger.postgres import PostgresLedger
     from tests.agent.daemon_harness import TOKEN, daemon_config, now_iso, start_daemon, wait_until
 
@@ -206,7 +208,12 @@ def test_ledger_briefly_unreachable_answers_503_and_the_retry_is_recorded(
         try:
             status, answer = daemon.post(payload, TOKEN)
             assert status == 503 and "retry" in answer["error"]
-            assert daemon.get("/healthz")[0] == 200 and daemon.get("/readyz")[0] == 503
+            assert daemon.get("/healthz")[0] == 200
+            ready, said = daemon.get("/readyz")
+            assert ready == 503 and "ledger unavailable" in said
+            # issue 23, L4: an unauthenticated /readyz names neither the ledger's host, port nor database
+            where = conninfo_to_dict(pg_db)
+            assert not [str(where[k]) for k in ("host", "port", "dbname") if str(where[k]) in said], said
         finally:
             pg_server.start()
         wait_until(lambda: daemon.get("/readyz")[0] == 200)

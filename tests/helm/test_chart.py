@@ -10,6 +10,7 @@ HEMOSTAT_REQUIRE_SERVICES=1 as in CI.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -402,12 +403,28 @@ def test_ha_runs_two_replicas_on_postgres_with_a_pdb(render: Render) -> None:
     deployment = _one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    dsn = next(e for e in env if e["name"] == "HEMOSTAT_LEDGER_DSN")
-    assert dsn["valueFrom"]["secretKeyRef"] == {"name": "hemostat-ledger", "key": "dsn"}
+    pod = deployment["spec"]["template"]["spec"]
+    # issue 23, L2: the DSN is a mounted file, no env var a child process or /proc/*/environ sees
+    assert "HEMOSTAT_LEDGER_DSN" not in json.dumps(pod["containers"][0].get("env", []))
+    sources = next(v for v in pod["volumes"] if v["name"] == "secrets")["projected"]["sources"]
+    assert {"secret": {"name": "hemostat-ledger", "items": [{"key": "dsn", "path": "ledger-dsn"}]}} in sources
     config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
-    assert config["store"] == {"backend": "postgres", "dsn": {"env": "HEMOSTAT_LEDGER_DSN"}}
+    assert config["store"] == {"backend": "postgres", "dsn": {"file": "/var/run/secrets/hemostat/ledger-dsn"}}
     assert _one(manifests, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    # issue 23, L5: HA replicas prefer different nodes and spread over zones
+    terms = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert "affinity" not in _one(render(), "Deployment")["spec"]["template"]["spec"]  # one replica: none
+
+
+def test_a_seal_key_secret_is_a_file_the_config_points_at(render: Render) -> None:
+    manifests = render("ha-values.yaml", sets=["store.sealKey.existingSecret=hemostat-seal"])
+    pod = _one(manifests, "Deployment")["spec"]["template"]["spec"]
+    sources = next(v for v in pod["volumes"] if v["name"] == "secrets")["projected"]["sources"]
+    assert {"secret": {"name": "hemostat-seal", "items": [{"key": "seal-key", "path": "seal-key"}]}} in sources
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["store"]["seal_key"] == {"file": "/var/run/secrets/hemostat/seal-key"}
 
 
 def test_secrets_are_mounted_as_files_the_config_points_at(render: Render) -> None:
@@ -624,6 +641,9 @@ def test_the_daemon_may_review_tokens_and_access_for_the_approval_api(render: Re
     assert not [m for m in off if m["metadata"]["name"] == "hemostat-approver"]
 
 
+TARGETS_BY_NAMESPACE = {"shop": ["checkout"], "payments": ["ledger-api"]}  # multi-namespace-values.yaml
+
+
 def test_the_example_approver_role_grants_approve_reject_revert_diagnose_and_read_in_each_target_namespace(
         render: Render) -> None:
     manifests = render("multi-namespace-values.yaml", sets=["approvals.approverRole.groups={sre}",
@@ -633,7 +653,8 @@ def test_the_example_approver_role_grants_approve_reject_revert_diagnose_and_rea
                     "hemostat-approver")
         assert role["rules"] == [{"apiGroups": ["hemostat.io"], "resources": ["mitigations"],
                                   "resourceNames": ["rollback"], "verbs": ["approve", "reject", "revert"]},
-                                 {"apiGroups": ["hemostat.io"], "resources": ["diagnoses"], "verbs": ["create"]},
+                                 {"apiGroups": ["hemostat.io"], "resources": ["diagnoses"],
+                                  "resourceNames": TARGETS_BY_NAMESPACE[namespace], "verbs": ["create"]},
                                  {"apiGroups": ["hemostat.io"], "resources": ["incidents", "mitigations"],
                                   "verbs": ["get", "list"]}]
         binding = _one([m for m in manifests if m["metadata"].get("namespace") == namespace],
@@ -654,3 +675,20 @@ def test_rules_plugins_declare_are_granted_in_each_watched_namespace(render: Ren
         assert rule in role["rules"]
     assert not [r for m in render("multi-namespace-values.yaml") if m["kind"] == "Role"
                 for r in m["rules"] if r.get("resources") == ["leases"]]
+
+
+def test_slack_can_have_a_port_of_its_own_open_to_the_internet_and_nothing_else(render: Render) -> None:
+    """Issue 23, L5: Slack's buttons needed internet ingress to the port that also serves the
+    approval API, diagnoses and /metrics."""
+    manifests = render("all-actions-values.yaml", sets=["slack.port=9096"])
+    config = yaml.safe_load(_one(manifests, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])
+    assert config["slack"]["listen"] == "0.0.0.0:9096"
+    ports = _one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "slack", "containerPort": 9096, "protocol": "TCP"} in ports
+    assert {"name": "slack", "port": 9096, "targetPort": "slack", "protocol": "TCP"} in \
+        _one(manifests, "Service")["spec"]["ports"]
+    rules = _one(manifests, "NetworkPolicy")["spec"]["ingress"]
+    assert {"ports": [{"port": "slack", "protocol": "TCP"}]} in rules  # from anywhere, this port only
+    assert all(r.get("from") for r in rules if r["ports"] != [{"port": "slack", "protocol": "TCP"}])
+    shared = render("all-actions-values.yaml")
+    assert "listen" not in yaml.safe_load(_one(shared, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])["slack"]

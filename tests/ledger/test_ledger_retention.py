@@ -104,3 +104,57 @@ def test_a_changed_archive_does_not_verify(ledger: Ledger, tmp_path: Path) -> No
     path.write_text("\n".join([*lines[:2], json.dumps(doc), *lines[3:]]) + "\n")
     result = retention.verify_archive(path)
     assert not result.ok and result.broken_seq == doc["event"]["seq"] and "archive was changed" in str(result.reason)
+
+
+def test_an_archive_is_private_its_records_are_checked_and_revert_approvals_move_with_it(
+        ledger: Ledger, tmp_path: Path) -> None:
+    """Issue 23, M5: the archive was 0644, renaming an archived approver passed verify-archive,
+    and revert approvals stayed behind in the live ledger, orphaned."""
+    from agent.model.identity import Identity
+
+    ids = {"old": _incident(ledger, "old", T0, T0 + timedelta(hours=1))}
+    ledger.approve_revert("p-old", Identity.asserted("erin"), T0 + timedelta(minutes=50))
+    ids["open"] = _incident(ledger, "open", T0 + timedelta(hours=2), None)
+    path = tmp_path / "a.jsonl"
+    retention.prune(ledger, T0 + timedelta(days=30), path, "ops", NOW)  # type: ignore[arg-type]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert retention.verify_archive(path).ok
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["record"]["row"]["subject"] for r in lines
+            if r.get("record", {}).get("table") == "revert_approvals"] == ["erin"]
+    with ledger._tx() as cur:  # type: ignore[attr-defined]
+        cur.execute("SELECT count(*) FROM revert_approvals WHERE proposal_id = 'p-old'")
+        assert cur.fetchone()[0] == 0
+    for line in lines:
+        if line.get("record", {}).get("table") == "approvals":
+            line["record"]["row"]["subject"] = "mallory"  # the approver, renamed
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = retention.verify_archive(path)
+    assert not result.ok
+    assert "approvals row (p-old, asserted:mallory): no approval event records it" in str(result.reason)
+    assert ids["old"] not in [i.id for i in ledger.incidents()]
+
+
+def test_a_re_chained_archive_fails_against_the_live_anchors(ledger: Ledger, tmp_path: Path) -> None:
+    """M5: an archive edited and then re-chained from its first event to its last verified."""
+    from agent.ledger import chain
+
+    _history(ledger)
+    path = tmp_path / "a.jsonl"
+    retention.prune(ledger, T0 + timedelta(days=30), path, "ops", NOW)  # type: ignore[arg-type]
+    assert retention.verify_archive(path, ledger.anchors()).ok
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    prev = chain.GENESIS
+    for line in lines:
+        event = line.get("event")
+        if event is None:
+            continue
+        if event["type"] == "triaged":
+            event["data_text"] = event["data_text"].replace("failing", "fine")
+        at = datetime.fromisoformat(event["at"].replace("Z", "+00:00"))
+        event["hash"] = prev = chain.link(prev, event["seq"], at, event["type"], event["actor"],
+                                          event["incident_id"], event["proposal_id"], event["data_text"])
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert retention.verify_archive(path).ok  # on its own, a re-chained archive is consistent
+    result = retention.verify_archive(path, ledger.anchors())
+    assert not result.ok and "no anchor of the live ledger" in str(result.reason)

@@ -124,11 +124,17 @@ Secrets below); the rest comes from targets, notifiers and config.
 {{- $_ = set $config "notifiers" $notifiers }}
 {{- if .Values.slack.users }}
 {{- $_ = set $config "slack" (dict "signing_secret" (dict "file" (printf "%s/slack-signing-secret" (include "hemostat.secretsDir" .))) "users" .Values.slack.users) }}
+{{- if .Values.slack.port }}
+{{- $_ = set $config.slack "listen" (printf "0.0.0.0:%d" (int .Values.slack.port)) }}
+{{- end }}
 {{- end }}
 {{- if eq .Values.store.backend "postgres" }}
-{{- $_ = set $config "store" (dict "backend" "postgres" "dsn" (dict "env" "HEMOSTAT_LEDGER_DSN")) }}
+{{- $_ = set $config "store" (dict "backend" "postgres" "dsn" (dict "file" (printf "%s/ledger-dsn" (include "hemostat.secretsDir" .)))) }}
 {{- else }}
 {{- $_ = set $config "store" (dict "backend" "sqlite" "path" (printf "%s/ledger.db" (include "hemostat.ledgerDir" .))) }}
+{{- end }}
+{{- if .Values.store.sealKey.existingSecret }}
+{{- $_ = set $config.store "seal_key" (dict "file" (printf "%s/seal-key" (include "hemostat.secretsDir" .))) }}
 {{- end }}
 {{- $intake := dict "listen" (printf "0.0.0.0:%d" (int .Values.intake.port)) }}
 {{- if not .Values.intake.webhook }}
@@ -145,5 +151,5 @@ Secrets below); the rest comes from targets, notifiers and config.
 
 {{/* Does the pod mount any Secret as a file? */}}
 {{- define "hemostat.hasSecretFiles" -}}
-{{- if or .Values.intake.existingSecret .Values.slack.existingSecret }}true{{ end }}
+{{- if or .Values.intake.existingSecret .Values.slack.existingSecret .Values.store.sealKey.existingSecret (eq .Values.store.backend "postgres") }}true{{ end }}
 {{- end }}

@@ -65,6 +65,8 @@ def findings(w: Workload, view: ClusterView, now: datetime, probe: str = "k8s-cl
     for fault in faults(w, view):
         change = _change(w, fault)
         sev = severity if fault.rank >= 2 else Severity.SEV3
+        if fault.fault_class == "service_routing" and fault.rank >= 3:
+            sev = min(sev, Severity.SEV2)  # its pods may be Ready, but no traffic reaches them
         out.append(
             Finding(
                 kind=fault.cause,

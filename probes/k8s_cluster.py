@@ -1,0 +1,102 @@
+"""Probe `k8s-cluster`: the cluster around the target, read once per pass, so the fault rules
+(probes/k8s_faults/) can name the object at fault and the root cause — not "2/3 replicas".
+
+Reads the workload, then at once: the namespace's pods, ReplicaSets, events, Services,
+EndpointSlices, ServiceAccounts, ResourceQuotas and PVCs; the cluster's nodes,
+PersistentVolumes and StorageClasses; kube-system's pods; the nodes' heartbeat leases. Each list
+is plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
+list the probe may not read is a note and the rules treat its kind as unread, never as empty.
+Objects are stripped of managedFields and last-applied annotations before they are recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from agent.model import Finding, HemostatError, Observation, TargetSpec
+from agent.model.context import ProbeContext
+from agent.model.kube import RawRead
+from agent.model.rbac import KubeRule
+from probes._kube import DEPLOYMENT_READS, read_deployment, read_json, session
+from probes.k8s_faults import ClusterView, findings, workload_of
+
+JSON = dict[str, Any]
+# kind -> (path, namespaced): the lists a pass reads
+LISTS = {
+    "pods": ("/api/v1/namespaces/{ns}/pods", True),
+    "replicasets": ("/apis/apps/v1/namespaces/{ns}/replicasets", True),
+    "events": ("/api/v1/namespaces/{ns}/events", True),
+    "services": ("/api/v1/namespaces/{ns}/services", True),
+    "endpointslices": ("/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices", True),
+    "serviceaccounts": ("/api/v1/namespaces/{ns}/serviceaccounts", True),
+    "resourcequotas": ("/api/v1/namespaces/{ns}/resourcequotas", True),
+    "persistentvolumeclaims": ("/api/v1/namespaces/{ns}/persistentvolumeclaims", True),
+    "nodes": ("/api/v1/nodes", False),
+    "persistentvolumes": ("/api/v1/persistentvolumes", False),
+    "storageclasses": ("/apis/storage.k8s.io/v1/storageclasses", False),
+    "system_pods": ("/api/v1/namespaces/kube-system/pods", False),
+    "leases": ("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", False),
+}
+MAX_ITEMS = 500  # per kind: evidence, not an inventory
+
+
+def slim(obj: JSON) -> JSON:
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    if annotations or "annotations" in meta:
+        meta["annotations"] = annotations
+    return {**obj, "metadata": meta}
+
+
+async def _list(ctx: ProbeContext, kind: str, ns: str, notes: list[str]) -> tuple[str, list[JSON] | None]:
+    path, namespaced = LISTS[kind]
+    where = ns if namespaced else ("kube-system" if kind == "system_pods" else "")
+    try:
+        data = await read_json(ctx, ("list", kind, where or "(cluster)", ""),
+                               RawRead(ctx.kube, path.format(ns=ns), ()), limit=MAX_ITEMS)
+    except HemostatError as e:
+        notes.append(f"{kind}: {e}")
+        return kind, None
+    return kind, [slim(i) for i in data.get("items") or []]
+
+
+class K8sClusterProbe:
+    name = "k8s-cluster"
+    summary = "the cluster around the workload: nodes, events, quotas, services, volumes, kube-system"
+    kube_rules = (
+        *DEPLOYMENT_READS,
+        KubeRule("apps", "replicasets", ("list",), why="which pods the rollout made"),
+        KubeRule("", "events", ("list",), why="scheduler, kubelet and controller verdicts"),
+        KubeRule("", "services", ("list",), why="Service selector and ports vs the pods"),
+        KubeRule("discovery.k8s.io", "endpointslices", ("list",), why="where a Service routes"),
+        KubeRule("", "serviceaccounts", ("list",), why="the ServiceAccount the pods run as exists"),
+        KubeRule("", "resourcequotas", ("list",), why="quota hard vs used"),
+        KubeRule("", "persistentvolumeclaims", ("list",), why="claims the pods mount"),
+        KubeRule("", "nodes", ("list",), "cluster", "allocatable, taints, cordons, heartbeats"),
+        KubeRule("", "persistentvolumes", ("list",), "cluster", "what a claim could bind"),
+        KubeRule("storage.k8s.io", "storageclasses", ("list",), "cluster", "a claim's class exists"),
+        KubeRule("coordination.k8s.io", "leases", ("list",), "kube-node-lease", "node heartbeats"),
+    )
+
+    def applies_to(self, target: TargetSpec) -> bool:
+        return target.deployment is not None
+
+    async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
+        notes: list[str] = []
+        async with session(ctx):
+            workload = await read_deployment(ctx, target)
+            ns = target.namespace
+            lists = dict(await asyncio.gather(*(_list(ctx, kind, ns, notes) for kind in LISTS)))
+        return {"workload": slim(workload), "cluster": {k: v for k, v in lists.items() if v is not None},
+                "notes": notes}
+
+    def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
+        data = observation.data
+        if "workload" not in data:
+            return []
+        view = ClusterView.of(data.get("cluster") or {}, data.get("logs"))
+        return findings(workload_of(view, data["workload"]), view, now, self.name)

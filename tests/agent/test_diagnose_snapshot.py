@@ -1,0 +1,74 @@
+"""`hemostat diagnose --snapshot DIR`: the 40 planted faults written as `kubectl get -o json`
+lists (and one as a cluster-info dump), diagnosed offline through the CLI: the root cause and
+the object at fault head each workload's diagnosis and the ranking, the tree proposes what to
+change, and nothing touches a cluster or a ledger."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from agent.cli.main import cli
+from tests.probes import cluster_faults, cluster_faults_more, cluster_faults_net  # noqa: F401  (register cases)
+from tests.probes.cluster_cases import CASES, healthy
+
+
+def write_lists(directory: Path, lists: dict[str, list[dict[str, Any]]]) -> Path:
+    for key, items in lists.items():
+        (directory / f"{key}.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return directory
+
+
+def run(*args: str) -> Any:
+    result = CliRunner().invoke(cli, ["--config", "/nonexistent/hemostat.yaml", "diagnose", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("cause", sorted(CASES))
+def test_a_snapshot_names_the_root_cause_and_object_first(cause: str, tmp_path: Path) -> None:
+    obj, plant = CASES[cause]
+    lists = healthy()
+    plant(lists)
+    doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
+    head = doc["ranked"][0]
+    assert (head["root_cause"], head["object"]) == (cause, obj)
+    assert head["class"] and head["evidence"]
+    cart = doc["workloads"][0]
+    assert cart["findings"][0]["root_cause"] == cause  # above replicas_unavailable and the like
+    assert cart["proposals"] and cart["proposals"][0]["subject"] == obj
+
+
+def test_a_cluster_info_dump_directory_with_logs(tmp_path: Path) -> None:
+    """`kubectl cluster-info dump --output-directory`: nodes.json at the top, NAMESPACE/KIND.json
+    lists (items without their kind), and NAMESPACE/POD/logs.txt."""
+    lists = healthy()
+    CASES["service_selector_mismatch"][1](lists)
+    (tmp_path / "nodes.json").write_text(json.dumps({"kind": "NodeList", "items": lists["nodes"]}))
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    for key in ("deployments", "replicasets", "pods", "services", "events"):
+        items = [{k: v for k, v in i.items() if k != "kind"} for i in lists[key]]
+        kind = {"deployments": "Deployment", "replicasets": "ReplicaSet", "pods": "Pod", "services": "Service",
+                "events": "Event"}[key]
+        (shop / f"{key}.json").write_text(json.dumps({"kind": f"{kind}List", "items": items}))
+    (shop / "cart-7d9f-abcde").mkdir()
+    (shop / "cart-7d9f-abcde" / "logs.txt").write_text('{"level":"INFO","msg":"listening on :8080"}\n')
+    out = run("--snapshot", str(tmp_path), "cart")
+    assert "service_selector_mismatch (service_routing) at service/cart" in out
+    assert "Service cart selects app=cart-svc; the pods of deployment/cart are labelled app=cart" in out
+
+
+def test_a_healthy_snapshot_reports_no_trouble(tmp_path: Path) -> None:
+    doc = json.loads(run("--snapshot", str(write_lists(tmp_path, healthy())), "--json"))
+    assert doc["ranked"] == [] and doc["workloads"][0]["severity"] is None
+
+
+def test_an_unknown_target_is_named(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", "/nonexistent/h.yaml", "diagnose", "--snapshot",
+                                      str(write_lists(tmp_path, healthy())), "orders"])
+    assert result.exit_code != 0 and "orders" in result.output

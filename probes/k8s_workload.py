@@ -217,8 +217,8 @@ class K8sWorkloadProbe:
         data = observation.data
         if "deployment" not in data:
             return []
-        faults = _faults(data, now)
-        return faults + findings(data, target, now) + _gitops.finding(data.get("gitops"), target, now, self.name)
+        symptoms = findings(data, target, now)
+        return _faults(data, now) + symptoms + _gitops.finding(data.get("gitops"), target, now, self.name)
 
 
 def _faults(data: JSON, now: datetime) -> list[Finding]:

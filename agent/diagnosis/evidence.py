@@ -57,8 +57,8 @@ def with_history_baselines(findings: Sequence[Finding]) -> list[Finding]:
 def explained(finding: Finding, findings: Sequence[Finding]) -> bool:
     """A symptom (replicas unavailable, pods pending) of a workload whose root cause another
     finding names (probes/k8s_faults/): no action on its strength alone."""
-    return any(finding.kind in (f.facts.get("explains") or ()) and f.facts.get("deployment") == finding.subject
-               for f in findings if f is not finding)
+    return any(finding.kind in (f.facts.get("explains") or ())
+               and f.facts.get("deployment") == finding.subject for f in findings if f is not finding)
 
 
 def problems(findings: Sequence[Finding]) -> list[Finding]:
@@ -222,5 +222,6 @@ def _change_put_fault(ev: Evidence, causes: Sequence[Finding], exclude: Sequence
                         f"{_name(causes[0])} changed: a rollback would not fix it")
 
 
-_CHECKS = {"change_put_fault_there": _change_put_fault, "logs_name_cause": _logs_name_cause, "cause_precedes_symptom": _precedes,
-           "change_touches_runtime": _touches_runtime, "change_changes_image": _changes_image}
+_CHECKS = {"change_put_fault_there": _change_put_fault, "logs_name_cause": _logs_name_cause,
+           "cause_precedes_symptom": _precedes, "change_touches_runtime": _touches_runtime,
+           "change_changes_image": _changes_image}

@@ -24,15 +24,32 @@ from agent.model.context import utcnow
 
 JSON = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
-KIND_KEYS = {"Node": "nodes", "Event": "events", "ResourceQuota": "resourcequotas", "Service": "services",
-             "EndpointSlice": "endpointslices", "PersistentVolumeClaim": "persistentvolumeclaims",
-             "PersistentVolume": "persistentvolumes", "StorageClass": "storageclasses",
-             "ServiceAccount": "serviceaccounts", "Pod": "pods", "ReplicaSet": "replicasets", "Lease": "leases",
-             "PodMetrics": "podmetrics", "NetworkChaos": "chaos", "PodNetworkChaos": "chaos", "StressChaos": "chaos",
-             "HorizontalPodAutoscaler": "hpas", "ControllerRevision": "controllerrevisions",
-             **{k: "workloads" for k in WORKLOADS}}
+KIND_KEYS = {
+    "Node": "nodes",
+    "Event": "events",
+    "ResourceQuota": "resourcequotas",
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "PersistentVolume": "persistentvolumes",
+    "StorageClass": "storageclasses",
+    "ServiceAccount": "serviceaccounts",
+    "Pod": "pods",
+    "ReplicaSet": "replicasets",
+    "Lease": "leases",
+    "PodMetrics": "podmetrics",
+    "NetworkChaos": "chaos",
+    "PodNetworkChaos": "chaos",
+    "StressChaos": "chaos",
+    "HorizontalPodAutoscaler": "hpas",
+    "ControllerRevision": "controllerrevisions",
+    **{k: "workloads" for k in WORKLOADS},
+}
 FILE_KINDS = {f"{v}.json": k for k, v in KIND_KEYS.items() if v not in ("workloads", "chaos")} | {
-    "deployments.json": "Deployment", "statefulsets.json": "StatefulSet", "daemonsets.json": "DaemonSet"}
+    "deployments.json": "Deployment",
+    "statefulsets.json": "StatefulSet",
+    "daemonsets.json": "DaemonSet",
+}
 MAX_FILE_BYTES = 256 << 20
 MAX_LOG_BYTES = 64 << 10
 
@@ -42,7 +59,11 @@ def _items(doc: Any, fallback_kind: str | None) -> list[JSON]:
         return []
     if "items" in doc:
         list_kind = str(doc.get("kind") or "")
-        kind = list_kind.removesuffix("List") if list_kind.endswith("List") and list_kind != "List" else fallback_kind
+        kind = (
+            list_kind.removesuffix("List")
+            if list_kind.endswith("List") and list_kind != "List"
+            else fallback_kind
+        )
         return [{**i, "kind": i.get("kind") or kind} for i in doc.get("items") or [] if isinstance(i, dict)]
     return [{**doc, "kind": doc.get("kind") or fallback_kind}] if doc.get("metadata") else []
 
@@ -78,7 +99,9 @@ def load(directory: Path) -> tuple[dict[str, list[JSON]], dict[str, str]]:
     pods = _unique(lists.get("pods", []))
     lists["pods"] = pods
     if pods or "pods" in lists:
-        lists["system_pods"] = [p for p in pods if (p.get("metadata") or {}).get("namespace") == "kube-system"]
+        lists["system_pods"] = [
+            p for p in pods if (p.get("metadata") or {}).get("namespace") == "kube-system"
+        ]
     return lists, logs
 
 
@@ -92,8 +115,11 @@ def _unique(items: list[JSON]) -> list[JSON]:
 
 def _wanted(obj: JSON, targets: Sequence[str]) -> bool:
     meta = obj.get("metadata") or {}
-    names = {meta.get("name"), f"{meta.get('namespace')}/{meta.get('name')}",
-             f"{str(obj.get('kind')).lower()}/{meta.get('name')}"}
+    names = {
+        meta.get("name"),
+        f"{meta.get('namespace')}/{meta.get('name')}",
+        f"{str(obj.get('kind')).lower()}/{meta.get('name')}",
+    }
     return not targets or any(t in names for t in targets)
 
 
@@ -108,40 +134,62 @@ def observation(obj: JSON, lists: dict[str, list[JSON]], logs: dict[str, str], a
     w = workload_of(view, obj)
     ns = w.namespace
     cluster = {k: v for k, v in lists.items() if k not in ("workloads", "hpas", "controllerrevisions")}
-    history = [replica_set({**rs, "metadata": {**rs["metadata"], "annotations": rs["metadata"].get("annotations") or {}}})
-               for rs in w.replicasets][:10]
-    hpa = hpa_for([h for h in lists.get("hpas", []) if (h.get("metadata") or {}).get("namespace") == ns], w.name, kind)
+    history = [
+        replica_set(
+            {**rs, "metadata": {**rs["metadata"], "annotations": rs["metadata"].get("annotations") or {}}}
+        )
+        for rs in w.replicasets
+    ][:10]
+    hpa = hpa_for(
+        [h for h in lists.get("hpas", []) if (h.get("metadata") or {}).get("namespace") == ns], w.name, kind
+    )
     pods = sorted(w.pods, key=lambda p: str(p["metadata"].get("creationTimestamp", "")), reverse=True)
-    data = {**shape(as_deployment(obj, kind), pods, history, hpa, None, []), "gitops": None,
-            "workload": obj, "cluster": cluster,
-            "logs": {k: v for k, v in logs.items() if k.startswith(f"{ns}/")}}
+    data = {
+        **shape(as_deployment(obj, kind), pods, history, hpa, None, []),
+        "gitops": None,
+        "workload": obj,
+        "cluster": cluster,
+        "logs": {k: v for k, v in logs.items() if k.startswith(f"{ns}/")},
+    }
     return Observation("k8s-workload", w.name, at, data)
 
 
-def diagnose_snapshot(app: App, directory: Path, targets: Sequence[str] = (),
-                      now: datetime | None = None) -> list[Diagnosis]:
+def diagnose_snapshot(
+    app: App, directory: Path, targets: Sequence[str] = (), now: datetime | None = None
+) -> list[Diagnosis]:
     """One diagnosis per workload (the named ones, or all), worst first."""
     lists, logs = load(directory)
     workloads = [w for w in lists.get("workloads", []) if _wanted(w, targets)]
     if targets and not workloads:
-        raise ConfigError(str(directory), "TARGET", "no Deployment, StatefulSet or DaemonSet named "
-                          + ", ".join(targets))
+        raise ConfigError(
+            str(directory), "TARGET", "no Deployment, StatefulSet or DaemonSet named " + ", ".join(targets)
+        )
     at = now or utcnow()
     out = []
     for obj in workloads:
         meta = obj["metadata"]
-        spec = TargetSpec(name=meta["name"],
-                          namespace=meta.get("namespace") or "default", deployment=meta["name"],
-                          kind=obj.get("kind") or "Deployment", probes=["k8s-workload"])
+        spec = TargetSpec(
+            name=meta["name"],
+            namespace=meta.get("namespace") or "default",
+            deployment=meta["name"],
+            kind=obj.get("kind") or "Deployment",
+            probes=["k8s-workload"],
+        )
         out.append(evaluate(app, spec, [observation(obj, lists, logs, at)], at))
     return sorted(out, key=lambda d: (int(d.triage.severity or 5), d.target))
 
 
 def _finding(d: Diagnosis, f: Any) -> JSON:
-    return {"workload": f"{f.facts.get('namespace') or ''}/{d.target}".lstrip("/"),
-            "object": f.facts.get("object", f.subject), "root_cause": f.facts.get("root_cause", f.kind),
-            "class": f.facts.get("class", "symptom"), "severity": f.severity.label(), "summary": f.summary,
-            "evidence": list(f.evidence), "from_change": bool(f.facts.get("from_change"))}
+    return {
+        "workload": f"{f.facts.get('namespace') or ''}/{d.target}".lstrip("/"),
+        "object": f.facts.get("object", f.subject),
+        "root_cause": f.facts.get("root_cause", f.kind),
+        "class": f.facts.get("class", "symptom"),
+        "severity": f.severity.label(),
+        "summary": f.summary,
+        "evidence": list(f.evidence),
+        "from_change": bool(f.facts.get("from_change")),
+    }
 
 
 def report(diagnoses: Sequence[Diagnosis]) -> JSON:
@@ -150,13 +198,23 @@ def report(diagnoses: Sequence[Diagnosis]) -> JSON:
     ranked: dict[tuple[str, str], JSON] = {}
     workloads = []
     for d in diagnoses:
-        found = [_finding(d, f) for f in sorted(d.findings, key=lambda f: ("root_cause" not in f.facts,
-                                                                             f.severity))]
+        found = [
+            _finding(d, f)
+            for f in sorted(d.findings, key=lambda f: ("root_cause" not in f.facts, f.severity))
+        ]
         for f in found:
             if f["class"] != "symptom":
                 ranked.setdefault((f["root_cause"], f["object"]), f)
-        workloads.append({"workload": d.target, "severity": d.triage.to_json()["severity"],
-                          "headline": d.triage.headline, "findings": found,
-                          "proposals": [{"action": p.action, "subject": p.subject, "reason": p.reason,
-                                         "role": p.role} for p in d.decision.proposals]})
+        workloads.append(
+            {
+                "workload": d.target,
+                "severity": d.triage.to_json()["severity"],
+                "headline": d.triage.headline,
+                "findings": found,
+                "proposals": [
+                    {"action": p.action, "subject": p.subject, "reason": p.reason, "role": p.role}
+                    for p in d.decision.proposals
+                ],
+            }
+        )
     return {"workloads": workloads, "ranked": sorted(ranked.values(), key=lambda f: f["severity"])}

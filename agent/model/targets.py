@@ -174,7 +174,8 @@ LEVEL_ERROR = (r'"?(?:' + "|".join(map(_any_case, ("level", "severity", "lvl")))
 class LogsSpec(_Strict):
     """Which log lines are errors, and how much of each pod's log to read."""
 
-    patterns: list[str] = Field(default_factory=lambda: [r"\bERROR\b", r"\bFATAL\b", "Traceback", LEVEL_ERROR])
+    patterns: list[str] = Field(
+        default_factory=lambda: [r"\bERROR\b", r"\bFATAL\b", "Traceback", LEVEL_ERROR])
     tail_lines: int = Field(100, ge=1, le=10000)
     since_seconds: int = Field(900, ge=1)
 

@@ -106,7 +106,10 @@ def _fit_fault(w: Workload, view: ClusterView, resource: str, message: str) -> F
         for n in view.workers()
     ]
     most = max(nodes, default=(0.0, "?"))
-    unit = (lambda v: f"{v:g}") if resource == "cpu" else (lambda v: f"{v / 2**20:.0f}Mi")
+
+    def unit(v: float) -> str:
+        return f"{v:g}" if resource == "cpu" else f"{v / 2**20:.0f}Mi"
+
     return Fault(
         f"insufficient_node_{resource}",
         w.ref,

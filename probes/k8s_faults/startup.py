@@ -61,7 +61,7 @@ def image_pull(w: Workload, view: ClusterView) -> list[Fault]:
     if not texts:
         return []
     blob = "\n".join(texts)
-    image = next((c.get("image") for c in w.containers()), "?")
+    image = str(next((c.get("image") for c in w.containers()), "?"))
     secrets = [s.get("name") for s in w.template.get("imagePullSecrets") or []]
     evidence = tuple(sorted(set(texts), key=texts.index)[:4])
     if DNS.search(blob):

@@ -3,7 +3,7 @@
 
 Reads the workload, then at once: the namespace's pods, ReplicaSets, events, Services,
 EndpointSlices, ServiceAccounts, ResourceQuotas and PVCs; the cluster's nodes,
-PersistentVolumes and StorageClasses; kube-system's pods; the nodes' heartbeat leases. Each list
+PersistentVolumes and StorageClasses; kube-system's pods (kube-proxy, the scheduler). Each list
 is plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
 list the probe may not read is a note and the rules treat its kind as unread, never as empty.
 Objects are stripped of managedFields and last-applied annotations before they are recorded.
@@ -37,7 +37,6 @@ LISTS = {
     "persistentvolumes": ("/api/v1/persistentvolumes", False),
     "storageclasses": ("/apis/storage.k8s.io/v1/storageclasses", False),
     "system_pods": ("/api/v1/namespaces/kube-system/pods", False),
-    "leases": ("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", False),
 }
 MAX_ITEMS = 500  # per kind: evidence, not an inventory
 
@@ -54,9 +53,9 @@ def slim(obj: JSON) -> JSON:
 
 async def _list(ctx: ProbeContext, kind: str, ns: str, notes: list[str]) -> tuple[str, list[JSON] | None]:
     path, namespaced = LISTS[kind]
-    where = ns if namespaced else ("kube-system" if kind == "system_pods" else "")
+    where = ns if namespaced else ("kube-system" if kind == "system_pods" else "(cluster)")
     try:
-        data = await read_json(ctx, ("list", kind, where or "(cluster)", ""),
+        data = await read_json(ctx, ("list", kind, where, ""),
                                RawRead(ctx.kube, path.format(ns=ns), ()), limit=MAX_ITEMS)
     except HemostatError as e:
         notes.append(f"{kind}: {e}")
@@ -79,7 +78,7 @@ class K8sClusterProbe:
         KubeRule("", "nodes", ("list",), "cluster", "allocatable, taints, cordons, heartbeats"),
         KubeRule("", "persistentvolumes", ("list",), "cluster", "what a claim could bind"),
         KubeRule("storage.k8s.io", "storageclasses", ("list",), "cluster", "a claim's class exists"),
-        KubeRule("coordination.k8s.io", "leases", ("list",), "kube-node-lease", "node heartbeats"),
+        KubeRule("", "pods", ("list",), "system", "kube-system: is kube-proxy, is the scheduler up"),
     )
 
     def applies_to(self, target: TargetSpec) -> bool:

@@ -69,8 +69,10 @@ def _requests(w: Workload, resource: str) -> float:
 
 def _node_selector_fails(w: Workload, view: ClusterView) -> bool:
     sel = w.template.get("nodeSelector") or {}
-    return bool(sel) and not any(
-        all(labels(n).get(k) == v for k, v in sel.items()) for n in view.items("nodes")
+    return (
+        bool(sel)
+        and view.has("nodes")
+        and not any(all(labels(n).get(k) == v for k, v in sel.items()) for n in view.items("nodes"))
     )
 
 
@@ -79,10 +81,14 @@ def _affinity_fails(w: Workload, view: ClusterView) -> bool:
     terms = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get(
         "nodeSelectorTerms"
     ) or []
-    return bool(terms) and not any(
-        matches({"matchExpressions": t.get("matchExpressions") or []}, labels(n))
-        for n in view.items("nodes")
-        for t in terms
+    return (
+        bool(terms)
+        and view.has("nodes")
+        and not any(
+            matches({"matchExpressions": t.get("matchExpressions") or []}, labels(n))
+            for n in view.items("nodes")
+            for t in terms
+        )
     )
 
 

@@ -7,11 +7,18 @@ PersistentVolumes and StorageClasses; kube-system's pods (kube-proxy, the schedu
 is plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
 list the probe may not read is a note and the rules treat its kind as unread, never as empty.
 Objects are stripped of managedFields and last-applied annotations before they are recorded.
+
+A sweep's targets share the reads: a list asked for again within `SHARE_S` seconds, for the same
+client (the same identity: a caller's own credentials never share another's), on the same event
+loop, is the first answer (or the read still in flight), so a pass over twelve targets lists the
+nodes once, not twelve times. A failed read is not kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -39,13 +46,38 @@ LISTS = {
     "system_pods": ("/api/v1/namespaces/kube-system/pods", False),
 }
 MAX_ITEMS = 500  # per kind: evidence, not an inventory
+SHARE_S = 5.0
+_SHARED: dict[tuple[Any, str], tuple[float, asyncio.Future[JSON]]] = {}
+
+
+async def shared(ctx: ProbeContext, path: str, read: Callable[[], Awaitable[JSON]]) -> JSON:
+    """`read()`, or the answer (or the read in flight) for the same client and path of the last
+    `SHARE_S` seconds on this event loop."""
+    now, loop = time.monotonic(), asyncio.get_running_loop()
+    for key in [k for k, (until, _) in _SHARED.items() if until <= now]:
+        del _SHARED[key]
+    key = (ctx.kube, path)
+    hit = _SHARED.get(key)
+    if hit is not None and hit[1].get_loop() is loop:
+        return await asyncio.shield(hit[1])
+    task = asyncio.ensure_future(read())
+    _SHARED[key] = (now + SHARE_S, task)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        if _SHARED.get(key, (0, None))[1] is task:
+            del _SHARED[key]
+        raise
 
 
 def slim(obj: JSON) -> JSON:
     meta = dict(obj.get("metadata") or {})
     meta.pop("managedFields", None)
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
-                   if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    annotations = {
+        k: v
+        for k, v in (meta.get("annotations") or {}).items()
+        if k != "kubectl.kubernetes.io/last-applied-configuration"
+    }
     if annotations or "annotations" in meta:
         meta["annotations"] = annotations
     return {**obj, "metadata": meta}
@@ -54,9 +86,13 @@ def slim(obj: JSON) -> JSON:
 async def _list(ctx: ProbeContext, kind: str, ns: str, notes: list[str]) -> tuple[str, list[JSON] | None]:
     path, namespaced = LISTS[kind]
     where = ns if namespaced else ("kube-system" if kind == "system_pods" else "(cluster)")
+    url = path.format(ns=ns)
     try:
-        data = await read_json(ctx, ("list", kind, where, ""),
-                               RawRead(ctx.kube, path.format(ns=ns), ()), limit=MAX_ITEMS)
+        data = await shared(
+            ctx,
+            url,
+            lambda: read_json(ctx, ("list", kind, where, ""), RawRead(ctx.kube, url, ()), limit=MAX_ITEMS),
+        )
     except HemostatError as e:
         notes.append(f"{kind}: {e}")
         return kind, None
@@ -90,8 +126,11 @@ class K8sClusterProbe:
             workload = await read_deployment(ctx, target)
             ns = target.namespace
             lists = dict(await asyncio.gather(*(_list(ctx, kind, ns, notes) for kind in LISTS)))
-        return {"workload": slim(workload), "cluster": {k: v for k, v in lists.items() if v is not None},
-                "notes": notes}
+        return {
+            "workload": slim(workload),
+            "cluster": {k: v for k, v in lists.items() if v is not None},
+            "notes": notes,
+        }
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Finding]:
         data = observation.data

@@ -5,6 +5,7 @@ cause and object; a kind the probe may not read becomes a note, never a crash or
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,3 +76,23 @@ def test_a_kind_the_probe_may_not_read_is_a_note(kube_api: FakeApiServer,
     assert "nodes" not in data["cluster"]
     # the scheduler's verdict still names the cause; which node, only the nodes could say
     assert (found[0].kind, found[0].subject) == ("node_cordoned", "deployment/cart")
+
+
+def test_a_sweeps_targets_read_each_list_once(kube_api: FakeApiServer,
+                                              kube_client: kubernetes.client.ApiClient) -> None:
+    """Two targets in one namespace diagnosed at once: each list is read once, not per target."""
+    lists = healthy()
+    orders = json.loads(json.dumps(lists["deployments"][0]).replace("cart", "orders"))
+    lists["deployments"].append(orders)
+    seed(kube_api, lists)
+    ctx = ProbeContext(kube=lambda: kube_client)
+    targets = [TARGET, TargetSpec(name="orders", namespace=NS, deployment="orders")]
+
+    async def sweep() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(PROBE.collect(t, ctx) for t in targets)))
+
+    first, second = asyncio.run(sweep())
+    assert first["cluster"]["nodes"] == second["cluster"]["nodes"] and first["cluster"]["nodes"]
+    lists_read = [p.split("?")[0] for m, p in kube_api.requests if m == "GET" and "/deployments/" not in p]
+    assert sorted(lists_read) == sorted(set(lists_read))
+    assert len([p for p in lists_read if p == "/api/v1/nodes"]) == 1

@@ -2,9 +2,9 @@
 (probes/k8s_faults/) can name the object at fault and the root cause — not "2/3 replicas".
 
 Reads the workload, then at once: the namespace's pods, ReplicaSets, events, Services,
-EndpointSlices, ServiceAccounts, ResourceQuotas and PVCs; the cluster's nodes,
-PersistentVolumes and StorageClasses; kube-system's pods (kube-proxy, the scheduler). Each list
-is plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
+EndpointSlices, ServiceAccounts, ResourceQuotas, PVCs and pod usage (metrics.k8s.io); the
+cluster's nodes, PersistentVolumes and StorageClasses; kube-system's pods (kube-proxy, the
+scheduler). Each list is a plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
 list the probe may not read is a note and the rules treat its kind as unread, never as empty.
 Objects are stripped of managedFields and last-applied annotations before they are recorded.
 
@@ -40,6 +40,7 @@ LISTS = {
     "serviceaccounts": ("/api/v1/namespaces/{ns}/serviceaccounts", True),
     "resourcequotas": ("/api/v1/namespaces/{ns}/resourcequotas", True),
     "persistentvolumeclaims": ("/api/v1/namespaces/{ns}/persistentvolumeclaims", True),
+    "podmetrics": ("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", True),
     "nodes": ("/api/v1/nodes", False),
     "persistentvolumes": ("/api/v1/persistentvolumes", False),
     "storageclasses": ("/apis/storage.k8s.io/v1/storageclasses", False),
@@ -111,6 +112,7 @@ class K8sClusterProbe:
         KubeRule("", "serviceaccounts", ("list",), why="the ServiceAccount the pods run as exists"),
         KubeRule("", "resourcequotas", ("list",), why="quota hard vs used"),
         KubeRule("", "persistentvolumeclaims", ("list",), why="claims the pods mount"),
+        KubeRule("metrics.k8s.io", "pods", ("list",), why="usage vs the CPU limit (kubectl top pods)"),
         KubeRule("", "nodes", ("list",), "cluster", "allocatable, taints, cordons, heartbeats"),
         KubeRule("", "persistentvolumes", ("list",), "cluster", "what a claim could bind"),
         KubeRule("storage.k8s.io", "storageclasses", ("list",), "cluster", "a claim's class exists"),

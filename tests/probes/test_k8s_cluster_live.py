@@ -23,10 +23,9 @@ PROBE = K8sClusterProbe()
 NOW = datetime(2026, 12, 8, 0, 30, tzinfo=UTC)
 TARGET = TargetSpec(name="cart", namespace=NS, deployment="cart")
 API_VERSIONS = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "EndpointSlice": "discovery.k8s.io/v1",
-                "StorageClass": "storage.k8s.io/v1"}
-NOT_SERVED = ("chaos", "podmetrics", "leases")  # Chaos Mesh, metrics and Leases: snapshots only
-LIVE = sorted(c for c in CASES if c not in ("pod_network_delay", "node_network_delay", "node_packet_loss",
-                                            "pod_cpu_overload"))
+                "StorageClass": "storage.k8s.io/v1", "PodMetrics": "metrics.k8s.io/v1beta1"}
+NOT_SERVED = ("chaos", "leases")  # Chaos Mesh objects and node Leases: read from snapshots only
+LIVE = sorted(c for c in CASES if c not in ("pod_network_delay", "node_network_delay", "node_packet_loss"))
 
 
 def seed(api: FakeApiServer, lists: dict[str, list[dict[str, Any]]]) -> None:

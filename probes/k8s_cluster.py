@@ -4,8 +4,9 @@
 Reads the workload, then at once: the namespace's pods, ReplicaSets, events, Services,
 EndpointSlices, ServiceAccounts, ResourceQuotas, PVCs and pod usage (metrics.k8s.io); the
 cluster's nodes, PersistentVolumes and StorageClasses; kube-system's pods (kube-proxy, the
-scheduler). Each list is a plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl, `kube_rules` below); a
-list the probe may not read is a note and the rules treat its kind as unread, never as empty.
+scheduler). Each is a plain GET of a list (read rights in helm/hemostat/templates/_rbac.tpl,
+`kube_rules` below); a list the probe may not read is a note and the rules treat its kind as
+unread, never as empty.
 Objects are stripped of managedFields and last-applied annotations before they are recorded.
 
 A sweep's targets share the reads: a list asked for again within `SHARE_S` seconds, for the same

@@ -134,6 +134,8 @@ def observation(obj: JSON, lists: dict[str, list[JSON]], logs: dict[str, str], a
     w = workload_of(view, obj)
     ns = w.namespace
     cluster = {k: v for k, v in lists.items() if k not in ("workloads", "hpas", "controllerrevisions")}
+    if "workloads" in lists:  # kube-system's DaemonSets: is there a kube-proxy that should run
+        cluster["daemonsets"] = [d for d in lists["workloads"] if d.get("kind") == "DaemonSet"]
     history = [
         replica_set(
             {**rs, "metadata": {**rs["metadata"], "annotations": rs["metadata"].get("annotations") or {}}}

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.model import Finding, Severity, truncate
-from probes.k8s_faults import admission, infra, routing, runtime, scheduling, startup, volumes
+from probes.k8s_faults import admission, infra, injected, routing, runtime, scheduling, startup, volumes
 from probes.k8s_faults.fault import SYMPTOMS, VOCABULARY, Fault
 from probes.k8s_faults.view import ClusterView, Workload, workload_of
 
@@ -25,6 +25,7 @@ RULES = (
     *startup.RULES,
     *runtime.RULES,
     *routing.RULES,
+    *injected.RULES,
 )
 JSON = dict[str, Any]
 

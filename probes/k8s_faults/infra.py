@@ -92,8 +92,22 @@ def kube_proxy(w: Workload, view: ClusterView) -> list[Fault]:
         for p in view.items("system_pods")
         if labels(p).get("k8s-app") == "kube-proxy" or name(p).startswith("kube-proxy-")
     ]
-    if not proxies and not any(name(p).startswith("kube-apiserver") for p in view.items("system_pods")):
-        return []
+    if not proxies:  # none at all: deleted, or a CNI that replaces kube-proxy — only its DaemonSet can tell
+        ds = view.get("daemonsets", "kube-proxy", "kube-system")
+        if ds is None or int((ds.get("status") or {}).get("desiredNumberScheduled", 0)) == 0:
+            return []
+        status = ds.get("status") or {}
+        return [
+            Fault(
+                "kube_proxy_down",
+                "daemonset/kube-proxy",
+                f"kube-proxy runs on no node ({status.get('numberAvailable', 0)} of "
+                f"{status.get('desiredNumberScheduled')} available): Service traffic is not routed; "
+                "restore the kube-proxy DaemonSet",
+                (f"daemonset/kube-proxy status {status}",),
+                rank=4,
+            )
+        ]
     by_node = {str((p.get("spec") or {}).get("nodeName")): p for p in proxies}
     for node in sorted(_nodes_of(w)) or [name(n) for n in view.workers()]:
         p = by_node.get(node)
@@ -111,8 +125,7 @@ def kube_proxy(w: Workload, view: ClusterView) -> list[Fault]:
                     f"traffic to and from its pods is not routed; restore the kube-proxy DaemonSet pod",
                     (
                         f"kube-system: {state} on node/{node}",
-                        "kube-proxy pods: "
-                        + (", ".join(f"{name(x)}@{_node(x)}" for x in proxies) or "none"),
+                        "kube-proxy pods: " + (", ".join(f"{name(x)}@{_node(x)}" for x in proxies) or "none"),
                     ),
                     rank=4,
                 )

@@ -24,8 +24,9 @@ REFUSED = re.compile(r"connection refused|no route to host", re.I)
 PROTOCOL = re.compile(
     r"server gave HTTP response to HTTPS client|first record does not look like a TLS handshake|"
     r"malformed HTTP response|transport connection broken|http2: frame too large|"
-    r"connection reset by peer|EOF$|rpc error|service unavailable|not SERVING",
-    re.I,
+    r"connection reset by peer|EOF$|rpc error|service unavailable|not SERVING|"
+    r"Client sent an HTTP request to an HTTPS server|statuscode: 400",
+    re.I | re.M,
 )
 TIMEOUT = re.compile(r"context deadline exceeded|Client\.Timeout|i/o timeout|timed out|timeout", re.I)
 

@@ -10,6 +10,7 @@ class is set", "volume %q already bound to a different claim."; ProvisioningFail
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from probes.k8s_faults.fault import Fault
@@ -151,9 +152,42 @@ def _claim_fault(pvc: JSON, w: Workload, view: ClusterView) -> Fault | None:
     )
 
 
+BOUND_ELSEWHERE = re.compile(r'volume "([^"]+)" already bound to a different claim')
+NO_CLASS = re.compile(r'storageclass\.storage\.k8s\.io "([^"]+)" not found')
+
+
+def _from_events(claim: str, w: Workload, view: ClusterView) -> Fault | None:
+    """Claims not read (a cluster-info dump holds none): what the PV controller said of them."""
+    for e in view.events_for({claim}, w.namespace):
+        obj = f"persistentvolumeclaim/{claim}"
+        if m := BOUND_ELSEWHERE.search(e["message"]):
+            return Fault(
+                "pv_already_bound",
+                obj,
+                f"PersistentVolumeClaim {claim} names persistentvolume/{m[1]}, "
+                f"which is bound to another claim: {FIX['pv_already_bound']}",
+                (f"{e['reason']}: {e['message']}",),
+                rank=3,
+            )
+        if m := NO_CLASS.search(e["message"]):
+            return Fault(
+                "pvc_storage_class_mismatch",
+                obj,
+                f"PersistentVolumeClaim {claim} asks for StorageClass "
+                f"{m[1]!r}, which does not exist: {FIX['pvc_storage_class_mismatch']}",
+                (f"{e['reason']}: {e['message']}",),
+                rank=3,
+            )
+    return None
+
+
 def volumes(w: Workload, view: ClusterView) -> list[Fault]:
     out = []
     for claim in claims(w):
+        if not view.has("persistentvolumeclaims"):
+            if (fault := _from_events(claim, w, view)) is not None:
+                out.append(fault)
+            continue
         pvc = view.get("persistentvolumeclaims", claim, w.namespace)
         if pvc is None or (pvc.get("status") or {}).get("phase") == "Bound":
             continue

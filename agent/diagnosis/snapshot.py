@@ -191,13 +191,17 @@ def _finding(d: Diagnosis, f: Any) -> JSON:
         "summary": f.summary,
         "evidence": list(f.evidence),
         "from_change": bool(f.facts.get("from_change")),
+        "rank": int(f.facts.get("rank", 0)),
     }
 
 
 def report(diagnoses: Sequence[Diagnosis]) -> JSON:
     """Per workload its headline, findings (root causes first) and proposals; and every root
-    cause across the snapshot ranked (worst first), each (root cause, object) once."""
+    cause across the snapshot ranked, each (root cause, object) once: the worst severity first,
+    then the one behind the most workloads (a node down hurts all of its pods' owners), then
+    the most direct evidence (the scheduler's verdict over an inference)."""
     ranked: dict[tuple[str, str], JSON] = {}
+    behind: dict[tuple[str, str], int] = {}
     workloads = []
     for d in diagnoses:
         found = [
@@ -206,7 +210,9 @@ def report(diagnoses: Sequence[Diagnosis]) -> JSON:
         ]
         for f in found:
             if f["class"] != "symptom":
-                ranked.setdefault((f["root_cause"], f["object"]), f)
+                key = (f["root_cause"], f["object"])
+                ranked.setdefault(key, f)
+                behind[key] = behind.get(key, 0) + 1
         workloads.append(
             {
                 "workload": d.target,
@@ -219,4 +225,5 @@ def report(diagnoses: Sequence[Diagnosis]) -> JSON:
                 ],
             }
         )
-    return {"workloads": workloads, "ranked": sorted(ranked.values(), key=lambda f: f["severity"])}
+    order = sorted(ranked, key=lambda k: (ranked[k]["severity"], -behind[k], -ranked[k]["rank"]))
+    return {"workloads": workloads, "ranked": [{**ranked[k], "workloads": behind[k]} for k in order]}

@@ -89,6 +89,7 @@ def findings(w: Workload, view: ClusterView, now: datetime, probe: str = "k8s-cl
                     "fix": fault.summary,
                     "from_change": change is not None,
                     "explains": list(SYMPTOMS) if fault.rank >= 2 else [],
+                    "rank": fault.rank,
                     **fault.facts,
                 },
             )

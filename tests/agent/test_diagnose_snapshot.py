@@ -72,3 +72,24 @@ def test_an_unknown_target_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", "/nonexistent/h.yaml", "diagnose", "--snapshot",
                                       str(write_lists(tmp_path, healthy())), "orders"])
     assert result.exit_code != 0 and "orders" in result.output
+
+
+def test_a_node_fault_behind_several_workloads_heads_the_ranking(tmp_path: Path) -> None:
+    """Two workloads on worker-2 whose kubelet stopped, a third with a readiness probe on the
+    wrong port: all SEV-2, and the node, behind two workloads, comes first."""
+    lists = healthy()
+    CASES["kubelet_down"][1](lists)
+    for name in ("orders", "ledger"):
+        extra = healthy()
+        (CASES["kubelet_down"] if name == "orders" else CASES["readiness_probe_wrong_port"])[1](extra)
+        if name == "ledger":  # on worker-1 and worker-3, away from the node that is down
+            extra["deployments"][0]["status"].update(availableReplicas=1, readyReplicas=1)
+            extra["pods"][1]["spec"]["nodeName"] = "worker-3"
+        renamed = json.loads(json.dumps(extra).replace("cart", name))
+        for key in ("deployments", "replicasets", "pods", "events", "services", "endpointslices", "serviceaccounts"):
+            lists[key] += renamed[key]
+    doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
+    first = doc["ranked"][0]
+    assert (first["root_cause"], first["object"], first["workloads"]) == ("kubelet_down", "node/worker-2", 2)
+    assert [(f["root_cause"], f["object"]) for f in doc["ranked"][1:]] == [
+        ("readiness_probe_wrong_port", "deployment/ledger")]

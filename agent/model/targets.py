@@ -168,7 +168,7 @@ def _any_case(word: str) -> str:
 # `"severity":"ERROR"`, logfmt `level=error` / `lvl=fatal`. Letter classes, not `(?i)`, so the
 # multi-pattern engine (probes/log_scan.py) takes it as it takes the plain patterns; plain groups,
 # not `(?:`, so `grep -E` reads it too (bench/logs.py compares with grep).
-LEVEL_ERROR = (r'"?(' + "|".join(map(_any_case, ("level", "severity", "lvl"))) + r')"? ?[:=] ?"?('
+LEVEL_ERROR = (r'(' + "|".join(map(_any_case, ("level", "severity", "lvl"))) + r')"? ?[:=] ?"?('
                + "|".join(map(_any_case, ("error", "fatal", "critical", "panic", "emerg"))) + r')\b')
 
 

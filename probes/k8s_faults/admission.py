@@ -109,10 +109,14 @@ def quota_objects(w: Workload, view: ClusterView) -> list[Fault]:
         for v in w.template.get("volumes") or []
         if v.get("persistentVolumeClaim")
     }
+    said = " ".join(e["message"] for e in view.events_for({name(p) for p in w.pods}, w.namespace)) + " ".join(
+        str(c.get("message") or "") for p in w.pods for c in (p.get("status") or {}).get("conditions") or []
+    )
     missing = sorted(
         c
-        for c in claims
-        if view.has("persistentvolumeclaims") and view.get("persistentvolumeclaims", c, w.namespace) is None
+        for c in claims  # not among the claims read, or the scheduler / kubelet says it is not there
+        if (view.has("persistentvolumeclaims") and view.get("persistentvolumeclaims", c, w.namespace) is None)
+        or f'persistentvolumeclaim "{c}" not found' in said
     )
     if missing:
         spent = _spent(view, w.namespace, ("requests.storage", "persistentvolumeclaims")) or next(

@@ -89,6 +89,8 @@ def builtin_types() -> list[ResourceType]:
         rt("", "v1", "services", "Service", True, ("status",), short_names=("svc",)),
         rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
         rt("", "v1", "resourcequotas", "ResourceQuota", True, ("status",), short_names=("quota",)),
+        rt("", "v1", "replicationcontrollers", "ReplicationController", True, ("status",),
+           short_names=("rc",)),  # `kubectl cluster-info dump` lists them
         rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",),
            short_names=("pvc",)),
         rt("", "v1", "persistentvolumes", "PersistentVolume", False, ("status",), short_names=("pv",)),

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.agent.test_diagnose_snapshot import run
-from tests.kubeapi.fixtures import fake_api, kube_api  # noqa: F401
 from tests.kubeapi.kubectl import kubectl_binary, write_kubeconfig
 from tests.kubeapi.server import FakeApiServer
 from tests.probes.cluster_cases import CASES, healthy

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from probes.k8s_faults.fault import Fault
-from probes.k8s_faults.view import ClusterView, Workload, name, quantity
+from probes.k8s_faults.view import ClusterView, Workload, matches, name, quantity
 
 JSON = dict[str, Any]
 REFUSED = re.compile(r"connection refused|no route to host", re.I)
@@ -91,20 +91,29 @@ def _failures(w: Workload, view: ClusterView, which: str) -> list[str]:
     ]
 
 
-def _classify(c: JSON, probe: JSON, failed: list[str]) -> tuple[str, str] | None:
+def _classify(c: JSON, probe: JSON, failed: list[str], routed: set[Any]) -> tuple[str, str] | None:
+    """What is wrong with one probe: its port is none the app listens on (declared by the
+    container, or where a Service sends traffic: `routed`), it speaks the wrong protocol, or it
+    is timed too tightly; None when the evidence says none of these."""
     kind, port = _probe_port(probe)
     ports = _ports(c)
+    known = set(ports) | routed
     text = "\n".join(failed)
-    if port is not None and ports and port not in ports:
-        return "wrong_port", (
-            f"probes {kind} port {port}; container {c.get('name')} declares "
-            + ", ".join(
-                f"{p.get('containerPort')}{'/' + p['name'] if p.get('name') else ''}"
-                for p in c.get("ports") or []
-            )
+    listed = (
+        ", ".join(
+            f"{p.get('containerPort')}{'/' + p['name'] if p.get('name') else ''}"
+            for p in c.get("ports") or []
         )
+        or "no ports"
+    )
+    elsewhere = port is not None and bool(known) and port not in known
+    wrong_port = (
+        "wrong_port",
+        f"probes {kind} port {port}; container {c.get('name')} declares {listed}"
+        + (f", Services send to {sorted(map(str, routed))}" if routed else ""),
+    )
     if not failed:
-        return None
+        return wrong_port if elsewhere and ports else None
     declared = ports.get(port) if port is not None else None
     scheme = ((probe.get("httpGet") or {}).get("scheme") or "HTTP").upper()
     pname = str((declared or {}).get("name") or "")
@@ -119,31 +128,42 @@ def _classify(c: JSON, probe: JSON, failed: list[str]) -> tuple[str, str] | None
             f"probes with {kind} {scheme if kind == 'httpGet' else ''} on port {port}"
             f"{' (' + pname + ')' if pname else ''}",
         )
+    if REFUSED.search(text):
+        if elsewhere or not known:
+            return wrong_port
+        return (
+            "timing",
+            f"initialDelaySeconds {probe.get('initialDelaySeconds', 0)}: probed before it listens on {port}",
+        )
     if TIMEOUT.search(text):
         return (
             "timing",
             f"timeoutSeconds {probe.get('timeoutSeconds', 1)}, periodSeconds "
             f"{probe.get('periodSeconds', 10)}, failureThreshold {probe.get('failureThreshold', 3)}",
         )
-    if REFUSED.search(text):
-        if not ports:
-            return "wrong_port", f"probes port {port}; nothing answers there"
-        return (
-            "timing",
-            f"initialDelaySeconds {probe.get('initialDelaySeconds', 0)}: probed before the app listens",
-        )
-    return None
+    return wrong_port if elsewhere else None
+
+
+def _routed(w: Workload, view: ClusterView) -> set[Any]:
+    """The target ports of the Services that select the workload's pods."""
+    return {
+        port.get("targetPort", port.get("port"))
+        for svc in view.items("services", w.namespace)
+        if any(matches((svc.get("spec") or {}).get("selector"), lab) for lab in w.pod_labels())
+        for port in (svc.get("spec") or {}).get("ports") or []
+    }
 
 
 def probes(w: Workload, view: ClusterView) -> list[Fault]:
     out = []
+    routed = _routed(w, view)
     for which, field_name in (("Liveness", "livenessProbe"), ("Readiness", "readinessProbe")):
         failed = _failures(w, view, which)
         for c in w.containers():
             probe = c.get(field_name)
             if not probe:
                 continue
-            found = _classify(c, probe, failed)
+            found = _classify(c, probe, failed, routed)
             if found is None or (which == "Readiness" and found[0] == "timing"):
                 continue
             if not failed and not w.hurt() and not _restarting(w):

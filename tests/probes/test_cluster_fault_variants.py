@@ -92,3 +92,21 @@ def test_http_sent_to_an_https_port_is_the_wrong_protocol() -> None:
         event(lists, "Pod", pod["metadata"]["name"], "Unhealthy",
               "Liveness probe failed: HTTP probe failed with statuscode: 400")
     assert head(lists) == ("liveness_probe_wrong_protocol", "deployment/cart")
+
+
+def _refused_without_declared_ports(probe_port: int) -> dict[str, list[dict[str, Any]]]:
+    lists = healthy()
+    del container(lists)["ports"]
+    container(lists)["livenessProbe"]["httpGet"]["port"] = probe_port
+    unavailable(lists)
+    for pod in lists["pods"]:
+        event(lists, "Pod", pod["metadata"]["name"], "Unhealthy", f'Liveness probe failed: Get "http://10.244.1.5:'
+              f'{probe_port}/healthz": dial tcp 10.244.1.5:{probe_port}: connect: connection refused')
+    return lists
+
+
+def test_refused_with_no_declared_ports_the_services_target_port_tells_port_from_timing() -> None:
+    """The container declares no ports; service/cart sends to 8080. A probe on 8080 that is
+    refused was early (timing); one on 9000 knocks where nothing listens (wrong port)."""
+    assert head(_refused_without_declared_ports(8080)) == ("liveness_probe_timing", "deployment/cart")
+    assert head(_refused_without_declared_ports(9000)) == ("liveness_probe_wrong_port", "deployment/cart")

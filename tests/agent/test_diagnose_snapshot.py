@@ -93,3 +93,38 @@ def test_a_node_fault_behind_several_workloads_heads_the_ranking(tmp_path: Path)
     assert (first["root_cause"], first["object"], first["workloads"]) == ("kubelet_down", "node/worker-2", 2)
     assert [(f["root_cause"], f["object"]) for f in doc["ranked"][1:]] == [
         ("readiness_probe_wrong_port", "deployment/ledger")]
+
+
+def test_a_healthy_shop_of_several_services_shows_no_fault(tmp_path: Path) -> None:
+    """Four workloads calling each other by Service name and FQDN, gRPC probes on undeclared
+    ports, an external collector address, a LoadBalancer Service beside the ClusterIP one, a
+    kube-proxy DaemonSet with its pods: nothing is a fault."""
+    lists = healthy()
+    for name in ("frontend", "catalog", "checkout"):
+        extra = json.loads(json.dumps(healthy()).replace("cart", name))
+        for key in ("deployments", "replicasets", "pods", "services", "endpointslices", "serviceaccounts"):
+            lists[key] += extra[key]
+    front = next(d for d in lists["deployments"] if d["metadata"]["name"] == "frontend")
+    app = front["spec"]["template"]["spec"]["containers"][0]
+    app["env"] = [{"name": "CART_SERVICE_ADDR", "value": "cart:80"},
+                  {"name": "CATALOG_URL", "value": "http://catalog.shop.svc.cluster.local/api"},
+                  {"name": "COLLECTOR_SERVICE_ADDR", "value": "otel.example.com:4317"},
+                  {"name": "LOG_LEVEL", "value": "info"}]
+    catalog = next(d for d in lists["deployments"] if d["metadata"]["name"] == "catalog")
+    grpc = catalog["spec"]["template"]["spec"]["containers"][0]
+    del grpc["ports"]
+    grpc["livenessProbe"] = grpc["readinessProbe"] = {"grpc": {"port": 3550}}
+    lists["services"].append({"kind": "Service", "metadata": {"name": "frontend-external", "namespace": "shop"},
+                              "spec": {"type": "LoadBalancer", "selector": {"app": "frontend"},
+                                       "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+    lists["deployments"].append({"kind": "DaemonSet", "metadata": {"name": "kube-proxy", "namespace": "kube-system",
+                                                                    "uid": "uid-kp"},
+                                 "spec": {"selector": {"matchLabels": {"k8s-app": "kube-proxy"}},
+                                          "template": {"metadata": {"labels": {"k8s-app": "kube-proxy"}},
+                                                       "spec": {"hostNetwork": True, "containers": [
+                                                           {"name": "kube-proxy", "image": "kube-proxy:v1.31"}]}}},
+                                 "status": {"desiredNumberScheduled": 4, "numberAvailable": 4}})
+    lists["pods"] += lists.pop("system_pods")
+    doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
+    assert doc["ranked"] == [], doc["ranked"]
+    assert len(doc["workloads"]) == 5 and all(w["severity"] is None for w in doc["workloads"])

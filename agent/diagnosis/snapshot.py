@@ -113,6 +113,35 @@ def _unique(items: list[JSON]) -> list[JSON]:
     return list(seen.values())
 
 
+def _bare(pod: JSON) -> bool:
+    meta = pod.get("metadata") or {}
+    return not meta.get("ownerReferences") and meta.get("namespace") != "kube-system"
+
+
+def bare_pod(pod: JSON) -> JSON:
+    """A pod no controller owns, as a workload of one replica (`pod/NAME` at fault)."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    lab = meta.get("labels") or {}
+    return {
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": lab},
+            "template": {"metadata": {"labels": lab}, "spec": pod.get("spec") or {}},
+        },
+        "status": {
+            "replicas": 1,
+            "availableReplicas": int(ready),
+            "readyReplicas": int(ready),
+            "updatedReplicas": 1,
+        },
+    }
+
+
 def _wanted(obj: JSON, targets: Sequence[str]) -> bool:
     meta = obj.get("metadata") or {}
     names = {
@@ -161,10 +190,13 @@ def diagnose_snapshot(
 ) -> list[Diagnosis]:
     """One diagnosis per workload (the named ones, or all), worst first."""
     lists, logs = load(directory)
-    workloads = [w for w in lists.get("workloads", []) if _wanted(w, targets)]
+    every = [*lists.get("workloads", []), *(bare_pod(p) for p in lists.get("pods", []) if _bare(p))]
+    workloads = [w for w in every if _wanted(w, targets)]
     if targets and not workloads:
         raise ConfigError(
-            str(directory), "TARGET", "no Deployment, StatefulSet or DaemonSet named " + ", ".join(targets)
+            str(directory),
+            "TARGET",
+            "no Deployment, StatefulSet, DaemonSet or bare Pod named " + ", ".join(targets),
         )
     at = now or utcnow()
     out = []
@@ -174,7 +206,7 @@ def diagnose_snapshot(
             name=meta["name"],
             namespace=meta.get("namespace") or "default",
             deployment=meta["name"],
-            kind=obj.get("kind") or "Deployment",
+            kind=obj.get("kind") if obj.get("kind") in WORKLOADS else "Deployment",
             probes=["k8s-workload"],
         )
         out.append(evaluate(app, spec, [observation(obj, lists, logs, at)], at))

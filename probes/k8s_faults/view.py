@@ -223,6 +223,11 @@ def owned(items: list[JSON], owner: JSON) -> list[JSON]:
 def workload_of(view: ClusterView, obj: JSON) -> Workload:
     """The workload with its ReplicaSets (by owner) and pods (by owner, else by its selector)."""
     ns = namespace(obj)
+    if obj.get("kind") == "Pod":  # a bare pod (snapshots): its own single replica
+        uid = (obj.get("metadata") or {}).get("uid")
+        return Workload(
+            obj, [p for p in view.items("pods", ns) if (p.get("metadata") or {}).get("uid") == uid], []
+        )
     rs = owned(view.items("replicasets", ns), obj)
     owners = [obj, *rs]
     pods = [p for o in owners for p in owned(view.items("pods", ns), o)]

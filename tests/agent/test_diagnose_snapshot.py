@@ -128,3 +128,21 @@ def test_a_healthy_shop_of_several_services_shows_no_fault(tmp_path: Path) -> No
     doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
     assert doc["ranked"] == [], doc["ranked"]
     assert len(doc["workloads"]) == 5 and all(w["severity"] is None for w in doc["workloads"])
+
+
+def test_a_bare_pod_is_a_workload_of_its_own(tmp_path: Path) -> None:
+    """A pod no controller owns (kubectl run) is diagnosed too, the pod itself at fault."""
+    lists = healthy()
+    pod = json.loads(json.dumps(lists["pods"][0]))
+    pod["metadata"] = {"name": "debug", "namespace": "shop", "uid": "uid-debug", "labels": {"run": "debug"},
+                       "creationTimestamp": "2026-12-08T00:00:00Z"}
+    pod["spec"]["containers"][0]["image"] = "busybox:does-not-exist"
+    pod["status"] = {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}],
+                     "containerStatuses": [{"name": "cart", "ready": False, "restartCount": 0, "state": {"waiting": {
+                         "reason": "ErrImagePull", "message": 'failed to pull and unpack image "docker.io/library/'
+                         'busybox:does-not-exist": failed to resolve reference "docker.io/library/busybox:'
+                         'does-not-exist": docker.io/library/busybox:does-not-exist: not found'}}}]}
+    lists["pods"].append(pod)
+    doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
+    assert (doc["ranked"][0]["root_cause"], doc["ranked"][0]["object"]) == ("image_not_found", "pod/debug")
+    assert {w["workload"] for w in doc["workloads"]} == {"cart", "debug"}

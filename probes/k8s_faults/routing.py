@@ -7,6 +7,7 @@ ports, its EndpointSlices, and the Services that exist.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,8 +28,21 @@ def _meant_for(svc: JSON, w: Workload) -> bool:
     return (
         bool(sel)
         and any(k in lab and k not in ("pod-template-hash",) for k in sel)
-        and any(lab.get(k) == v for k, v in sel.items())
+        and any(lab.get(k) == v or _alike(str(lab.get(k) or ""), str(v)) for k, v in sel.items())
     )
+
+
+def _alike(have: str, want: str) -> bool:
+    """One label value mistyped for another: `cart` and `cart-svc` / `cart-v2` / `Cart`, `cartservice`
+    and `cartservise` — but not `cart` and `cart-db`, another workload's."""
+    if not have or not want:
+        return False
+    a, b = _plain(have), _plain(want)
+    return a == b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.9
+
+
+def _plain(value: str) -> str:
+    return re.sub(r"[-_.]?(svc|service|v\d+|app|deploy|deployment|pod)$", "", value.lower()).replace("-", "")
 
 
 def _endpoints(view: ClusterView, svc: JSON) -> str:

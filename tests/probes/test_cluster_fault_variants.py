@@ -110,3 +110,10 @@ def test_refused_with_no_declared_ports_the_services_target_port_tells_port_from
     refused was early (timing); one on 9000 knocks where nothing listens (wrong port)."""
     assert head(_refused_without_declared_ports(8080)) == ("liveness_probe_timing", "deployment/cart")
     assert head(_refused_without_declared_ports(9000)) == ("liveness_probe_wrong_port", "deployment/cart")
+
+
+def test_a_service_with_a_mistyped_selector_under_another_name() -> None:
+    lists = healthy()
+    lists["services"][0]["metadata"]["name"] = "shopping-cart"
+    lists["services"][0]["spec"]["selector"] = {"app": "cart-v2"}
+    assert head(lists) == ("service_selector_mismatch", "service/shopping-cart")

@@ -181,7 +181,7 @@ def probes(w: Workload, view: ClusterView) -> list[Fault]:
                     f"{w.ref}'s {which.lower()} probe fails: {found[1]}; {fix}",
                     (found[1], *dict.fromkeys(failed[:3])),
                     template_path=f"containers.{field_name}",
-                    rank=3 if which == "Liveness" else 2,
+                    rank=(3 if which == "Liveness" else 2) - (0 if failed else 1),  # events beat spec alone
                 )
             )
     return out

@@ -44,6 +44,8 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
     named ones, or every one, ranked.
     """
     if snapshot is not None:
+        if server or record is not None:
+            raise click.UsageError("--snapshot diagnoses offline: it takes neither --server nor --record")
         from agent.diagnosis.snapshot import diagnose_snapshot, report
 
         doc = report(diagnose_snapshot(obj.app(policy, config_optional=True), snapshot, targets))

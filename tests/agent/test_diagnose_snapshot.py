@@ -146,3 +146,9 @@ def test_a_bare_pod_is_a_workload_of_its_own(tmp_path: Path) -> None:
     doc = json.loads(run("--snapshot", str(write_lists(tmp_path, lists)), "--json"))
     assert (doc["ranked"][0]["root_cause"], doc["ranked"][0]["object"]) == ("image_not_found", "pod/debug")
     assert {w["workload"] for w in doc["workloads"]} == {"cart", "debug"}
+
+
+def test_a_snapshot_is_never_sent_to_a_daemon(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--config", "/nonexistent/h.yaml", "diagnose", "--snapshot",
+                                      str(write_lists(tmp_path, healthy())), "--server", "https://hemostat.example"])
+    assert result.exit_code == 2 and "--snapshot diagnoses offline" in result.output

@@ -42,6 +42,29 @@ def _ready(pod: JSON) -> bool:
     return bool(c and c.get("status") == "True") and (pod.get("status") or {}).get("phase") == "Running"
 
 
+def runtime_events(w: Workload, view: ClusterView) -> list[Fault]:
+    """The node still Ready, but the kubelet cannot reach its runtime for the workload's pods
+    (FailedCreatePodSandBox / Failed: `…/run/containerd/containerd.sock: connect: connection refused`)."""
+    by_pod = {name(p): _node(p) for p in w.pods if _node(p) != "None"}
+    hits = [
+        e
+        for e in view.events_for(set(by_pod), w.namespace)
+        if e["type"] != "Normal" and RUNTIME.search(e["message"]) and by_pod.get(e["name"])
+    ]
+    if not hits:
+        return []
+    node = by_pod[hits[0]["name"]]
+    return [
+        Fault(
+            "containerd_down",
+            f"node/{node}",
+            f"node {node}'s container runtime does not answer the kubelet: restart containerd on the node",
+            tuple(f"{e['reason']} on pod/{e['name']}: {e['message']}" for e in hits[:3]),
+            rank=4,
+        )
+    ]
+
+
 def nodes(w: Workload, view: ClusterView) -> list[Fault]:
     out = []
     mine = _nodes_of(w)
@@ -246,4 +269,4 @@ def _timeouts_on_one_node(w: Workload, view: ClusterView) -> list[Fault]:
     ]
 
 
-RULES = (nodes, kube_proxy, scheduler, network)
+RULES = (nodes, runtime_events, kube_proxy, scheduler, network)

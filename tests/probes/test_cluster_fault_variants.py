@@ -117,3 +117,13 @@ def test_a_service_with_a_mistyped_selector_under_another_name() -> None:
     lists["services"][0]["metadata"]["name"] = "shopping-cart"
     lists["services"][0]["spec"]["selector"] = {"app": "cart-v2"}
     assert head(lists) == ("service_selector_mismatch", "service/shopping-cart")
+
+
+def test_a_runtime_that_stopped_before_the_node_went_not_ready() -> None:
+    """The node still reports Ready; the kubelet's sandbox creation on it fails on containerd's socket."""
+    lists = healthy()
+    unavailable(lists, 1)
+    event(lists, "Pod", "cart-7d9f-fghij", "FailedCreatePodSandBox", 'Failed to create pod sandbox: rpc error: '
+          'code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix '
+          '/run/containerd/containerd.sock: connect: connection refused"')
+    assert head(lists) == ("containerd_down", "node/worker-2")

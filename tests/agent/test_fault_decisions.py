@@ -14,7 +14,8 @@ from agent.diagnosis.wiring import build_app
 from agent.model.config import Config
 from tests.agent.test_diagnose_snapshot import write_lists
 from tests.probes import cluster_faults, cluster_faults_more, cluster_faults_net  # noqa: F401  (register cases)
-from tests.probes.cluster_cases import CASES, container, healthy
+from tests.probes.cluster_cases import CASES, healthy
+from tests.probes.cluster_plant import container
 
 NOW = datetime(2026, 12, 8, 0, 30, tzinfo=UTC)
 

@@ -6,16 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.probes.cluster_cases import (
-    NS,
-    case,
-    container,
-    deployment,
-    event,
-    no_pods,
-    pending,
-    unavailable,
-)
+from tests.probes.cluster_cases import NS, case
+from tests.probes.cluster_plant import container, deployment, event, no_pods, pending, unavailable
 
 JSON = dict[str, Any]
 C = dict[str, list[JSON]]

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.probes.cluster_cases import (
-    NS,
-    T0,
-    case,
-    container,
-    deployment,
-    event,
-    pending,
-    unavailable,
-    waiting,
-)
+from tests.probes.cluster_cases import NS, T0, case
+from tests.probes.cluster_plant import container, deployment, event, pending, unavailable, waiting
 
 JSON = dict[str, Any]
 C = dict[str, list[JSON]]

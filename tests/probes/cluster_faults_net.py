@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.probes.cluster_cases import NS, T0, case, container, pending, unavailable
+from tests.probes.cluster_cases import NS, T0, case
+from tests.probes.cluster_plant import container, pending, unavailable
 
 JSON = dict[str, Any]
 C = dict[str, list[JSON]]

@@ -10,7 +10,8 @@ from typing import Any
 
 from probes.k8s_faults import ClusterView, findings, workload_of
 from tests.probes import cluster_faults, cluster_faults_more, cluster_faults_net  # noqa: F401  (register cases)
-from tests.probes.cluster_cases import CASES, container, deployment, event, healthy, pending, unavailable
+from tests.probes.cluster_cases import CASES, healthy
+from tests.probes.cluster_plant import container, deployment, event, pending, unavailable
 
 NOW = datetime(2026, 12, 8, 0, 30, tzinfo=UTC)
 

@@ -45,6 +45,12 @@ def _logs(r: dict[str, Any]) -> str:
             f"(re fallback {r['re_fallback_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
 
 
+def _fault_diagnosis(r: dict[str, Any]) -> str:
+    return (f"{r['workloads']} workloads from a snapshot: one-shot {r['oneshot_ms']:.0f} ms "
+            f"({r['per_workload_ms']:.0f} ms each), in process {r['in_process_ms']:.0f} ms; "
+            f"root cause and object right {r['correct']}/{r['workloads']}")
+
+
 ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "checklist": ("1 diagnosis vs checklist", _checklist),
     "parallel": ("2 parallelism overhead", _parallel),
@@ -52,6 +58,7 @@ ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "alert_chain": ("3b alert chain to proposal", _alert_chain),
     "scale": ("4 scale (sweep)", _scale),
     "logs": ("5 log analysis", _logs),
+    "fault_diagnosis": ("6 fault diagnosis", _fault_diagnosis),
 }
 
 

@@ -45,8 +45,8 @@ class Evidence(_Strict):
     before the symptom), `change_touches_runtime` (the change touched more than documentation),
     `change_changes_image` (the rollout changed a container image)."""
 
-    check: Literal["logs_name_cause", "cause_precedes_symptom", "change_touches_runtime",
-                   "change_changes_image"]
+    check: Literal["change_put_fault_there", "logs_name_cause", "cause_precedes_symptom",
+                   "change_touches_runtime", "change_changes_image"]
     weight: int = Field(1, ge=0, le=10)
     required: bool = False
 

@@ -217,4 +217,17 @@ class K8sWorkloadProbe:
         data = observation.data
         if "deployment" not in data:
             return []
-        return findings(data, target, now) + _gitops.finding(data.get("gitops"), target, now, self.name)
+        symptoms = findings(data, target, now)
+        return _faults(data, now) + symptoms + _gitops.finding(data.get("gitops"), target, now, self.name)
+
+
+def _faults(data: JSON, now: datetime) -> list[Finding]:
+    """With the cluster around the workload recorded (a snapshot, `hemostat diagnose --snapshot`),
+    the root causes of its trouble (probes/k8s_faults/), ahead of the symptoms."""
+    if data.get("cluster") is None or data.get("workload") is None:
+        return []
+    from probes.k8s_faults import ClusterView, workload_of
+    from probes.k8s_faults import findings as fault_findings
+
+    view = ClusterView.of(data["cluster"], data.get("logs"))
+    return fault_findings(workload_of(view, data["workload"]), view, now, "k8s-workload")

@@ -241,7 +241,8 @@ def metrics_per_pod(api: FakeApiServer, client: Client, plugin: Any) -> None:
 Scenario = Callable[[FakeApiServer, Client, Any], None]
 ACTIONS: dict[str, Scenario] = {"rollback": rollback, "scale-up": scale_up,
                                 "feature-flag-off": feature_flag_off, "failover": failover}
-PROBES: dict[str, Scenario] = {"k8s-workload": probe, "k8s-logs": probe, "app-metrics": metrics_per_pod}
+PROBES: dict[str, Scenario] = {"k8s-workload": probe, "k8s-logs": probe, "app-metrics": metrics_per_pod,
+                               "k8s-cluster": probe}
 REGISTRY = Registry.discover()
 
 

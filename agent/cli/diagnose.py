@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("target")
+@click.argument("targets", metavar="TARGET...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--snapshot", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="diagnose a directory of API objects (kubectl cluster-info dump) offline")
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
               help="save the observations as a drill scenario")
 @click.option("--no-ledger", is_flag=True, help="do not record the incident and proposals")
@@ -28,15 +30,30 @@ if TYPE_CHECKING:
               help="evaluate proposals against this policy instead")
 @server_options("let the daemon at URL run the diagnosis, with your kubeconfig credentials")
 @pass_ctx
-def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledger: bool,
-             policy: Path | None, server: str | None, kubeconfig: str | None,
+def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path | None, record: Path | None,
+             no_ledger: bool, policy: Path | None, server: str | None, kubeconfig: str | None,
              kube_context: str | None) -> None:
     """Run every probe of TARGET at once, triage, and propose gated mitigations.
 
     With --server, the daemon runs them (from inside the cluster, where the databases and
     Prometheus are reachable) once the cluster vouches for your token and RBAC grants you
     create on diagnoses.hemostat.io named TARGET; the incident is recorded as asked by you.
+
+    With --snapshot DIR, the workloads in a `kubectl cluster-info dump --output-directory` (or
+    files of `kubectl get -o json` lists) are diagnosed offline, no cluster and no ledger: the
+    named ones, or every one, ranked.
     """
+    if snapshot is not None:
+        if server or record is not None:
+            raise click.UsageError("--snapshot diagnoses offline: it takes neither --server nor --record")
+        from agent.diagnosis.snapshot import diagnose_snapshot, report
+
+        doc = report(diagnose_snapshot(obj.app(policy, config_optional=True), snapshot, targets))
+        click.echo(json.dumps(doc, indent=2, default=str) if as_json else _snapshot_text(doc))
+        return
+    if len(targets) != 1:
+        raise click.UsageError("name one TARGET (several, or none, only with --snapshot)")
+    target = targets[0]
     if server:
         if record is not None or policy is not None:
             raise click.UsageError("--record and --policy work on a local diagnosis, not with --server")
@@ -69,6 +86,19 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     if record is not None:
         _write_scenario(record, result, spec)
     _print_diagnosis(doc, as_json)
+
+
+def _snapshot_text(doc: dict[str, Any]) -> str:
+    lines = [f"{len(doc['workloads'])} workload(s) diagnosed from the snapshot; "
+             f"{sum(1 for w in doc['workloads'] if w['severity'])} in trouble"]
+    for f in doc["ranked"]:
+        lines.append(f"{f['severity']}  {f['workload']}: {f['root_cause']} ({f['class']}) at {f['object']}")
+        lines.append(f"    {f['summary']}")
+        lines += [f"    - {e}" for e in f["evidence"][:4]]
+    for w in doc["workloads"]:
+        lines += [f"  proposal for {w['workload']}: {p['action']} {p['subject']} — {p['reason']}"
+                  for p in w["proposals"][:2]]
+    return "\n".join(lines)
 
 
 def _print_diagnosis(doc: dict[str, Any], as_json: bool) -> None:

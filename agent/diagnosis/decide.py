@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agent.diagnosis.evidence import Evidence
+from agent.diagnosis.evidence import Evidence, explained
 from agent.diagnosis.preview import preview
 from agent.diagnosis.registry import Registry
 from agent.model import DecisionStep, Finding, Proposal, TargetSpec
@@ -65,7 +65,7 @@ def decide(findings: Sequence[Finding], target: TargetSpec, tree: Tree, registry
            now: datetime, incident_id: str | None = None) -> Decision:
     ev = Evidence(tuple(findings), target, frozenset(tree.causality.symptoms),
                   timedelta(minutes=tree.causality.tolerance_minutes))
-    live = [f for f in findings if not f.noise]
+    live = [f for f in findings if not f.noise and not explained(f, findings)]
     kinds = {f.kind for f in live}
     causes, ruled_out = _candidates(tree, ev, live, kinds)
     if not causes:  # a fallback branch only when nothing else explains the trouble

@@ -3,7 +3,8 @@ the expectations. Every real incident recorded with `--record` becomes a regress
 
 Scenario file (YAML or JSON): `name`, `target` (a target spec), `started_at`, `observations`
 (what the probes saw), `history` (past executions, for cooldowns), `expect` (`severity`,
-`branches`, `actions`, `not_actions`, `any_of`, `first`, `params`, `since`, `complete`). See
+`branches`, `actions`, `not_actions`, `any_of`, `first`, `params`, `since`, `complete`,
+`root_cause`). See
 docs/drills.md.
 """
 
@@ -36,6 +37,8 @@ class Expect(BaseModel):
                                               description="action -> params its proposal must carry")
     since: datetime | None = Field(None, description="triage's 'since', to the minute")
     complete: bool | None = Field(None, description="whether every probe could look")
+    root_cause: str | None = Field(None, description="'KIND OBJECT' of the root cause heading the "
+                                   "diagnosis (docs/findings.md), e.g. 'node_cordoned node/worker-3'")
 
     @field_validator("severity")
     @classmethod
@@ -124,6 +127,10 @@ def _check(expect: Expect, diagnosis: Diagnosis) -> tuple[str, ...]:
         failures.append(f"branches: expected {expect.branches}, got {branches}")
     failures += _check_actions(expect, diagnosis)
     failures += _check_timing(expect, diagnosis)
+    if expect.root_cause is not None:
+        head = next((f"{f.kind} {f.subject}" for f in diagnosis.findings if "root_cause" in f.facts), "none")
+        if head != expect.root_cause:
+            failures.append(f"root_cause: expected {expect.root_cause}, got {head}")
     for p in diagnosis.decision.proposals:
         verdict = diagnosis.verdicts[p.id]
         if verdict.decision == "allow" and not verdict.dry_run:

@@ -54,6 +54,13 @@ def with_history_baselines(findings: Sequence[Finding]) -> list[Finding]:
             for f in findings]
 
 
+def explained(finding: Finding, findings: Sequence[Finding]) -> bool:
+    """A symptom (replicas unavailable, pods pending) of a workload whose root cause another
+    finding names (probes/k8s_faults/): no action on its strength alone."""
+    return any(finding.kind in (f.facts.get("explains") or ())
+               and f.facts.get("deployment") == finding.subject for f in findings if f is not finding)
+
+
 def problems(findings: Sequence[Finding]) -> list[Finding]:
     """The findings that describe damage: not context, not noise (a small sample, a baseline)."""
     return [f for f in findings if f.kind not in CONTEXT_KINDS and not f.noise]
@@ -202,5 +209,19 @@ def _changes_image(ev: Evidence, causes: Sequence[Finding], exclude: Sequence[st
     return Check(False, f"{_name(causes[0])} changed no container image")
 
 
-_CHECKS = {"logs_name_cause": _logs_name_cause, "cause_precedes_symptom": _precedes,
-           "change_touches_runtime": _touches_runtime, "change_changes_image": _changes_image}
+def _change_put_fault(ev: Evidence, causes: Sequence[Finding], exclude: Sequence[str]) -> Check:
+    """With a root cause found in the cluster, a rollback helps only if the change put it there."""
+    faults = [f for f in ev.findings if "root_cause" in f.facts]
+    if not faults:
+        return Check(True, "no cluster fault found that a rollback could not undo")
+    from_change = [f for f in faults if f.facts.get("from_change")]
+    if from_change:
+        return Check(True, f"{_name(causes[0])} put {from_change[0].kind.replace('_', ' ')} there "
+                           f"({from_change[0].subject}): undoing it restores the workload")
+    return Check(False, f"{faults[0].kind.replace('_', ' ')} ({faults[0].subject}) is not in what "
+                        f"{_name(causes[0])} changed: a rollback would not fix it")
+
+
+_CHECKS = {"change_put_fault_there": _change_put_fault, "logs_name_cause": _logs_name_cause,
+           "cause_precedes_symptom": _precedes, "change_touches_runtime": _touches_runtime,
+           "change_changes_image": _changes_image}

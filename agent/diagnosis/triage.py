@@ -79,7 +79,7 @@ def triage(findings: Sequence[Finding], target: str, started_at: datetime | None
         return Triage(None, _quiet_headline(target, missing, noise), (), None, changed, (), gaps,
                       missing, noise)
     severity = _severity(hurt)
-    worst = sorted(hurt, key=lambda f: (f.severity, f.kind))
+    worst = sorted(hurt, key=lambda f: ("root_cause" not in f.facts, f.severity, f.kind))  # cause heads
     since = cause_onset or min(f.began for f in hurt)
     if started_at is not None and since > started_at:
         since = started_at  # the alert (or the engineer) saw it no later than this

@@ -7,7 +7,10 @@ Each Kubernetes probe and action module holds a `KUBE_RULES` tuple: one `KubeRul
 - `target`: only the targets' own Deployments (and HPAs named after them): Role `resourceNames`;
 - `configured`: only the objects named in the action's chart values (`configMaps`);
 - `gitops`: the GitOps controller's own objects (Argo CD Applications, Flux Kustomizations and
-  HelmReleases), in the namespaces the chart's `gitops.namespaces` lists (argocd, flux-system).
+  HelmReleases), in the namespaces the chart's `gitops.namespaces` lists (argocd, flux-system);
+- `cluster`: a cluster-scoped resource (nodes, PersistentVolumes, StorageClasses): read-only in
+  a ClusterRole of its own (`rbac.clusterReads`);
+- `system`: kube-system's pods (is kube-proxy, is the scheduler running): a Role in kube-system.
 
 Two tests hold the tables true: `tests/test_kube_rules.py` runs each module against the fake
 apiserver and compares the requests it really made with its table, and `tests/helm/test_chart.py`
@@ -22,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-Scope = Literal["namespace", "target", "configured", "gitops"]
+Scope = Literal["namespace", "target", "configured", "gitops", "cluster", "system"]
 
 
 @dataclass(frozen=True)

@@ -160,10 +160,23 @@ class MetricsSpec(_Strict):
         return self
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+# An error level as structured logs write it, in any case: JSON `"level":"error"`,
+# `"severity":"ERROR"`, logfmt `level=error` / `lvl=fatal`. Letter classes, not `(?i)`, so the
+# multi-pattern engine (probes/log_scan.py) takes it as it takes the plain patterns; plain groups,
+# not `(?:`, so `grep -E` reads it too (bench/logs.py compares with grep).
+LEVEL_ERROR = (r'(' + "|".join(map(_any_case, ("level", "severity", "lvl"))) + r')"? ?[:=] ?"?('
+               + "|".join(map(_any_case, ("error", "fatal", "critical", "panic", "emerg"))) + r')\b')
+
+
 class LogsSpec(_Strict):
     """Which log lines are errors, and how much of each pod's log to read."""
 
-    patterns: list[str] = Field(default_factory=lambda: [r"\bERROR\b", r"\bFATAL\b", "Traceback"])
+    patterns: list[str] = Field(
+        default_factory=lambda: [r"\bERROR\b", r"\bFATAL\b", "Traceback", LEVEL_ERROR])
     tail_lines: int = Field(100, ge=1, le=10000)
     since_seconds: int = Field(900, ge=1)
 

@@ -102,9 +102,9 @@ class Install:
 def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
     """The resourceNames a rule's scope becomes; None when the chart must leave it out (GitOps
     objects are granted in the GitOps controllers' namespaces instead: test_gitops_...)."""
-    if rule.scope == "gitops":
-        return None
-    if rule.scope == "namespace":
+    if rule.scope in ("gitops", "system"):
+        return None  # granted in the GitOps controllers' namespaces / kube-system instead
+    if rule.scope in ("namespace", "cluster"):
         return frozenset()
     if rule.scope == "configured":
         return frozenset(CONFIGMAPS[key])
@@ -250,10 +250,11 @@ def test_no_target_deployment_means_no_deployment_rights_at_all(render: Render) 
 
 
 def test_unused_verbs_are_gone(render: Render) -> None:
-    """Granted before and never called: update on the scale, watch, list events, events.k8s.io."""
+    """Granted before and never called: update on the scale, watch, events.k8s.io. (List events
+    is called now: k8s-cluster reads the scheduler's and kubelet's verdicts.)"""
     grants = _grants(_all_rules(render("all-actions-values.yaml")))
     assert not {g for g in grants if g.verb in ("watch", "update")}
-    assert not {g for g in grants if g.resource == "events" and g.verb != "create"}
+    assert not {g for g in grants if g.resource == "events" and g.verb not in ("create", "list")}
     assert not {g for g in grants if g.group == "events.k8s.io"}
 
 
@@ -692,3 +693,20 @@ def test_slack_can_have_a_port_of_its_own_open_to_the_internet_and_nothing_else(
     assert all(r.get("from") for r in rules if r["ports"] != [{"port": "slack", "protocol": "TCP"}])
     shared = render("all-actions-values.yaml")
     assert "listen" not in yaml.safe_load(_one(shared, "ConfigMap", "hemostat-config")["data"]["hemostat.yaml"])["slack"]
+
+
+def test_cluster_reads_are_list_only_and_kube_system_gets_exactly_the_system_rules(render: Render) -> None:
+    """k8s-cluster's nodes, PersistentVolumes and StorageClasses: a ClusterRole that only lists;
+    kube-system's pods: a Role there with the probe's `system` rules and nothing else."""
+    manifests = render(sets=_actions_set(["rollback"], ["checkout"]))
+    tables = [r for reg in REGISTRY.probes.values() for r in getattr(reg.plugin, "kube_rules", ())]
+    reads = _one(manifests, "ClusterRole", "hemostat-ops-cluster-reads")
+    assert _grants(reads["rules"]) == {Grant(r.group, r.resource, v) for r in tables if r.scope == "cluster"
+                                       for v in r.verbs}
+    assert {g.verb for g in _grants(reads["rules"])} == {"list"}
+    system = next(m for m in manifests if m["kind"] == "Role" and m["metadata"]["namespace"] == "kube-system")
+    assert _grants(system["rules"]) == {Grant(r.group, r.resource, v) for r in tables if r.scope == "system"
+                                        for v in r.verbs}
+    off = render(sets=["rbac.clusterReads=false", *_actions_set(["rollback"], ["checkout"])])
+    assert not [m for m in off if m["metadata"]["name"].endswith("cluster-reads")
+                or m["metadata"].get("namespace") == "kube-system"]

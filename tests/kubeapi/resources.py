@@ -88,6 +88,13 @@ def builtin_types() -> list[ResourceType]:
         rt("", "v1", "events", "Event", fields=EVENT_FIELDS, short_names=("ev",)),
         rt("", "v1", "services", "Service", True, ("status",), short_names=("svc",)),
         rt("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+        rt("", "v1", "resourcequotas", "ResourceQuota", True, ("status",), short_names=("quota",)),
+        rt("", "v1", "replicationcontrollers", "ReplicationController", True, ("status",),
+           short_names=("rc",)),  # `kubectl cluster-info dump` lists them
+        rt("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("status",),
+           short_names=("pvc",)),
+        rt("", "v1", "persistentvolumes", "PersistentVolume", False, ("status",), short_names=("pv",)),
+        rt("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, short_names=("sc",)),
         rt("apps", "v1", "deployments", "Deployment", True, SCALE_STATUS, generation=True,
            short_names=("deploy",)),
         rt("apps", "v1", "replicasets", "ReplicaSet", True, SCALE_STATUS, generation=True,

@@ -34,6 +34,10 @@ No secrets, no wildcards, no watch, no delete.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list"]
+# k8s-cluster: what the fault rules compare (verdicts in events, Services vs pods, quotas, claims).
+- apiGroups: [""]
+  resources: ["events", "services", "serviceaccounts", "resourcequotas", "persistentvolumeclaims"]
+  verbs: ["list"]
 {{- if or $a.rollback.enabled $a.scaleUp.enabled $a.featureFlagOff.enabled }}
 # rollback, scale-up and feature-flag-off record a core/v1 Event on what they changed.
 - apiGroups: [""]
@@ -44,6 +48,24 @@ No secrets, no wildcards, no watch, no delete.
 # What the installed plugins declare (`hemostat plugins --rbac`, docs/plugins.md).
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* k8s-cluster's cluster-scoped reads (rbac.clusterReads): nodes (allocatable, taints,
+cordons, heartbeats), PersistentVolumes and StorageClasses (what a claim could bind). List only. */}}
+{{- define "hemostat.rules.cluster" -}}
+- apiGroups: [""]
+  resources: ["nodes", "persistentvolumes"]
+  verbs: ["list"]
+- apiGroups: ["storage.k8s.io"]
+  resources: ["storageclasses"]
+  verbs: ["list"]
+{{- end }}
+
+{{/* k8s-cluster in kube-system (rbac.clusterReads): its pods — is kube-proxy, is the scheduler up. */}}
+{{- define "hemostat.rules.system" -}}
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
 {{- end }}
 
 {{/* The target Deployments in one namespace, as a YAML list. Arg: (dict "root" $ "namespace" NS). */}}

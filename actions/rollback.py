@@ -143,13 +143,15 @@ def _rollout(deploy: JSON, template: JSON) -> str | None:
     spec, status = deploy["spec"], deploy.get("status") or {}
     conditions = status.get("conditions") or []
     progressing: JSON = next((c for c in conditions if c.get("type") == "Progressing"), {})
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return STUCK + str(progressing.get("message", "progress deadline exceeded"))
     if clean_template(spec["template"]) != template:
         return "the deployment's template changed again"
     want = int(spec.get("replicas", 1))
+    # Before the controller observes the rollback, its conditions are the stuck rollout's (a real
+    # cluster keeps ProgressDeadlineExceeded until its next sync): not a verdict on this change.
     if int(status.get("observedGeneration", 0)) < int(deploy["metadata"].get("generation", 0)):
         return "the controller has not seen the change yet"
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return STUCK + str(progressing.get("message", "progress deadline exceeded"))
     updated, available = int(status.get("updatedReplicas", 0)), int(status.get("availableReplicas", 0))
     if updated < want or int(status.get("replicas", 0)) > updated or available < updated:
         return f"{updated}/{want} updated, {available} available"

@@ -228,7 +228,8 @@ EOF
     --use-service-account-credentials=true --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" --controllers '*' \
     --cluster-signing-cert-file "$dir/pki/ca.crt" --cluster-signing-key-file "$dir/pki/ca.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --profiling=false
+    --service-cluster-ip-range 10.0.0.0/24 --profiling=false \
+    --horizontal-pod-autoscaler-sync-period 2s
   start kube-scheduler --kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \

@@ -234,7 +234,11 @@ EOF
     --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false
-  start kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" \
+  # kwok's Logs CRD (from the kwok module, kustomize/crd/bases): a Logs object names a pod's log
+  # file, which kwok's kubelet API then serves to `kubectl logs` (also -f) through the apiserver.
+  api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+    "$(cat "$root/tests/cluster/controlplane/kwok/logs-crd.json")" > /dev/null || fail "could not create kwok's Logs CRD"
+  start kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" --enable-crds Logs \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
     --tls-cert-file "$dir/pki/kwok.crt" --tls-private-key-file "$dir/pki/kwok.key" \

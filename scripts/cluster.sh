@@ -205,7 +205,21 @@ EOF
   # It listens on 127.0.0.1 only, but advertises 192.0.2.1 (TEST-NET-1, never routed): the
   # `kubernetes` Service's Endpoints may not hold a loopback address, and with this the endpoint
   # reconciler keeps default/kubernetes and its EndpointSlice as on any cluster.
+  # Audit (metadata only) of what ServiceAccounts outside kube-system and the static users ask,
+  # so a test can list the calls Hemostat made under its chart's ServiceAccount (logs/audit.log).
+  cat > "$dir/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: None
+  userGroups: ["system:serviceaccounts:kube-system", "system:nodes", "system:masters"]
+- level: Metadata
+  userGroups: ["system:serviceaccounts", "hemostat:dev"]
+- level: None
+EOF
   start kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
     --bind-address 127.0.0.1 --secure-port "$api_port" \
     --advertise-address 192.0.2.1 \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \

@@ -14,7 +14,8 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes.client
@@ -178,3 +179,17 @@ def api_error(call: Callable[[], Any]) -> ApiException:
     except ApiException as e:
         return e
     raise AssertionError("the call succeeded")
+
+
+def cri_log(path: Path, lines: list[str]) -> None:
+    """Lines in the CRI log format kwok's kubelet serves (`TIME STREAM F text`), stamped now."""
+    now = datetime.now(UTC)
+    path.write_text("".join(f"{(now - timedelta(seconds=len(lines) - i)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+                            f" stdout F {line}\n" for i, line in enumerate(lines)))
+
+
+def serve_logs(client: Client, ns: str, pod: str, path: Path) -> None:
+    kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", ns, "logs", {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": pod},
+            "spec": {"logs": [{"containers": ["app"], "logsFile": str(path)}]}})

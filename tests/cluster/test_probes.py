@@ -19,10 +19,12 @@ from probes.k8s_logs import K8sLogsProbe
 from tests.cluster.fixtures import BUILD_AND_START_TIMEOUT_S
 from tests.cluster.kube import (
     WORKLOAD,
+    cri_log,
     create,
     eventually,
     probe_now,
     run,
+    serve_logs,
     target,
     wait_rolled_out,
     workload,
@@ -89,20 +91,6 @@ def test_an_hpa_held_at_its_maximum_by_the_real_controller(admin_client: Client,
                        and f["hpa_at_max"].facts["current"] == 2 and f, 60, "hpa_at_max at 2/2")
     assert (found["hpa_at_max"].facts["max"], found["hpa_at_max"].facts["desired"]) == (2, 2)
     assert kubernetes.client.AppsV1Api(admin_client).read_namespaced_deployment("web", ns).spec.replicas == 2
-
-
-def cri_log(path: Path, lines: list[str]) -> None:
-    """Lines in the CRI log format kwok's kubelet serves (`TIME STREAM F text`), stamped now."""
-    now = datetime.now(UTC)
-    path.write_text("".join(f"{(now - timedelta(seconds=len(lines) - i)).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
-                            f" stdout F {line}\n" for i, line in enumerate(lines)))
-
-
-def serve_logs(client: Client, ns: str, pod: str, path: Path) -> None:
-    kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
-        "kwok.x-k8s.io", "v1alpha1", ns, "logs", {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": pod},
-            "spec": {"logs": [{"containers": ["app"], "logsFile": str(path)}]}})
 
 
 def test_k8s_logs_groups_error_lines_the_kubelet_serves(admin_client: Client, ns: str, tmp_path: Path) -> None:

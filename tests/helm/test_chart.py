@@ -96,6 +96,7 @@ class Install:
     actions: tuple[str, ...] = ()
     deployments: tuple[str, ...] = ()
     hpas: tuple[str, ...] = ()
+    service_metrics: bool = False  # a target's app-metrics reads the pods behind a Service
 
 
 def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
@@ -103,6 +104,8 @@ def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:
     objects are granted in the GitOps controllers' namespaces instead: test_gitops_...)."""
     if rule.scope == "gitops":
         return None
+    if rule.resource == "endpointslices" and not install.service_metrics:
+        return None  # only app-metrics with `service` lists them (the real authorizer test found it)
     if rule.scope == "namespace":
         return frozenset()
     if rule.scope == "configured":
@@ -223,6 +226,13 @@ def test_role_grants_exactly_what_the_enabled_actions_call(render: Render, enabl
     manifests = render(sets=_actions_set(enabled, targets=["checkout", "cart"]))
     assert _effective_grants(manifests) == _expected(
         Install(tuple(enabled), deployments=("cart", "checkout")))
+
+
+def test_endpointslices_only_for_a_target_whose_metrics_name_a_service(render: Render) -> None:
+    by_url = render(sets=[*_actions_set([], targets=["checkout"]), "targets[0].metrics.url=http://checkout:8080/m"])
+    assert _effective_grants(by_url) == _expected(Install(deployments=("checkout",)))
+    by_service = render(sets=[*_actions_set([], targets=["checkout"]), "targets[0].metrics.service=checkout"])
+    assert _effective_grants(by_service) == _expected(Install(deployments=("checkout",), service_metrics=True))
 
 
 def test_writes_on_deployments_name_only_the_target_deployments(render: Render) -> None:

@@ -30,10 +30,14 @@ No secrets, no wildcards, no watch, no delete.
 - apiGroups: ["metrics.k8s.io"]
   resources: ["pods"]
   verbs: ["list"]
+{{- $byService := false }}
+{{- range .Values.targets }}{{ if and .metrics .metrics.service }}{{ $byService = true }}{{ end }}{{ end }}
+{{- if $byService }}
 # app-metrics with `service`: the pods behind the Service, from its EndpointSlices.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list"]
+{{- end }}
 {{- if or $a.rollback.enabled $a.scaleUp.enabled $a.featureFlagOff.enabled }}
 # rollback, scale-up and feature-flag-off record a core/v1 Event on what they changed.
 - apiGroups: [""]

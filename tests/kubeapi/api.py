@@ -32,6 +32,9 @@ from tests.kubeapi.selectors import Matcher, field_matcher, label_matcher
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import validate_object
 
+ROOT_CA = "kube-root-ca.crt"
+FAKE_CA = "-----BEGIN CERTIFICATE-----\nfake apiserver CA\n-----END CERTIFICATE-----\n"
+
 Obj = dict[str, Any]
 FIELD_ALIASES = {"reportingController": "reportingComponent"} | {
     f"regarding.{f}": f"involvedObject.{f}" for f in (
@@ -114,10 +117,21 @@ class Api:
     def after_write(self, rt: ResourceType, obj: Obj, subresource: str = "") -> None:
         if subresource == "status":
             return
+        if rt.kind == "Namespace":
+            self.publish_root_ca(obj["metadata"]["name"])
         if rt.storage == DEPLOYMENTS:
             self.controller.reconcile(obj["metadata"]["namespace"], obj["metadata"]["name"])
         elif rt.storage in WORKLOADS:
             self.revisions.reconcile(rt.storage, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    def publish_root_ca(self, namespace: str) -> None:
+        """kube-controller-manager's root-ca-cert-publisher: `kube-root-ca.crt` in every namespace."""
+        configmaps = self.registry.by_path("v1", "configmaps")
+        assert configmaps is not None
+        if self.store.get(configmaps.storage, namespace, ROOT_CA) is None:
+            obj = stamp_new({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": ROOT_CA, "namespace": namespace}, "data": {"ca.crt": FAKE_CA}}, configmaps)
+            self.store.write(configmaps.storage, self.to_hub(obj, configmaps), "ADDED")
 
     # -- verbs -------------------------------------------------------------------------------
 
@@ -236,11 +250,13 @@ class Api:
 
     def _delete_preconditions(self, rt: ResourceType, old: Obj, pre: Obj) -> None:
         meta = old["metadata"]
-        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        for field, label, why in (("uid", "UID", "deleted and then recreated"),
+                                  ("resourceVersion", "ResourceVersion", "modified")):
             if pre.get(field) and pre[field] != meta[field]:
-                raise errors.conflict(rt, meta["name"], (
-                    f"Precondition failed: {label} in precondition: {pre[field]}, "
-                    f"{label} in object meta: {meta[field]}"))
+                raise errors.ApiError(409, (
+                    f'Operation cannot be fulfilled on {rt.kind} "{meta["name"]}": the {label} in the '
+                    f"precondition ({pre[field]}) does not match the {label} in record ({meta[field]}). "
+                    f"The object might have been {why}"), "Conflict", errors.details(rt, meta["name"]))
 
     def _remove(self, rt: ResourceType, obj: Obj, policy: str) -> Obj:
         meta = obj["metadata"]
@@ -269,7 +285,7 @@ class Api:
                     self._remove(dependants[0], child, policy)
 
     def _deleted_body(self, rt: ResourceType, obj: Obj) -> Obj:
-        if rt.kind in RETURNS_OBJECT_ON_DELETE or rt.custom:
+        if rt.kind in RETURNS_OBJECT_ON_DELETE:  # custom resources answer a Status, as on a cluster
             out = self.render(obj, rt)
             if rt.kind == "Namespace":
                 out["status"] = {"phase": "Terminating"}

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 from tests.kubeapi import errors
 from tests.kubeapi.controller import DEPLOYMENTS, DeploymentController
@@ -32,6 +35,7 @@ from tests.kubeapi.selectors import Matcher, field_matcher, label_matcher
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import validate_object
 
+APPLY_PATCH = "application/apply-patch+yaml"
 ROOT_CA = "kube-root-ca.crt"
 FAKE_CA = "-----BEGIN CERTIFICATE-----\nfake apiserver CA\n-----END CERTIFICATE-----\n"
 
@@ -225,6 +229,10 @@ class Api:
                 "message": "Invalid value: 0x0: must be specified for an update"}])
 
     def patch(self, req: Request, subresource: str = "") -> tuple[int, Obj]:
+        if req.content_type.split(";")[0].strip() == APPLY_PATCH:
+            req = self._server_side_apply(req, subresource)
+            if req.method == "POST":
+                return self.create(req)
         with self.store.cond:
             old_hub = self.existing(req)
             current = self.render(old_hub, req.rt)
@@ -232,6 +240,22 @@ class Api:
                                   req.rt.custom)
             patched.setdefault("metadata", {})["name"] = req.name
             return self.commit(req, old_hub, patched, subresource, patch=True)
+
+    def _server_side_apply(self, req: Request, subresource: str) -> Request:
+        """`kubectl apply --server-side`, roughly: a new object is created from the applied
+        configuration; an existing one gets it as a merge patch (no field managers, no
+        managedFields: lists are replaced whole, as for atomic lists)."""
+        try:
+            applied = yaml.safe_load(req.body or b"{}")
+        except yaml.YAMLError as exc:
+            raise bad_request(f"error decoding YAML: {exc}") from exc
+        if not isinstance(applied, dict):
+            raise bad_request("the applied configuration must be an object")
+        body = json.dumps(applied).encode()
+        if not subresource and self.store.get(req.rt.storage, req.namespace or "", req.name or "") is None:
+            return dataclasses.replace(req, method="POST", name=None, body=body,
+                                       content_type="application/json")
+        return dataclasses.replace(req, body=body, content_type="application/merge-patch+json")
 
     # -- delete --------------------------------------------------------------------------------
 

@@ -188,7 +188,7 @@ def cri_log(path: Path, lines: list[str]) -> None:
                             f" stdout F {line}\n" for i, line in enumerate(lines)))
 
 
-def serve_logs(client: Client, ns: str, pod: str, path: Path) -> None:
+def serve_logs(client: kubernetes.client.ApiClient, ns: str, pod: str, path: Path) -> None:
     kubernetes.client.CustomObjectsApi(client).create_namespaced_custom_object(
         "kwok.x-k8s.io", "v1alpha1", ns, "logs", {
             "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": pod},

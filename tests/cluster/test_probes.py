@@ -19,8 +19,8 @@ from probes.k8s_logs import K8sLogsProbe
 from tests.cluster.fixtures import BUILD_AND_START_TIMEOUT_S
 from tests.cluster.kube import (
     WORKLOAD,
-    cri_log,
     create,
+    cri_log,
     eventually,
     probe_now,
     run,

@@ -89,7 +89,23 @@ def run(kubectl: str, kubeconfig: str, namespace: str) -> dict[str, tuple[int, l
         # the fake runs no scheduler or kubelets: no pods (docs/testing-kubernetes.md)
         lines = [POD.sub("web-<hash>-<pod>", line) for line in normalise(text) if not line.startswith("pod/")]
         answers[what] = (done.returncode, lines[-1:] if header == "last" else lines[:1] if header else lines)
+    answers["get -w, after a change"] = watch_a_change(kubectl, kubeconfig, namespace)
     return answers
+
+
+def watch_a_change(kubectl: str, kubeconfig: str, namespace: str) -> tuple[int, list[str]]:
+    """`kubectl get configmap w -w` while the ConfigMap gains a key: the columns must hold."""
+    base = [kubectl, "--kubeconfig", kubeconfig, "--namespace", namespace]
+    subprocess.run([*base, "create", "configmap", "w", "--from-literal=a=1"], capture_output=True, check=True)
+    watching = subprocess.Popen([*base, "get", "configmap", "w", "-w"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    assert watching.stdout is not None
+    first = [watching.stdout.readline(), watching.stdout.readline()]  # header and the current row
+    subprocess.run([*base, "patch", "configmap", "w", "-p", '{"data":{"b":"2"}}'], capture_output=True, check=True)
+    changed = watching.stdout.readline()
+    watching.terminate()
+    watching.communicate(timeout=30)
+    return 0, normalise("".join([*first, changed]))
 
 
 def test_one_scenario_list_against_the_fake_and_the_real_server(
@@ -105,7 +121,8 @@ def test_one_scenario_list_against_the_fake_and_the_real_server(
     finally:
         subprocess.run([kubectl, "--kubeconfig", str(real_cluster.kubeconfig), "delete", "namespace",
                         namespace, "--wait=false"], capture_output=True, timeout=60, check=False)
-    differences = {what: (on_fake[what], on_real[what]) for what, *_ in SCENARIOS if on_fake[what] != on_real[what]}
+    assert on_fake.keys() == on_real.keys()
+    differences = {what: (on_fake[what], on_real[what]) for what in on_fake if on_fake[what] != on_real[what]}
     report = [f"{what}:\n    fake: {fake_says}\n    real: {real_says}"
               + (f"\n    known: {KNOWN[what]}" if what in KNOWN else "\n    UNEXPLAINED")
               for what, (fake_says, real_says) in differences.items()]

@@ -7,6 +7,7 @@ the apiserver (a `Logs` object names each pod's CRI-format log file)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from agent.model import Observation, TargetSpec
 from agent.model.context import ProbeContext
 from probes.k8s_logs import K8sLogsProbe
-from tests.cluster.fixtures import BUILD_AND_START_TIMEOUT_S
+from tests.cluster.fixtures import BUILD_AND_START_TIMEOUT_S, RealCluster
 from tests.cluster.kube import (
     WORKLOAD,
     create,
@@ -29,6 +30,7 @@ from tests.cluster.kube import (
     wait_rolled_out,
     workload,
 )
+from tests.kubeapi.kubectl import kubectl_binary
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(BUILD_AND_START_TIMEOUT_S)]
 Client = kubernetes.client.ApiClient
@@ -115,3 +117,28 @@ def test_k8s_logs_groups_error_lines_the_kubelet_serves(admin_client: Client, ns
     [finding] = probe.analyze(Observation(probe.name, spec.name, now, data), spec, now)
     assert finding.kind == "error_spike" and finding.facts["matched"] == 14
     assert "payment" in finding.facts["top"][0]["signature"] and finding.facts["top"][0]["count"] == 13
+
+
+def test_kubectl_logs_follow_stays_open_on_the_kwok_kubelet(
+        admin_client: Client, ns: str, tmp_path: Path, real_cluster: RealCluster) -> None:
+    create(admin_client, ns, workload("Deployment", "web", "shop/web:1.0", replicas=1))
+    wait_rolled_out(admin_client, "Deployment", ns, "web")
+    [pod] = pod_names(admin_client, ns)
+    log = tmp_path / "web.log"
+    cri_log(log, ["started"])
+    kubernetes.client.CustomObjectsApi(admin_client).create_namespaced_custom_object(
+        "kwok.x-k8s.io", "v1alpha1", ns, "logs", {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs", "metadata": {"name": pod},
+            "spec": {"logs": [{"containers": ["app"], "logsFile": str(log), "follow": True}]}})
+    base = [kubectl_binary(), "--kubeconfig", str(real_cluster.kubeconfig), "-n", ns, "logs", pod]
+    eventually(lambda: subprocess.run(base, capture_output=True, text=True).stdout == "started\n", 30,
+               "kwok serving the log")
+    following = subprocess.Popen([*base, "-f"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert following.stdout is not None
+    assert following.stdout.readline() == "started\n"
+    with log.open("a") as more:
+        more.write(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") + " stdout F ERROR boom\n")
+    assert following.stdout.readline() == "ERROR boom\n"
+    assert following.poll() is None
+    following.terminate()
+    following.communicate(timeout=30)

@@ -9,6 +9,7 @@ import base64
 import copy
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,5 +338,24 @@ class Api:
 
     def pod_log(self, req: Request) -> tuple[int, str]:
         return 200, self.logs.read(self.existing(req), req.query)
+
+    def follow_log(self, req: Request) -> Iterator[str]:
+        """`kubectl logs -f`: the log so far, then each line set later, until the pod is gone or
+        the server stops (a kubelet follows the container's log file the same way)."""
+        sent = self.logs.read(self.existing(req), req.query)  # errors now, before any header
+        return self._follow_log(req, sent)
+
+    def _follow_log(self, req: Request, sent: str) -> Iterator[str]:
+        yield sent
+        once = {k: v for k, v in req.query.items() if k not in ("tailLines", "sinceSeconds", "limitBytes")}
+        while not self.store.closed:
+            self.logs.wait(0.1)
+            pod = self.store.get(req.rt.storage, req.namespace or "", req.name or "")
+            if pod is None:
+                return
+            now = self.logs.read(self.render(pod, req.rt), once)
+            if len(now) > len(sent) and now.startswith(sent):
+                yield now[len(sent):]
+            sent = now
 
 

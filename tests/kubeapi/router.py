@@ -34,6 +34,7 @@ class Response:
     code: int
     body: Any = None
     stream: Iterator[dict[str, Any]] | None = None
+    text_stream: Iterator[str] | None = None  # `logs -f`: plain text, chunked
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -144,6 +145,8 @@ def handle(api: Api, req: Request, accept: str = "") -> Response:
             return Response(200, stream=_table_events(req, events) if table else events)
         code, body = _collection(req)(api, req)
         return Response(code, _as_table(req, body) if table else body)
+    if req.subresource == "log" and req.method == "GET" and req.query.get("follow") in ("true", "1"):
+        return Response(200, text_stream=api.follow_log(req))
     handler = ITEM.get((req.subresource, req.method))
     if handler is None:
         raise errors.method_not_allowed(req.method, req.rt)

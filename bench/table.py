@@ -45,6 +45,13 @@ def _logs(r: dict[str, Any]) -> str:
             f"(re fallback {r['re_fallback_mb_s']:.0f}) vs grep {r['grep_mb_s']:.0f} MB/s")
 
 
+def _ttm(r: dict[str, Any]) -> str:
+    spans = ", ".join(f"{k} {r[f'{k}_p50_s']:g}" for k in ("rule_for", "alertmanager_wait", "diagnosis",
+                                                         "decision", "rollout", "verify"))
+    return (f"first failing request -> verified: p50 {r['total_p50_s']:g} s, p95 {r['total_p95_s']:g} s "
+            f"over {len(r['incidents'])} incidents (p50 s: {spans})")
+
+
 ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "checklist": ("1 diagnosis vs checklist", _checklist),
     "parallel": ("2 parallelism overhead", _parallel),
@@ -52,6 +59,7 @@ ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "alert_chain": ("3b alert chain to proposal", _alert_chain),
     "scale": ("4 scale (sweep)", _scale),
     "logs": ("5 log analysis", _logs),
+    "time_to_mitigation": ("6 time to mitigation", _ttm),
 }
 
 

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import dataclasses
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from tests.kubeapi import errors
 from tests.kubeapi.controller import DEPLOYMENTS, DeploymentController
@@ -33,6 +29,7 @@ from tests.kubeapi.patch import apply_patch
 from tests.kubeapi.resources import Registry, ResourceType
 from tests.kubeapi.revisions import WORKLOADS, RevisionController
 from tests.kubeapi.selectors import Matcher, field_matcher, label_matcher
+from tests.kubeapi.server_apply import server_side_apply
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import validate_object
 
@@ -231,7 +228,7 @@ class Api:
 
     def patch(self, req: Request, subresource: str = "") -> tuple[int, Obj]:
         if req.content_type.split(";")[0].strip() == APPLY_PATCH:
-            req = self._server_side_apply(req, subresource)
+            req = server_side_apply(self.store, req, subresource)
             if req.method == "POST":
                 return self.create(req)
         with self.store.cond:
@@ -241,22 +238,6 @@ class Api:
                                   req.rt.custom)
             patched.setdefault("metadata", {})["name"] = req.name
             return self.commit(req, old_hub, patched, subresource, patch=True)
-
-    def _server_side_apply(self, req: Request, subresource: str) -> Request:
-        """`kubectl apply --server-side`, roughly: a new object is created from the applied
-        configuration; an existing one gets it as a merge patch (no field managers, no
-        managedFields: lists are replaced whole, as for atomic lists)."""
-        try:
-            applied = yaml.safe_load(req.body or b"{}")
-        except yaml.YAMLError as exc:
-            raise bad_request(f"error decoding YAML: {exc}") from exc
-        if not isinstance(applied, dict):
-            raise bad_request("the applied configuration must be an object")
-        body = json.dumps(applied).encode()
-        if not subresource and self.store.get(req.rt.storage, req.namespace or "", req.name or "") is None:
-            return dataclasses.replace(req, method="POST", name=None, body=body,
-                                       content_type="application/json")
-        return dataclasses.replace(req, body=body, content_type="application/merge-patch+json")
 
     # -- delete --------------------------------------------------------------------------------
 
@@ -339,23 +320,5 @@ class Api:
     def pod_log(self, req: Request) -> tuple[int, str]:
         return 200, self.logs.read(self.existing(req), req.query)
 
-    def follow_log(self, req: Request) -> Iterator[str]:
-        """`kubectl logs -f`: the log so far, then each line set later, until the pod is gone or
-        the server stops (a kubelet follows the container's log file the same way)."""
-        sent = self.logs.read(self.existing(req), req.query)  # errors now, before any header
-        return self._follow_log(req, sent)
-
-    def _follow_log(self, req: Request, sent: str) -> Iterator[str]:
-        yield sent
-        once = {k: v for k, v in req.query.items() if k not in ("tailLines", "sinceSeconds", "limitBytes")}
-        while not self.store.closed:
-            self.logs.wait(0.1)
-            pod = self.store.get(req.rt.storage, req.namespace or "", req.name or "")
-            if pod is None:
-                return
-            now = self.logs.read(self.render(pod, req.rt), once)
-            if len(now) > len(sent) and now.startswith(sent):
-                yield now[len(sent):]
-            sent = now
 
 

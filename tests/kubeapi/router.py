@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kubeapi import errors, openapi, protobuf, scale, tables, watch
+from tests.kubeapi import errors, openapi, protobuf, scale, server_apply, tables, watch
 from tests.kubeapi.api import Api, Request
 from tests.kubeapi.resources import (
     Registry,
@@ -146,7 +146,7 @@ def handle(api: Api, req: Request, accept: str = "") -> Response:
         code, body = _collection(req)(api, req)
         return Response(code, _as_table(req, body) if table else body)
     if req.subresource == "log" and req.method == "GET" and req.query.get("follow") in ("true", "1"):
-        return Response(200, text_stream=api.follow_log(req))
+        return Response(200, text_stream=server_apply.follow_log(api, req))
     handler = ITEM.get((req.subresource, req.method))
     if handler is None:
         raise errors.method_not_allowed(req.method, req.rt)

@@ -146,8 +146,7 @@ def _rollout(deploy: JSON, template: JSON) -> str | None:
     if clean_template(spec["template"]) != template:
         return "the deployment's template changed again"
     want = int(spec.get("replicas", 1))
-    # Before the controller observes the rollback, its conditions are the stuck rollout's (a real
-    # cluster keeps ProgressDeadlineExceeded until its next sync): not a verdict on this change.
+    # until the controller observes the change, its conditions are the old (stuck) rollout's
     if int(status.get("observedGeneration", 0)) < int(deploy["metadata"].get("generation", 0)):
         return "the controller has not seen the change yet"
     if progressing.get("reason") == "ProgressDeadlineExceeded":
@@ -233,10 +232,15 @@ class RollbackAction:
             return Outcome(True, f"{plan.summary} (dry run: nothing pushed or patched)", {"changed": False})
         if "kind" in plan.state:
             return await rollback_workloads.apply(plan, ctx, forward=True, dry=True)
-        deploy = await self._fresh(plan, ctx)
-        if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
+        async def attempt() -> bool:  # the controller's status writes may 409 the read's version
+            deploy = await self._fresh(plan, ctx)
+            if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
+                return False
+            await _patch(ctx, deploy, plan.state["to_template"], dry_run=True)
+            return True
+
+        if not await retry_conflicts(attempt):
             return Outcome(True, "already at the target template: nothing to do", {"changed": False})
-        await _patch(ctx, deploy, plan.state["to_template"], dry_run=True)
         return Outcome(True, f"the apiserver accepts the rollback to revision {plan.state['to_revision']} "
                              "(dryRun=All, nothing changed)", {"changed": False})
 

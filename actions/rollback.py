@@ -143,13 +143,14 @@ def _rollout(deploy: JSON, template: JSON) -> str | None:
     spec, status = deploy["spec"], deploy.get("status") or {}
     conditions = status.get("conditions") or []
     progressing: JSON = next((c for c in conditions if c.get("type") == "Progressing"), {})
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return STUCK + str(progressing.get("message", "progress deadline exceeded"))
     if clean_template(spec["template"]) != template:
         return "the deployment's template changed again"
     want = int(spec.get("replicas", 1))
+    # until the controller observes the change, its conditions are the old (stuck) rollout's
     if int(status.get("observedGeneration", 0)) < int(deploy["metadata"].get("generation", 0)):
         return "the controller has not seen the change yet"
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return STUCK + str(progressing.get("message", "progress deadline exceeded"))
     updated, available = int(status.get("updatedReplicas", 0)), int(status.get("availableReplicas", 0))
     if updated < want or int(status.get("replicas", 0)) > updated or available < updated:
         return f"{updated}/{want} updated, {available} available"
@@ -231,10 +232,15 @@ class RollbackAction:
             return Outcome(True, f"{plan.summary} (dry run: nothing pushed or patched)", {"changed": False})
         if "kind" in plan.state:
             return await rollback_workloads.apply(plan, ctx, forward=True, dry=True)
-        deploy = await self._fresh(plan, ctx)
-        if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
+        async def attempt() -> bool:  # the controller's status writes may 409 the read's version
+            deploy = await self._fresh(plan, ctx)
+            if clean_template(deploy["spec"]["template"]) == plan.state["to_template"]:
+                return False
+            await _patch(ctx, deploy, plan.state["to_template"], dry_run=True)
+            return True
+
+        if not await retry_conflicts(attempt):
             return Outcome(True, "already at the target template: nothing to do", {"changed": False})
-        await _patch(ctx, deploy, plan.state["to_template"], dry_run=True)
         return Outcome(True, f"the apiserver accepts the rollback to revision {plan.state['to_revision']} "
                              "(dryRun=All, nothing changed)", {"changed": False})
 

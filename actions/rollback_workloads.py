@@ -166,7 +166,9 @@ def rolled_out(obj: JSON, state: JSON) -> str | None:
     if _clean(spec.get("template") or {}) != state["to_template"]:
         return "the template changed again"
     if state["kind"] == "DaemonSet":
-        want, ok = status.get("desiredNumberScheduled", 0), status.get("numberAvailable", 0)
+        # available counts old pods too: until every node runs the new template it is not rolled out
+        want = status.get("desiredNumberScheduled", 0)
+        ok = min(status.get("numberAvailable", 0), status.get("updatedNumberScheduled", 0))
     else:
         want, ok = spec.get("replicas", 1), status.get("availableReplicas", 0)
     if state["kind"] == "StatefulSet" and status.get("currentRevision") != status.get("updateRevision"):

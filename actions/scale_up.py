@@ -245,14 +245,17 @@ class ScaleUpAction:
                                f"{where} replica counts {before[0]}-{before[1]} -> {low}-{high}")
 
     async def dry_run(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        if plan.state["mode"] == "keda":
-            await scale_targets.set_keda(ctx, plan.state["scaledobject"], plan.state["after_min"],
-                                         plan.state["after_max"], raise_only=False, dry_run=True)
-        elif plan.state["mode"] == "hpa":
-            bounds = {"minReplicas": plan.state["after_min"], "maxReplicas": plan.state["after_max"]}
-            await _patch_hpa(ctx, await _read_hpa(ctx, plan.state["hpa"]), bounds, dry_run=True)
-        else:
-            await _patch_scale(ctx, await _scale(ctx), plan.state["after"], dry_run=True)
+        async def attempt() -> None:  # a controller's status write between read and patch: 409, again
+            if plan.state["mode"] == "keda":
+                await scale_targets.set_keda(ctx, plan.state["scaledobject"], plan.state["after_min"],
+                                             plan.state["after_max"], raise_only=False, dry_run=True)
+            elif plan.state["mode"] == "hpa":
+                bounds = {"minReplicas": plan.state["after_min"], "maxReplicas": plan.state["after_max"]}
+                await _patch_hpa(ctx, await _read_hpa(ctx, plan.state["hpa"]), bounds, dry_run=True)
+            else:
+                await _patch_scale(ctx, await _scale(ctx), plan.state["after"], dry_run=True)
+
+        await retry_conflicts(attempt)
         return Outcome(True, f"the apiserver accepts: {plan.summary} (dryRun=All, nothing changed)",
                        {"changed": False})
 

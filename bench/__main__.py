@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import alert_chain, alerts, checklist, fault_diagnosis, logs, parallel, scale
+from bench import alert_chain, alerts, checklist, fault_diagnosis, logs, parallel, scale, time_to_mitigation
 from bench.table import table
 from bench.timing import machine
 
 FIGURES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "checklist": checklist.run, "parallel": parallel.run, "alerts": alerts.run, "alert_chain": alert_chain.run,
     "scale": scale.run, "logs": logs.run, "fault_diagnosis": fault_diagnosis.run,
+    "time_to_mitigation": time_to_mitigation.run,
 }
 DEFAULT_OUT = Path(__file__).parent / "results.json"
 

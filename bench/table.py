@@ -51,6 +51,13 @@ def _fault_diagnosis(r: dict[str, Any]) -> str:
             f"root cause and object right {r['correct']}/{r['workloads']}")
 
 
+def _ttm(r: dict[str, Any]) -> str:
+    spans = ", ".join(f"{k} {r[f'{k}_p50_s']:g}" for k in ("rule_for", "alertmanager_wait", "diagnosis",
+                                                         "decision", "rollout", "verify"))
+    return (f"first failing request -> verified: p50 {r['total_p50_s']:g} s, p95 {r['total_p95_s']:g} s "
+            f"over {len(r['incidents'])} incidents (p50 s: {spans})")
+
+
 ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "checklist": ("1 diagnosis vs checklist", _checklist),
     "parallel": ("2 parallelism overhead", _parallel),
@@ -59,6 +66,7 @@ ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "scale": ("4 scale (sweep)", _scale),
     "logs": ("5 log analysis", _logs),
     "fault_diagnosis": ("6 fault diagnosis", _fault_diagnosis),
+    "time_to_mitigation": ("7 time to mitigation", _ttm),
 }
 
 

@@ -205,7 +205,21 @@ EOF
   # It listens on 127.0.0.1 only, but advertises 192.0.2.1 (TEST-NET-1, never routed): the
   # `kubernetes` Service's Endpoints may not hold a loopback address, and with this the endpoint
   # reconciler keeps default/kubernetes and its EndpointSlice as on any cluster.
+  # Audit (metadata only) of what ServiceAccounts outside kube-system and the static users ask,
+  # so a test can list the calls Hemostat made under its chart's ServiceAccount (logs/audit.log).
+  cat > "$dir/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: None
+  userGroups: ["system:serviceaccounts:kube-system", "system:nodes", "system:masters"]
+- level: Metadata
+  userGroups: ["system:serviceaccounts", "hemostat:dev"]
+- level: None
+EOF
   start kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/logs/audit.log" \
     --bind-address 127.0.0.1 --secure-port "$api_port" \
     --advertise-address 192.0.2.1 \
     --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
@@ -228,12 +242,17 @@ EOF
     --use-service-account-credentials=true --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" --controllers '*' \
     --cluster-signing-cert-file "$dir/pki/ca.crt" --cluster-signing-key-file "$dir/pki/ca.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --profiling=false
+    --service-cluster-ip-range 10.0.0.0/24 --profiling=false \
+    --horizontal-pod-autoscaler-sync-period 2s
   start kube-scheduler --kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --authorization-kubeconfig "$dir/kube-scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false --profiling=false
-  start kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" \
+  # kwok's Logs CRD (from the kwok module, kustomize/crd/bases): a Logs object names a pod's log
+  # file, which kwok's kubelet API then serves to `kubectl logs` (also -f) through the apiserver.
+  api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+    "$(cat "$root/tests/cluster/controlplane/kwok/logs-crd.json")" > /dev/null || fail "could not create kwok's Logs CRD"
+  start kwok --kubeconfig "$dir/kwok.kubeconfig" --config "$bin/kwok-stages.yaml" --enable-crds Logs \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-ip 127.0.0.1 --node-port "$kwok_port" --server-address "127.0.0.1:$kwok_port" \
     --tls-cert-file "$dir/pki/kwok.crt" --tls-private-key-file "$dir/pki/kwok.key" \

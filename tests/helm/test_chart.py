@@ -97,6 +97,7 @@ class Install:
     actions: tuple[str, ...] = ()
     deployments: tuple[str, ...] = ()
     hpas: tuple[str, ...] = ()
+    service_metrics: bool = False  # a target's app-metrics reads the pods behind a Service
 
 
 def _names(rule: KubeRule, key: str, install: Install) -> frozenset[str] | None:

@@ -42,6 +42,16 @@ class ClusterAdapter:
         extensions = kubernetes.client.ApiextensionsV1Api(self._api())
         for name in self._crds:
             extensions.delete_custom_resource_definition(name)
+        for name in self._crds:  # gone before the next test registers it again (else 409)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    extensions.read_custom_resource_definition(name)
+                except ApiException as exc:
+                    if exc.status == 404:
+                        break
+                    raise
+                time.sleep(0.1)
         self._api().close()  # type: ignore[no-untyped-call]
 
     def client_configuration(self) -> kubernetes.client.Configuration:

@@ -29,8 +29,13 @@ from tests.kubeapi.patch import apply_patch
 from tests.kubeapi.resources import Registry, ResourceType
 from tests.kubeapi.revisions import WORKLOADS, RevisionController
 from tests.kubeapi.selectors import Matcher, field_matcher, label_matcher
+from tests.kubeapi.server_apply import server_side_apply
 from tests.kubeapi.store import Store
 from tests.kubeapi.validation import validate_object
+
+APPLY_PATCH = "application/apply-patch+yaml"
+ROOT_CA = "kube-root-ca.crt"
+FAKE_CA = "-----BEGIN CERTIFICATE-----\nfake apiserver CA\n-----END CERTIFICATE-----\n"
 
 Obj = dict[str, Any]
 FIELD_ALIASES = {"reportingController": "reportingComponent"} | {
@@ -114,10 +119,21 @@ class Api:
     def after_write(self, rt: ResourceType, obj: Obj, subresource: str = "") -> None:
         if subresource == "status":
             return
+        if rt.kind == "Namespace":
+            self.publish_root_ca(obj["metadata"]["name"])
         if rt.storage == DEPLOYMENTS:
             self.controller.reconcile(obj["metadata"]["namespace"], obj["metadata"]["name"])
         elif rt.storage in WORKLOADS:
             self.revisions.reconcile(rt.storage, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    def publish_root_ca(self, namespace: str) -> None:
+        """kube-controller-manager's root-ca-cert-publisher: `kube-root-ca.crt` in every namespace."""
+        configmaps = self.registry.by_path("v1", "configmaps")
+        assert configmaps is not None
+        if self.store.get(configmaps.storage, namespace, ROOT_CA) is None:
+            obj = stamp_new({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": ROOT_CA, "namespace": namespace}, "data": {"ca.crt": FAKE_CA}}, configmaps)
+            self.store.write(configmaps.storage, self.to_hub(obj, configmaps), "ADDED")
 
     # -- verbs -------------------------------------------------------------------------------
 
@@ -211,6 +227,10 @@ class Api:
                 "message": "Invalid value: 0x0: must be specified for an update"}])
 
     def patch(self, req: Request, subresource: str = "") -> tuple[int, Obj]:
+        if req.content_type.split(";")[0].strip() == APPLY_PATCH:
+            req = server_side_apply(self.store, req, subresource)
+            if req.method == "POST":
+                return self.create(req)
         with self.store.cond:
             old_hub = self.existing(req)
             current = self.render(old_hub, req.rt)
@@ -236,11 +256,13 @@ class Api:
 
     def _delete_preconditions(self, rt: ResourceType, old: Obj, pre: Obj) -> None:
         meta = old["metadata"]
-        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        for field, label, why in (("uid", "UID", "deleted and then recreated"),
+                                  ("resourceVersion", "ResourceVersion", "modified")):
             if pre.get(field) and pre[field] != meta[field]:
-                raise errors.conflict(rt, meta["name"], (
-                    f"Precondition failed: {label} in precondition: {pre[field]}, "
-                    f"{label} in object meta: {meta[field]}"))
+                raise errors.ApiError(409, (
+                    f'Operation cannot be fulfilled on {rt.kind} "{meta["name"]}": the {label} in the '
+                    f"precondition ({pre[field]}) does not match the {label} in record ({meta[field]}). "
+                    f"The object might have been {why}"), "Conflict", errors.details(rt, meta["name"]))
 
     def _remove(self, rt: ResourceType, obj: Obj, policy: str) -> Obj:
         meta = obj["metadata"]
@@ -269,7 +291,7 @@ class Api:
                     self._remove(dependants[0], child, policy)
 
     def _deleted_body(self, rt: ResourceType, obj: Obj) -> Obj:
-        if rt.kind in RETURNS_OBJECT_ON_DELETE or rt.custom:
+        if rt.kind in RETURNS_OBJECT_ON_DELETE:  # custom resources answer a Status, as on a cluster
             out = self.render(obj, rt)
             if rt.kind == "Namespace":
                 out["status"] = {"phase": "Terminating"}
@@ -297,5 +319,6 @@ class Api:
 
     def pod_log(self, req: Request) -> tuple[int, str]:
         return 200, self.logs.read(self.existing(req), req.query)
+
 
 

@@ -73,6 +73,10 @@ def already_exists(rt: ResourceType, name: str) -> ApiError:
     )
 
 
+def details(rt: ResourceType, name: str) -> dict[str, Any]:
+    return _details(rt, name)
+
+
 def conflict(rt: ResourceType, name: str, why: str = "") -> ApiError:
     why = why or (
         "the object has been modified; please apply your changes to the latest version and try again"

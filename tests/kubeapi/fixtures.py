@@ -6,6 +6,7 @@ Import into a conftest: ``from tests.kubeapi.fixtures import kube_api``.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -56,6 +57,11 @@ def kube_namespace(kube_client: kubernetes.client.ApiClient) -> Iterator[str]:
     core = kubernetes.client.CoreV1Api(kube_client)
     core.create_namespace(kubernetes.client.V1Namespace(
         metadata=kubernetes.client.V1ObjectMeta(name=name)))
+    # a cluster's root-CA publisher adds kube-root-ca.crt a moment later (the fake at once)
+    deadline = time.monotonic() + 30
+    while not core.list_namespaced_config_map(name, field_selector="metadata.name=kube-root-ca.crt").items:
+        assert time.monotonic() < deadline, f"no kube-root-ca.crt in namespace {name}"
+        time.sleep(0.05)
     yield name
     core.delete_namespace(name)
 

@@ -79,7 +79,9 @@ class KubeHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug in the fake must surface as a 500, not a hang
             traceback.print_exc()
             response = Response(500, ApiError(500, f"fake apiserver bug: {exc!r}").body())
-        if response.stream is not None:
+        if response.text_stream is not None:
+            self._send_text_stream(response.text_stream)
+        elif response.stream is not None:
             self._send_stream(response.stream)
         else:
             self._send(response)
@@ -112,6 +114,19 @@ class KubeHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
+    def _send_text_stream(self, texts: Iterator[str]) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for text in texts:
+                if text:
+                    self._chunk(text.encode())
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
@@ -119,3 +134,4 @@ class KubeHandler(BaseHTTPRequestHandler):
 
 def _error_headers(code: int) -> dict[str, str]:
     return {"Retry-After": "1"} if code in (429, 503) else {}
+

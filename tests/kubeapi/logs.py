@@ -54,7 +54,13 @@ class PodLogs:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._lines: dict[LogKey, list[Line]] = {}
+
+    def wait(self, timeout_s: float) -> None:
+        """Until a log is set, or `timeout_s` (for followers)."""
+        with self._changed:
+            self._changed.wait(timeout_s)
 
     def set(self, key: LogKey, text: str, stamps: list[datetime] | None) -> None:
         lines = text.splitlines()
@@ -66,6 +72,7 @@ class PodLogs:
         aware = [s if s.tzinfo else s.replace(tzinfo=UTC) for s in stamps]
         with self._lock:
             self._lines[key] = list(zip(aware, lines, strict=True))
+            self._changed.notify_all()
 
     def share(self, key: LogKey, like: LogKey) -> None:
         """Give `key` the very lines of `like` (one copy in memory): for log storms."""

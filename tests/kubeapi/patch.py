@@ -200,7 +200,25 @@ def _merge_list(
             result.append(_strip_directives(item))
         else:
             result[index] = strategic_merge(result[index], item, kind, path)
-    return result
+    return _patch_order(result, current, patch, merge_key)
+
+
+def _patch_order(result: list[Any], current: list[Any], patch: list[Any], key: str) -> list[Any]:
+    """apimachinery's mergeSortedSlice (no $setElementOrder): the patch's items in its order, then
+    the server-only ones; of two items both on the server, the server's order decides."""
+    def where(items: list[Any], item: Any) -> int:
+        return next((i for i, x in enumerate(items) if isinstance(x, dict) and x.get(key) == item.get(key)), -1)
+    patched = [r for r in result if where(patch, r) >= 0]
+    patched.sort(key=lambda r: where(patch, r))
+    server_only = [r for r in result if where(patch, r) < 0]
+    merged: list[Any] = []
+    while patched or server_only:
+        if not server_only or (patched and not (where(current, patched[0]) >= 0
+                                                and where(current, server_only[0]) < where(current, patched[0]))):
+            merged.append(patched.pop(0))
+        else:
+            merged.append(server_only.pop(0))
+    return merged
 
 
 def _primitive_deletions(result: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

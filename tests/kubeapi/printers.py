@@ -185,6 +185,30 @@ def _controller_revision(obj: Obj, now: datetime) -> list[Any]:
     return [controller, obj.get("revision", 0), age(obj, now)]
 
 
+def _since(stamp: Any, now: datetime) -> str:
+    return age({"metadata": {"creationTimestamp": stamp}}, now) if stamp else "<unknown>"
+
+
+def _event(obj: Obj, now: datetime) -> list[Any]:
+    """printEvent: last seen, type, reason, kind/name, (subobject, source), message, (first
+    seen, count, name); no leading Name column."""
+    first = _since(obj.get("firstTimestamp") or obj.get("eventTime"), now)
+    last = _since(obj.get("lastTimestamp"), now) if obj.get("lastTimestamp") else first
+    count = obj.get("count") or 1
+    if obj.get("series"):
+        last, count = _since(obj["series"].get("lastObservedTime"), now), obj["series"].get("count", count)
+    involved, source = obj.get("involvedObject") or {}, obj.get("source") or {}
+    where = (source.get("component", "") + (f", {source['host']}" if source.get("host") else "")) \
+        if source.get("component") else ", ".join(x for x in (obj.get("reportingComponent"),
+                                                            obj.get("reportingInstance")) if x)
+    return [last, obj.get("type", ""), obj.get("reason", ""),
+            f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}", involved.get("fieldPath", ""),
+            where, str(obj.get("message", "")).strip(), first, count, obj["metadata"]["name"]]
+
+
+UNNAMED = frozenset({"Event"})  # kinds whose table has no leading Name column
+
+
 def _count(key: str) -> Row:
     return lambda obj, now: [len(obj.get(key) or {}), age(obj, now)]
 
@@ -218,6 +242,10 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Row]] = {
     "ServiceAccount": ((("Secrets", "integer", 0), AGE), _count("secrets")),
     "ControllerRevision": ((("Controller", "string", 0), ("Revision", "integer", 0), AGE),
                            _controller_revision),
+    "Event": ((("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
+               ("Object", "string", 0), ("Subobject", "string", 1), ("Source", "string", 1),
+               ("Message", "string", 0), ("First Seen", "string", 1), ("Count", "string", 1),
+               ("Name", "string", 1)), _event),
     "Lease": ((("Holder", "string", 0), AGE),
               lambda o, now: [_spec(o).get("holderIdentity", ""), age(o, now)]),
 }

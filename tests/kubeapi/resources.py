@@ -176,6 +176,12 @@ def group_doc(name: str, versions: list[str]) -> dict[str, Any]:
     return {"name": name, "versions": entries, "preferredVersion": entries[0]}
 
 
+# What `kubectl get all` lists: the kinds the apiserver puts in category `all`.
+CATEGORY_ALL = frozenset({("", "pods"), ("", "services"), ("", "replicationcontrollers"), ("apps", "deployments"),
+                          ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
+                          ("autoscaling", "horizontalpodautoscalers"), ("batch", "jobs"), ("batch", "cronjobs")})
+
+
 def group_list_doc(registry: Registry) -> dict[str, Any]:
     groups = [group_doc(g, vs) for g, vs in registry.group_versions().items() if g]
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
@@ -190,6 +196,7 @@ def resource_list_doc(registry: Registry, api_version: str) -> dict[str, Any] | 
         resources.append({
             "name": rt.plural, "singularName": rt.kind.lower(), "namespaced": rt.namespaced,
             "kind": rt.kind, "verbs": list(rt.verbs), "shortNames": list(rt.short_names),
+            **({"categories": ["all"]} if (rt.group, rt.plural) in CATEGORY_ALL else {}),
         })
         resources.extend(_subresource_entry(rt, sub) for sub in rt.subresources)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": api_version,

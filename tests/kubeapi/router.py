@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.kubeapi import errors, openapi, protobuf, scale, tables, watch
+from tests.kubeapi import errors, openapi, protobuf, scale, server_apply, tables, watch
 from tests.kubeapi.api import Api, Request
 from tests.kubeapi.resources import (
     Registry,
@@ -34,6 +34,7 @@ class Response:
     code: int
     body: Any = None
     stream: Iterator[dict[str, Any]] | None = None
+    text_stream: Iterator[str] | None = None  # `logs -f`: plain text, chunked
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -117,15 +118,35 @@ def _as_table(req: Request, body: Any) -> Any:
     return tables.to_table(req.rt, [body], meta, req.query)
 
 
+def _table_events(req: Request, events: Iterator[Any]) -> Iterator[Any]:
+    """`kubectl get -w`: each watched object as a one-row Table; the column definitions come with
+    the first event only, as the apiserver sends them (NoHeaders after the first)."""
+    first = True
+    for event in events:
+        obj = event.get("object") or {}
+        if event.get("type") in ("ERROR", "BOOKMARK") or obj.get("kind") == "Status":
+            yield event
+            continue
+        table = tables.to_table(req.rt, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                                req.query)
+        if not first:
+            table["columnDefinitions"] = []
+        first = False
+        yield {"type": event["type"], "object": table}
+
+
 def handle(api: Api, req: Request, accept: str = "") -> Response:
     if req.rt.read_only and req.method != "GET":
         raise errors.method_not_allowed(req.method, req.rt)
     table = req.method == "GET" and req.subresource == "" and tables.wants_table(accept)
     if req.name is None:
         if req.method == "GET" and req.query.get("watch") in ("true", "1"):
-            return Response(200, stream=watch.stream(api, req))
+            events = watch.stream(api, req)
+            return Response(200, stream=_table_events(req, events) if table else events)
         code, body = _collection(req)(api, req)
         return Response(code, _as_table(req, body) if table else body)
+    if req.subresource == "log" and req.method == "GET" and req.query.get("follow") in ("true", "1"):
+        return Response(200, text_stream=server_apply.follow_log(api, req))
     handler = ITEM.get((req.subresource, req.method))
     if handler is None:
         raise errors.method_not_allowed(req.method, req.rt)

@@ -83,7 +83,10 @@ def field_matcher(
             raise bad_request(f"invalid selector: '{selector}'; can't understand '{term}'")
         key, op, value = match.groups()
         if key not in supported:
-            raise bad_request(f"field label not supported: {key}")
+            if set(supported) <= {"metadata.name", "metadata.namespace"}:  # apimachinery's default
+                raise bad_request(f'"{key}" is not a known field selector: only "metadata.name", '
+                                  '"metadata.namespace"')
+            raise bad_request(f"field label not supported: {key}")  # kinds with their own conversion
         checks.append(((aliases or {}).get(key, key), op == "!=", value))
 
     def matches(obj: dict[str, Any]) -> bool:

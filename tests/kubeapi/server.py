@@ -116,6 +116,8 @@ class FakeApiServer:
             exists = self.store.get(rt.storage, meta.get("namespace", ""), meta["name"])
             stored = self.store.write(rt.storage, self.api.to_hub(obj, rt),
                                       "MODIFIED" if exists else "ADDED")
+            if rt.kind == "Namespace":
+                self.api.publish_root_ca(meta["name"])
             if rt.storage in (DEPLOYMENTS, *WORKLOADS) and "status" not in obj:
                 self.api.after_write(rt, stored)
                 stored = self.store.get(rt.storage, meta["namespace"], meta["name"]) or stored

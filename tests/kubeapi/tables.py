@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.kubeapi.errors import bad_request
-from tests.kubeapi.printers import AGE, NAME, PRINTERS, Column, age, now_utc
+from tests.kubeapi.printers import AGE, NAME, PRINTERS, UNNAMED, Column, age, now_utc
 from tests.kubeapi.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -60,6 +60,8 @@ def _columns_and_cells(rt: ResourceType, obj: Obj, now: datetime) -> tuple[list[
     if printer is None:
         return [NAME, ("Created At", "date", 0)], [name, obj["metadata"].get("creationTimestamp")]
     columns, row = printer
+    if rt.kind in UNNAMED:
+        return list(columns), row(obj, now)
     return [NAME, *columns], [name, *row(obj, now)]
 
 

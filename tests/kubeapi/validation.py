@@ -121,8 +121,23 @@ def validate_object(obj: dict[str, Any], rt: ResourceType) -> None:
         causes = _name_causes(obj)
     else:
         causes = [c for c in schema_causes(obj, rt) if not c["field"].startswith("status")]
-        causes += _name_causes(obj) + _image_causes(obj, rt)
+        causes += _name_causes(obj) + _image_causes(obj, rt) + _event_causes(obj, rt)
     if causes:
         raise invalid(rt, str((obj.get("metadata") or {}).get("name", "")), causes)
 
 
+
+
+def _event_causes(obj: dict[str, Any], rt: ResourceType) -> list[dict[str, str]]:
+    """ValidateEvent (core/v1): a namespaced object's event lives in that object's namespace."""
+    if rt.kind != "Event" or rt.group:
+        return []
+    involved, namespace = obj.get("involvedObject") or {}, (obj.get("metadata") or {}).get("namespace", "")
+    if involved.get("kind") in CLUSTER_SCOPED_KINDS or involved.get("namespace", "") == namespace:
+        return []
+    return [{"reason": "FieldValueInvalid", "field": "involvedObject.namespace",
+             "message": f'Invalid value: "{involved.get("namespace", "")}": does not match event.namespace'}]
+
+
+CLUSTER_SCOPED_KINDS = frozenset({"Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding",
+                                  "StorageClass", "CustomResourceDefinition"})

@@ -30,7 +30,8 @@ No secrets, no wildcards, no watch, no delete.
 - apiGroups: ["metrics.k8s.io"]
   resources: ["pods"]
   verbs: ["list"]
-# app-metrics with `service`: the pods behind the Service, from its EndpointSlices.
+# app-metrics with `service` (the pods behind the Service) and k8s-cluster (where a Service
+# routes) list EndpointSlices.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list"]

@@ -5,7 +5,9 @@ Scrapes the app's Prometheus endpoint twice, `scrape_interval_s` apart (the wind
 the error counters into an error rate (errors / requests between the scrapes): finding
 `error_spike`. With `service`, every ready pod behind the Service is scraped on its own (its
 EndpointSlices) and the pods' deltas are added up (`probes/app_metrics_pods.py`), with the sample
-size; one URL behind a load balancer could compare two different pods. A counter that went down
+size; one URL behind a load balancer could compare two different pods. The counters' lifetime
+ratio is the baseline only for a process older than the target's recent-deploy window: in a
+younger one it is the failure itself, and the rate is judged on its absolute value. A counter that went down
 (the app restarted) counts from zero. Each scrape reads at most
 `MetricsSpec.max_body_bytes` (cut at the last whole line; the observation says `truncated`, and
 counters past the cut are missing), within the spec's timeout for the whole exchange, following
@@ -75,14 +77,17 @@ class AppMetricsProbe:
             (rate, baseline), first = found, min(p["scrapes"][0]["at"] for p in data["pods"]
                                                  if "at" in p["scrapes"][0])
             source = f"{rate['pods']} pods behind Service {data['service']}"
-            return _judge(rate, target, now, self.name, source, baseline, datetime.fromisoformat(first))
+            firsts = [p["scrapes"][0] for p in data["pods"] if "error" not in p["scrapes"][0]]
+            baseline, why = _lifetime(baseline, _age(firsts, rate), target)
+            return _judge(rate, target, now, self.name, source, baseline, datetime.fromisoformat(first),
+                          note=why)
         scrapes = data.get("scrapes", [])
         if len(scrapes) < 2:
             return []
         rate = error_rate(scrapes[0], scrapes[1])
+        baseline, why = _lifetime(_baseline(scrapes[0]), _age([scrapes[0]], rate), target)
         return _judge(rate, target, now, self.name, f"GET {data.get('url', '')}",
-                      _baseline(scrapes[0]), datetime.fromisoformat(scrapes[0]["at"]),
-                      data.get("truncated"))
+                      baseline, datetime.fromisoformat(scrapes[0]["at"]), data.get("truncated"), why)
 
 
 async def _collect_pods(namespace: str, spec: MetricsSpec, ctx: ProbeContext) -> dict[str, Any]:
@@ -129,6 +134,9 @@ async def _scrape(client: httpx.AsyncClient, spec: MetricsSpec, url: str, ctx: P
     text = answer.text.rsplit("\n", 1)[0] + "\n" if answer.truncated else answer.text  # whole lines only
     scrape = {"at": ctx.now().isoformat(), "errors": sum_counters(text, spec.error_counters),
               "requests": sum_counters(text, spec.request_counters)}
+    started = sum_counters(text, [START])
+    if started is not None:
+        scrape["started"] = started
     return {**scrape, "truncated": True} if answer.truncated else scrape
 
 
@@ -171,6 +179,30 @@ def _baseline(first: dict[str, Any]) -> float | None:
     return errors / requests if errors is not None and requests else None
 
 
+START = "process_start_time_seconds"  # the client libraries' standard gauge (Unix seconds)
+
+
+def _age(firsts: list[dict[str, Any]], rate: dict[str, Any]) -> float | None:
+    """How long the scraped process(es) have run, in seconds: from `process_start_time_seconds`
+    when every scrape has it, else the lifetime requests over the current request rate."""
+    if firsts and all("started" in f for f in firsts):
+        return min(datetime.fromisoformat(f["at"]).timestamp() - float(f["started"]) for f in firsts)
+    lifetime = sum(float(f.get("requests") or 0) for f in firsts)
+    per_s = (rate.get("requests") or 0) / max(float(rate["seconds"]), 1e-3)
+    return lifetime / per_s if per_s > 0 else None
+
+
+def _lifetime(baseline: float | None, age: float | None, target: TargetSpec) -> tuple[float | None, str]:
+    """The lifetime ratio as a baseline, or (None, why not). A process younger than the
+    target's recent-deploy window may be the suspected change itself: the ratio since it started
+    *is* the failure (a fresh deploy failing from its first request), never its normal, so it
+    is judged on its absolute rate instead."""
+    if baseline is None or age is None or age >= target.thresholds.recent_deploy_minutes * 60:
+        return baseline, ""
+    return None, (f"no baseline: the process is about {max(age, 0) / 60:.0f} min old, so its lifetime "
+                  "ratio is this failure, not its normal; judged on the absolute rate")
+
+
 def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -> Rate | None:
     """The ratio as a `Rate` judged against the target's sample size and baseline thresholds."""
     if rate["ratio"] is None:
@@ -184,7 +216,7 @@ def measured(rate: dict[str, Any], baseline: float | None, target: TargetSpec) -
 
 def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
            source: str, baseline: float | None = None, onset: datetime | None = None,
-           truncated: str | None = None) -> list[Finding]:
+           truncated: str | None = None, note: str = "") -> list[Finding]:
     t = target.thresholds
     ratio, per_min = rate["ratio"], rate["per_minute"]
     spiking = (ratio is not None and ratio >= t.error_rate) or (
@@ -203,7 +235,8 @@ def _judge(rate: dict[str, Any], target: TargetSpec, now: datetime, probe: str,
         summary=f"{what} ({rate['errors']:.0f} errors / {rate['requests'] or 0:.0f} requests "
                 f"in {rate['seconds']:.0f}s){why}",
         evidence=(f"{source}: errors +{rate['errors']:.0f}, requests +{rate['requests'] or 0:.0f}",
-                  *([judged.describe()] if judged else []), *([truncated] if truncated else [])),
+                  *([judged.describe()] if judged else []), *([note] if note else []),
+                  *([truncated] if truncated else [])),
         facts={k: (round(v, 4) if isinstance(v, float) else v) for k, v in rate.items()},
         onset=onset, onset_from="first scrape of the window" if onset else "", rate=judged,
     )]

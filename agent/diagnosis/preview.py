@@ -54,7 +54,8 @@ def _kill_queries(subject: str, params: JSON, findings: Sequence[Finding]) -> tu
 
 
 def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[JSON, JSON]:
-    change = next((f for f in findings if f.kind == "recent_deploy"), None)
+    deploys = [f for f in findings if f.kind == "recent_deploy"]
+    change = max(deploys, key=lambda f: f.began) if deploys else None  # the newest that passed
     if change is None:
         return {}, params
     facts = change.facts
@@ -65,9 +66,11 @@ def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[
                 "from_revision": facts.get("revision"), "to_revision": to,
                 "from_image": facts.get("image"), "to_image": facts.get("previous_image")}, \
             {**params, "to_revision": to}
+    named = {**params, "commits": [str(facts["sha"])]} if facts.get("sha") and "commits" not in params \
+        else params  # a git-revert reverts exactly the commit the evidence names, never HEAD
     return {"summary": f"would roll {subject} back to the revision it ran before deploy "
                        f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}",
-            "change": facts.get("sha"), "landed": facts.get("at")}, params
+            "change": facts.get("sha"), "landed": facts.get("at")}, named
 
 
 def _scale_up(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[JSON, JSON]:

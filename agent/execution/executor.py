@@ -225,7 +225,9 @@ class Executor:
         target = self.app.config.target(record.proposal.target)
         return ActionContext(target=target, breakers=self.app.breakers, now=self.now,
                              kube=self.app.kube_provider(), limits=dict(record.verdict.limits),
-                             reprobe=self._reprobe, actor=self.actor)
+                             reprobe=self._reprobe, actor=self.actor,
+                             provenance={"incident": record.proposal.incident_id, "proposal": record.id,
+                                         "approvers": list(record.approvers)})
 
     async def _reprobe(self, target: TargetSpec, probe: str) -> list[Any]:
         ctx = ProbeContext(breakers=self.app.breakers, timeout_s=self.app.config.probe_timeout_s,

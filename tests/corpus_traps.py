@@ -1,0 +1,45 @@
+"""Drill corpus, part 3: the traps real incidents set (issue 22), each one a scenario built from raw
+API answers by tests/incidents.py that Hemostat used to get wrong with confidence.
+
+Written to drills/trap-*.yaml by `scripts/record_drills.py corpus`.
+"""
+
+from __future__ import annotations
+
+from tests.corpus_playbook import app_errors, target
+from tests.incidents import Incident, at, commit, git, kubelet, logs, metrics
+
+
+def _sha(record: str) -> str:
+    return record.split("\x1f", 1)[0].lstrip("\x1e")
+
+
+def fresh_deploy_failing_from_start() -> Incident:
+    """A deploy 3 minutes old whose pods fail 40% of requests from their first one: the
+    counters' lifetime ratio is the failure itself, so it is no baseline."""
+    t = target("git-deploys", "app-metrics")
+    release = commit(at(-3), "checkout: v2.0.0 new cart", ["k8s/checkout.yaml"])
+    inc = Incident("trap: a 3-minute-old deploy failing 40% from its start is not 'at its baseline'", t, [], {
+        "severity": "SEV-2", "branches": ["recent-deploy"], "actions": ["rollback"],
+        "params": {"rollback": {"commits": [_sha(release)]}}})
+    inc.observations = [git("checkout", release, commit(at(-300), "checkout: v1.9.4")),
+                        metrics(inc.spec, (7_200, 18_000), (7_240, 18_100), seconds=1)]
+    return inc
+
+
+def branch_moved_on() -> Incident:
+    """The bad deploy, then a README commit on the deploy branch: the revert must name the
+    deploy the evidence points at, not the branch's head."""
+    t = target("git-deploys", "app-metrics", "k8s-logs")
+    release = commit(at(-6), "checkout: v1.8.0 new payment flow", ["k8s/checkout.yaml"])
+    readme = commit(at(-1), "docs: how to deploy", ["README.md"])
+    inc = Incident("trap: the deploy branch moved on after the bad deploy (a README commit)", t, [], {
+        "branches": ["recent-deploy"], "first": "rollback",
+        "params": {"rollback": {"commits": [_sha(release)]}}})
+    inc.observations = [git("checkout", readme, release, commit(at(-120), "checkout: v1.7.1 receipts")),
+                        metrics(inc.spec, (100, 10_000), (180, 10_200)),
+                        logs(inc.spec, {"checkout-7d9f8-a": kubelet(app_errors(-4))})]
+    return inc
+
+
+TRAPS = [fresh_deploy_failing_from_start, branch_moved_on]

@@ -1,17 +1,18 @@
 """Rollback strategy `git-revert`: undo the offending deploy in git, where GitOps reads the truth.
 
-The commits reverted are exactly those the evidence names (`params.commits`, the recent
-deploy's sha), else those between the revision the controller last synced healthy (its history)
-and the one it runs now, newest first; never the branch's head by default. Executing clones the
-deploy repository's remote into a temporary directory with GitPython, reverts them on top of
-wherever the branch is now (refused, in one sentence, when one is not on the branch, a later
-commit changed the same lines (actions/_git_lines.py), or the revert conflicts) in one commit
-whose message names the reverted subject, incident, proposal and approvers and carries
-`Hemostat-Revert-Of:` trailers, and pushes it to the deploy branch (policy `push: deploy-branch`) or to `hemostat/revert-<sha>` for
-review (`push: review`). The trailers make it idempotent: a revert already on the branch is
-found, not made twice. Credentials come by reference (deploy_repo.push_token as an HTTP bearer
-header, deploy_repo.ssh_key as a key file), through git's environment, never argv or logs.
-`undo` reverts the revert on the deploy branch (or deletes an unmerged review branch).
+The commits reverted are exactly those the evidence names (`params.commits`, the recent deploy's
+sha), else those between the revision the controller last synced healthy (its history) and the
+one it runs now, newest first; never the branch's head by default. Executing clones the deploy
+repository's remote into a temporary directory with GitPython, reverts them on top of wherever
+the branch is now (refused, in one sentence, when one is not on the branch, a later commit
+changed the same lines (actions/_git_lines.py), or the revert conflicts) in one commit whose
+message names the reverted subject, incident, proposal and approvers and carries
+`Hemostat-Revert-Of:` trailers, and pushes it to the deploy branch (policy `push: deploy-branch`) or to
+`hemostat/revert-<sha>` for review (`push: review`). The trailers make it idempotent: a revert
+already on the branch is found, not made twice. Credentials come by reference
+(deploy_repo.push_token as an HTTP bearer header, deploy_repo.ssh_key as a key file), through
+git's environment, never argv or logs. `undo` reverts the revert on the deploy branch (or
+deletes an unmerged review branch).
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Written to drills/trap-*.yaml by `scripts/record_drills.py corpus`.
 
 from __future__ import annotations
 
+from agent.model.context import ProbeContext
+from probes import app_metrics
 from tests.corpus_playbook import app_errors, target
 from tests.incidents import Incident, at, commit, git, kubelet, logs, metrics
 
@@ -42,4 +44,26 @@ def branch_moved_on() -> Incident:
     return inc
 
 
-TRAPS = [fresh_deploy_failing_from_start, branch_moved_on]
+def error_alert(started: float) -> dict[str, object]:
+    """An Alertmanager alert as the webhook carries it (a Prometheus rule over 5 minutes)."""
+    return {"status": "firing", "labels": {"alertname": "CheckoutHighErrorRate", "severity": "page"},
+            "annotations": {"summary": "checkout 5xx above 5% for 2m", "value": "0.41"},
+            "startsAt": at(started).isoformat(), "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=sum(rate(http_requests_errors_total[5m]))"}
+
+
+def low_traffic_with_an_error_alert() -> Incident:
+    """10 requests a second: even an 8 s window holds 80 requests, under the 100 a ratio needs.
+    The alert Prometheus fired over its own 5-minute window is the evidence that is missing."""
+    t = target("git-deploys", "app-metrics")
+    release = commit(at(-5), "checkout: v2.1.0", ["k8s/checkout.yaml"])
+    inc = Incident("trap: 10 requests/s with a firing error alert is not 'too few requests to judge'", t, [], {
+        "severity": "SEV-2", "branches": ["recent-deploy"], "actions": ["rollback"]})
+    observed = metrics(inc.spec, (1_200, 3_000), (1_232, 3_080), seconds=8)
+    shaped = app_metrics.error_alerts(ProbeContext(alerts=(error_alert(-3),)))  # the probe's own shaping
+    observed.data.update(shaped)
+    inc.observations = [git("checkout", release, commit(at(-300), "checkout: v2.0.9")), observed]
+    return inc
+
+
+TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert]

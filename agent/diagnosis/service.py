@@ -80,7 +80,7 @@ def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], 
     findings = with_history_baselines(dated_by_history(analyze_all(observations, target, app.registry, now),
                                                        past))
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
-    tri = triage(findings, target.name, now, cause_onset(decision))
+    tri = triage(findings, target.name, now, cause_onset(decision), target.thresholds.look_again_s)
     severity = int(tri.severity) if tri.severity else 4
     verdicts = {p.id: _gated(app, p, history, now, severity) for p in decision.proposals}
     return Diagnosis(target.name, now, tuple(observations), tuple(findings), tri, decision,

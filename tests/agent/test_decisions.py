@@ -90,12 +90,23 @@ def test_three_independent_causes_are(app: App) -> None:
 
 
 @pytest.mark.parametrize(("build", "words"), [
-    (edges.small_sample, "n=10"), (edges.log_noise, "too thin to call a spike"), (edges.ratio_at_baseline, "baseline")])
+    (edges.log_noise, "too thin to call a spike"), (edges.ratio_at_baseline, "baseline")])
 def test_noise_is_no_incident_and_proposes_nothing(app: App, build: object, words: str) -> None:
     d = run(app, build())  # type: ignore[operator]
     assert d.triage.severity is None and d.decision.proposals == ()
     assert d.triage.headline.startswith("checkout: no incident (likely false alarm)")
     assert words in d.triage.noise[0]
+    assert d.triage.look_again_at is None
+
+
+def test_a_sample_too_small_to_judge_is_looked_at_again_not_silence(app: App) -> None:
+    d = run(app, edges.small_sample())
+    assert d.triage.severity is None and d.decision.proposals == ()
+    assert "n=10" in d.triage.noise[0]
+    assert d.triage.look_again_at is not None
+    assert d.triage.headline == (f"checkout: need more data: {d.triage.noise[0]}; looking again at "
+                                 f"{d.triage.look_again_at:%H:%M}Z")
+    assert d.triage.to_json()["look_again_at"] == d.triage.look_again_at.isoformat()
 
 
 # -- flags -----------------------------------------------------------------------------------------

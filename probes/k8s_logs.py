@@ -40,6 +40,7 @@ from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import DEPLOYMENT_READS, Budget, list_pods, read_deployment, read_log, session
 from probes.log_groups import group_errors, group_stream, merge_groups, signature
+from probes.log_onset import onset_of
 
 __all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
 
@@ -117,7 +118,9 @@ class K8sLogsProbe:
             return []
         groups = data.get("groups", [])[:EVIDENCE_GROUPS]
         subject = target.deployment or target.name
-        onset = _first_seen(groups)
+        onset, onset_from = onset_of(groups, target.thresholds.log_errors_per_minute)
+        if onset is None:  # no signature rose above its background (or no timeline): the first line
+            onset, onset_from = _first_seen(groups), "first matching log line"
         rate = _rate(data, target, observation.collected_at, onset)
         spike = rate.verdict == "spike"
         top = groups[0]["signature"] if groups else "?"
@@ -130,7 +133,7 @@ class K8sLogsProbe:
             evidence=tuple(_evidence(g) for g in groups),
             facts={"matched": matched, "lines": data.get("lines", 0), "groups": len(data.get("groups", [])),
                    "top": groups, "pods": data.get("pods", 0)},
-            onset=onset, onset_from="first matching log line" if onset else "", rate=rate,
+            onset=onset, onset_from=onset_from if onset else "", rate=rate,
         )]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from agent.model.context import ProbeContext
 from probes import app_metrics
 from tests.corpus_playbook import app_errors, target
-from tests.incidents import Incident, at, commit, git, kubelet, logs, metrics
+from tests.incidents import Incident, at, commit, every, git, kubelet, logs, metrics
 
 
 def _sha(record: str) -> str:
@@ -66,4 +66,20 @@ def low_traffic_with_an_error_alert() -> Incident:
     return inc
 
 
-TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert]
+def onset_under_background_noise() -> Incident:
+    """The app's usual trickle ("Broken pipe" once a minute since 02:32) under the failure's own
+    signature from 02:41; the deploy landed at 02:40. The errors began at 02:41, not 02:32."""
+    t = target("git-deploys", "k8s-logs")
+    release = commit(at(-20), "checkout: v1.8.0 new payment flow", ["k8s/checkout.yaml"])
+    inc = Incident("trap: onset is when the failure's signature rose, not the background's first line", t, [], {
+        "branches": ["recent-deploy"], "actions": ["rollback"], "since": at(-19)})
+    trickle = every(-28, -0.5, 1.0, "ERROR upstream write failed: Broken pipe (client {i} went away)")
+    failure = app_errors(-19)
+    lines = sorted([*trickle, *failure])
+    inc.observations = [git("checkout", release, commit(at(-300), "checkout: v1.7.1")),
+                        logs(inc.spec, {"checkout-7d9f8-a": kubelet(lines)})]
+    return inc
+
+
+TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
+         onset_under_background_noise]

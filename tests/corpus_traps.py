@@ -81,5 +81,32 @@ def onset_under_background_noise() -> Incident:
     return inc
 
 
+def rollback_of_a_revert() -> Incident:
+    """v2.0.0 went out, was reverted 12 minutes later, and errors began after the revert (the
+    revert broke something of its own). Rolling back the revert re-deploys v2.0.0; rolling back
+    v2.0.0 is what the revert already did."""
+    t = target("git-deploys", "app-metrics", "k8s-logs")
+    bad = commit(at(-20), "checkout: v2.0.0", ["k8s/checkout.yaml"])
+    revert = commit(at(-8), 'Revert "checkout: v2.0.0"', ["k8s/checkout.yaml"])
+    inc = Incident("trap: a rollout that was itself a revert is never rolled back", t, [], {
+        "not_actions": ["rollback"], "actions": ["investigate"]})
+    inc.observations = [git("checkout", revert, bad, commit(at(-300), "checkout: v1.9.9")),
+                        metrics(inc.spec, (100, 10_000), (180, 10_200)),
+                        logs(inc.spec, {"checkout-7d9f8-a": kubelet(app_errors(-6))})]
+    return inc
+
+
+def configmap_only_change() -> Incident:
+    """A ConfigMap-only change before the errors: an image rollback would leave it as it is."""
+    t = target("git-deploys", "app-metrics", "k8s-logs")
+    change = commit(at(-6), "checkout: raise payment timeout", ["k8s/checkout-configmap.yaml"])
+    inc = Incident("trap: a ConfigMap-only change is not undone by an image rollback", t, [], {
+        "not_actions": ["rollback"], "actions": ["investigate"]})
+    inc.observations = [git("checkout", change, commit(at(-300), "checkout: v1.9.9")),
+                        metrics(inc.spec, (100, 10_000), (180, 10_200)),
+                        logs(inc.spec, {"checkout-7d9f8-a": kubelet(app_errors(-4))})]
+    return inc
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
-         onset_under_background_noise]
+         onset_under_background_noise, rollback_of_a_revert, configmap_only_change]

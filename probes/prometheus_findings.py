@@ -53,7 +53,7 @@ class Judge:
 
     def findings(self) -> list[Finding]:
         found = [*self._error_ratio(), *self._latency(), *self._saturation(), *self._burn(),
-                 *self._alert(), *self._failed()]
+                 *self._alert(), *self._failed(), *self._no_series()]
         return [f for f in found if f is not None]
 
     def _series(self, key: str) -> list[list[float]]:
@@ -169,6 +169,19 @@ class Judge:
                         summary=f"prometheus query {key!r} failed: {message}",
                         facts={"error_code": "prometheus_query", "query": key})
                 for key, message in sorted(self.data["failed"].items())]
+
+
+    def _no_series(self) -> list[Finding]:
+        """A query that matched no series is a gap, not health: a selector that names no metric
+        (a renamed job, a missing label) reads exactly like zero errors otherwise. (The alert's
+        own expression matching nothing means it no longer holds: not a gap.)"""
+        return [Finding(kind="probe_failed", subject=f"{PROBE}:{key}", severity=Severity.SEV4,
+                        observed_at=self.now, probe=PROBE,
+                        summary=f"prometheus query {key!r} matched no series: check its selector",
+                        facts={"error": f"query {key!r} matched no series over the last {self.spec.lookback}",
+                               "error_code": "prometheus_no_series", "query": key})
+                for key, points in sorted(self.data["series"].items())
+                if not points and key != "alert" and key not in self.data["failed"]]
 
 
 def _rate(ratio: float, samples: int | None, usual: float | None, window: str,

@@ -7,9 +7,10 @@ Written to drills/trap-*.yaml by `scripts/record_drills.py corpus`.
 from __future__ import annotations
 
 from agent.model.context import ProbeContext
-from probes import app_metrics
+from agent.model.prometheus import PrometheusSpec
+from probes import app_metrics, prometheus, prometheus_api, prometheus_queries
 from tests.corpus_playbook import app_errors, target
-from tests.incidents import Incident, at, commit, every, git, kubelet, logs, metrics
+from tests.incidents import T0, Incident, at, commit, every, git, kubelet, logs, metrics, observed
 
 
 def _sha(record: str) -> str:
@@ -108,5 +109,22 @@ def configmap_only_change() -> Incident:
     return inc
 
 
+def selector_matches_nothing() -> Incident:
+    """Prometheus answers every query with `{"resultType": "matrix", "result": []}`: the selector
+    names no series (a renamed job). That is missing data, not a healthy app."""
+    t = target("prometheus", prometheus={"url": "http://prometheus.monitoring:9090", "selector": 'job="checkout-v2"'})
+    inc = Incident("trap: a Prometheus selector that matches no series is a gap, not 'no problem found'", t, [], {
+        "severity": "none", "actions": [], "complete": False})
+    spec = inc.spec.prometheus
+    assert isinstance(spec, PrometheusSpec)
+    empty = {"resultType": "matrix", "result": []}
+    answers = {key: prometheus_api._worst_points(empty) if ask.range
+               else prometheus_api._worst_value({"resultType": "vector", "result": []})
+               for key, ask in prometheus_queries.plan(inc.spec, spec).items()}
+    data = prometheus._observation(spec, T0.timestamp(), answers, None)  # the probe's own shaping
+    inc.observations = [observed("prometheus", "checkout", data)]
+    return inc
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
-         onset_under_background_noise, rollback_of_a_revert, configmap_only_change]
+         onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing]

@@ -94,8 +94,13 @@ def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: Tar
                     skipped.append(Skipped(cause.branch.name, step.action, subject, reason))
                     continue
                 proposals.append(_proposal(step, subject, matched, why, cause, step_path, target, now,
-                                           incident_id))
+                                           incident_id, _owners(live)))
     return proposals, skipped
+
+
+def _owners(live: Sequence[Finding]) -> list[Finding]:
+    """Who manages the workload (a GitOps controller): the approver reads it on the proposal."""
+    return [f for f in live if f.kind == "gitops_managed"]
 
 
 def _of(findings: Sequence[Finding], kinds: Sequence[str]) -> list[Finding]:
@@ -183,7 +188,7 @@ def _subjects(step: Step, cause: Cause, ev: Evidence, target: TargetSpec) -> lis
 
 def _proposal(step: Step, subject: str, matched: list[Finding], why: str | None, cause: Cause,
               branch_step: DecisionStep, target: TargetSpec, now: datetime,
-              incident_id: str | None) -> Proposal:
+              incident_id: str | None, owners: Sequence[Finding] = ()) -> Proposal:
     params = dict(step.params)
     if step.param_from_kind and matched:
         params[step.param_from_kind] = sorted(matched, key=lambda f: f.severity)[0].kind
@@ -192,7 +197,7 @@ def _proposal(step: Step, subject: str, matched: list[Finding], why: str | None,
     if matched and step.per == "finding" and len(subjects) > 1:  # say which one this is about
         path += (DecisionStep(f"{step.action} {subject}", "; ".join(f.summary for f in matched[:2]),
                               tuple(f"{f.kind}:{f.subject}" for f in matched)),)
-    shown, params = preview(step.action, subject, params, matched or list(cause.findings))
+    shown, params = preview(step.action, subject, params, [*(matched or cause.findings), *owners])
     lead = "(alternative) " if cause.role == "alternative" else ""
     return Proposal(
         id=proposal_id(target.name, step.action, subject, incident_id or now.isoformat()),

@@ -21,10 +21,28 @@ def preview(action: str, subject: str, params: JSON, findings: Sequence[Finding]
     """(preview, params): the preview, and the params with anything the evidence pins down
     (the revision to roll back to) filled in."""
     build = _PREVIEWS.get(action)
-    if build is None:
-        return {}, params
-    shown, params = build(subject, params, findings)
-    return _under_gitops(shown, findings), params
+    shown: JSON = {}
+    if build is not None:
+        shown, params = build(subject, params, findings)
+        shown = _under_gitops(shown, findings)
+    if action in VERIFIES:
+        shown = {**shown, "verify": f"{VERIFIES[action]}; then the symptom is measured again and must "
+                                    "be gone within the action's settle window, else it is 'not verified' "
+                                    "and escalates"}
+    return shown, params
+
+
+# What verification checks on the live object, for the approver (actions/*.py verify; the
+# symptom re-measure is agent/execution/symptom.py).
+VERIFIES = {
+    "rollback": "the live workload runs the template (image) the rollback restores, not the suspect one, "
+                "and its rollout is available (under GitOps: the revert synced, then the same)",
+    "scale-up": "the planned replicas are available",
+    "failover": "the fallback key reads the secondary",
+    "feature-flag-off": "the flag reads off",
+    "circuit-break": "the breaker is held open for every app instance",
+    "kill-queries": "the planned pids are gone and the finding does not come back",
+}
 
 
 def _under_gitops(shown: JSON, findings: Sequence[Finding]) -> JSON:

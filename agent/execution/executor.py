@@ -198,7 +198,18 @@ class Executor:
         outcome = await self._run_revert(action, plan, self.context(record))
         self.ledger.transition(record.id, "reverted", self.actor, self.now(),
                                {"reason": reason, **outcome.to_json()})
+        self._no_longer_mitigated(record, outcome)
         return outcome
+
+    def _no_longer_mitigated(self, record: ProposalRecord, outcome: Outcome) -> None:
+        """An incident monitoring a mitigation that was just taken back is not monitoring
+        anything: back to investigating, saying why (status text and state stay one story)."""
+        incident_id = record.proposal.incident_id
+        if not outcome.ok or incident_id is None or self.ledger.incident(incident_id).status != "monitoring":
+            return
+        what = f"{record.proposal.action} {record.proposal.subject}"
+        self.ledger.set_incident_status(incident_id, "investigating", self.actor, self.now(), data={
+            "reason": f"{what} reverted: no mitigation in place", "cause": "mitigation_reverted"})
 
     async def _run_revert(self, action: Any, plan: Plan, ctx: ActionContext) -> Outcome:
         try:

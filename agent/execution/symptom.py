@@ -10,7 +10,8 @@ the change, and calls the mitigation verified only when the symptoms are gone:
 
 - a symptom's finding present again, not noise, is the symptom persisting;
 - a rate whose window began before the change still carries the failure in it: it counts
-  neither way (the baseline of the judgement must not overlap the change);
+  neither way (the baseline of the judgement must not overlap the change); another probe that
+  measured after the change and saw nothing decides then;
 - a probe that could not look leaves the symptom unmeasured, never "gone".
 
 Still there or unmeasured when the window closes: "not verified", and the incident escalates.
@@ -73,14 +74,16 @@ def read(refs: Sequence[Ref], observations: Sequence[Observation], findings: Seq
         first = failed[0]
         return Reading(None, f"the symptom could not be measured again ({first.probe}: {first.error})")
     hits = [f for f in findings if (f.kind, f.subject) in refs and not f.noise]
-    overlapping = [f for f in hits if _window_start(f) < changed_at]
-    persisting = [f for f in hits if f not in overlapping]
+    persisting = [f for f in hits if _window_start(f) >= changed_at]
     if persisting:
         return Reading(False, f"the symptom persists: {persisting[0].summary}")
-    if overlapping:
-        return Reading(None, f"the symptom's window still reaches back before the change: "
-                             f"{overlapping[0].summary}")
-    return Reading(True, "the symptom is gone: " + ", ".join(f"no {k} on {s}" for k, s in refs))
+    # Only hits whose window reaches back before the change (a log window with the old lines):
+    # gone only if another probe measured after the change and saw none.
+    clean = [o.probe for o in observations if o.probe not in {f.probe for f in hits}]
+    if hits and not clean:
+        return Reading(None, f"the symptom's window still reaches back before the change: {hits[0].summary}")
+    return Reading(True, "the symptom is gone: " + ", ".join(f"no {k} on {s}" for k, s in refs)
+                   + (f" (measured after the change by {', '.join(clean)})" if hits else ""))
 
 
 def _window_start(finding: Finding) -> datetime:

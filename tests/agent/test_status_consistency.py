@@ -1,5 +1,7 @@
-"""After `revert`, the incident no longer says a mitigation is in place: monitoring becomes
-investigating, with the reason. A real SQLite ledger and a real (file-writing) plugin action."""
+"""Incident state and words stay one story: after `revert` the incident no longer says a
+mitigation is in place (monitoring becomes investigating, with the reason); a title never
+carries a severity that the incident's own field may contradict. A real SQLite ledger and a
+real (file-writing) plugin action."""
 
 from __future__ import annotations
 
@@ -28,3 +30,21 @@ def test_reverting_the_mitigation_takes_the_incident_out_of_monitoring(tmp_path:
     [changed] = [e for e in ledger.events(incident_id="inc-9", types=("status_changed",))
                  if e.data.get("to") == "investigating"]
     assert changed.data["reason"] == "slow-marker checkout reverted: no mitigation in place"
+
+
+def test_an_incident_opened_by_a_diagnosis_has_no_severity_frozen_in_its_title(tmp_path: Path) -> None:
+    from agent.diagnosis.registry import Registry
+    from agent.diagnosis.service import evaluate, record
+    from agent.diagnosis.wiring import build_app
+    from agent.ledger.sqlite import SqliteLedger
+    from agent.model.config import Config
+    from policies.model import bundled_policy_path
+    from tests import corpus_playbook as playbook
+
+    incident = playbook.bad_release()
+    app = build_app(Config(), Registry.discover(), bundled_policy_path("default"))
+    diagnosis = evaluate(app, incident.spec, incident.observations, incident.started_at)
+    assert diagnosis.triage.headline.startswith("SEV-2 checkout: ")
+    opened = record(app, SqliteLedger(tmp_path / "ledger.db"), diagnosis, "hemostat")
+    assert opened is not None and opened.severity == 2
+    assert opened.title == diagnosis.triage.headline.removeprefix("SEV-2 ")  # the severity is its own field

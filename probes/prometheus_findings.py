@@ -133,7 +133,11 @@ class Judge:
         if slo is None:
             return []
         budget = 1 - slo.objective
+        history, short = self._history_s(), []
         for rule in sorted(slo.windows, key=lambda w: w.severity):
+            if history is not None and history < seconds(rule.long):
+                short.append(rule.long)  # a rate "over 1h" from minutes of data is not a 1h burn
+                continue
             rates = [self.data["values"].get(f"error_ratio[{w}]") for w in (rule.long, rule.short)]
             if any(r is None for r in rates):
                 continue
@@ -146,7 +150,22 @@ class Judge:
                     [f"error ratio {rates[0]:.2%} over {rule.long}, {rates[1]:.2%} over {rule.short}"],
                     self._onset("error_ratio", budget * rule.factor), burn_long=burn_long,
                     burn_short=burn_short, factor=rule.factor, objective=slo.objective)]
-        return []
+        return [Finding(kind="probe_failed", subject=f"{PROBE}:slo_burn[{window}]", severity=Severity.SEV4,
+                        observed_at=self.now, probe=PROBE,
+                        summary=f"SLO burn over {window} not judged: Prometheus holds only "
+                                f"{(history or 0) / 60:.0f} min of the app's error ratio",
+                        facts={"error": f"{(history or 0) / 60:.0f} min of history for a {window} window",
+                               "error_code": "prometheus_short_history", "query": f"error_ratio[{window}]"})
+                for window in short]
+
+    def _history_s(self) -> float | None:
+        """How long Prometheus has held the app's error ratio, when the range shows its start
+        (its first point comes after the lookback began); None when it covers the lookback."""
+        points = self._series("error_ratio")
+        began = self.data["at"] - seconds(self.spec.lookback)
+        if not points or points[0][0] <= began + 2 * self.data["step_s"]:
+            return None
+        return float(self.data["at"] - points[0][0] + seconds(self.spec.window))
 
     def _alert(self) -> list[Finding]:
         alert = self.data.get("alert")

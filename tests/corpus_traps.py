@@ -126,5 +126,34 @@ def selector_matches_nothing() -> Incident:
     return inc
 
 
+def burn_without_history() -> Incident:
+    """A new app: Prometheus has 3 minutes of its error ratio, 8% failing. `rate(...[1h])` over
+    3 minutes of samples is not a 1-hour burn: the SLO windows are a gap, not a SEV-1."""
+    t = target("prometheus", prometheus={"url": "http://prometheus.monitoring:9090"})
+    inc = Incident("trap: an SLO burn 'over 1h' from 3 minutes of history is a gap, not SEV-1", t, [], {
+        "severity": "SEV-2", "complete": False})
+    spec = inc.spec.prometheus
+    assert isinstance(spec, PrometheusSpec)
+    now = T0.timestamp()
+    recent = {"resultType": "matrix", "result": [{"metric": {"job": "checkout"}, "values": [
+        [now - 180 + 15 * i, "0.08"] for i in range(13)]}]}
+    instant = {"resultType": "vector", "result": [{"metric": {}, "value": [now, "0.08"]}]}
+    answers: dict[str, object] = {}
+    for key, ask in prometheus_queries.plan(inc.spec, spec).items():
+        if ask.range:
+            answers[key] = prometheus_api._worst_points(recent if key == "error_ratio" else
+                                                        {"resultType": "matrix", "result": []})
+        elif key == "requests":
+            answers[key] = 20.0
+        elif key.startswith("error_ratio["):
+            answers[key] = prometheus_api._worst_value(instant)
+        else:
+            answers[key] = None  # a day and a week ago: no data yet
+    data = prometheus._observation(spec, now, answers, None)
+    inc.observations = [observed("prometheus", "checkout", data)]
+    return inc
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
-         onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing]
+         onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing,
+         burn_without_history]

@@ -126,8 +126,9 @@ class K8sLogsProbe:
         top = groups[0]["signature"] if groups else "?"
         return [Finding(
             kind="error_spike", subject=subject, observed_at=now, probe=self.name,
-            severity=(Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3) if spike
-            else Severity.SEV4,
+            # Lines say something fails, not whom it hurts: without a share of requests, routes or
+            # users a log burst is SEV-3 at most (a chatty broken widget is not an outage).
+            severity=Severity.SEV3 if spike else Severity.SEV4,
             summary=f"{matched} error lines in {subject}'s logs ({rate.describe()}"
                     f"{'' if spike else ': too thin to call a spike'}); top: {shorten(top, 160)}",
             evidence=tuple(_evidence(g) for g in groups),

@@ -154,6 +154,22 @@ def burn_without_history() -> Incident:
     return inc
 
 
+RECS_FLAG = {"name": "recommendations", "backend": "configmap", "configmap": "flags", "key": "recs",
+             "governs": {"routes": ["/api/recs"], "components": ["recs-api"]}}
+
+
+def chatty_widget() -> Incident:
+    """A broken recommendations widget behind a flag logs 20 lines a minute; checkout's requests
+    are fine. Volume of lines is not user impact: SEV-3, and the flag goes off."""
+    t = target("k8s-logs", "app-metrics", flags=[RECS_FLAG])
+    inc = Incident("trap: a broken widget that logs a lot is not SEV-2", t, [], {
+        "severity": "SEV-3", "first": "feature-flag-off"})
+    lines = every(-10, -0.05, 0.05, "ERROR GET /api/recs widget {i} -> 500: recommendations timed out")
+    inc.observations = [logs(inc.spec, {"checkout-7d9f8-a": kubelet(lines)}),
+                        metrics(inc.spec, (100, 1_000_000), (101, 1_000_400), seconds=2)]
+    return inc
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
          onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing,
-         burn_without_history]
+         burn_without_history, chatty_widget]

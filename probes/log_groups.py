@@ -149,12 +149,13 @@ class _Table:
 
     def _per_minute(self, block: bytes, keys: list[bytes], ends: list[int], fold: dict[bytes, bytes]) -> None:
         """Each line's minute (its stamp's first 16 bytes, `2026-11-27T02:41`), counted per
-        folded key: the timeline a signature's onset is read from. C-level maps, no per-line code
-        beyond one subtraction."""
-        starts = map(block.rfind, itertools.repeat(b"\n"), itertools.repeat(0), [e - 1 for e in ends])
-        minutes = [block[s + 1:s + 17] for s in starts]
-        for (folded, minute), n in Counter(zip(map(fold.__getitem__, keys), minutes, strict=True)).items():
-            self.minutes.setdefault(folded, Counter())[minute] += n
+        folded key: the timeline a signature's onset is read from. The block's minute starts are
+        found by binary search (a container's stamps do not go backwards); each line's minute is
+        then one C-level bisect, with no Python code per line."""
+        starts, labels = _minute_starts(block)
+        at = map(bisect.bisect_right, itertools.repeat(starts), [e - 1 for e in ends])
+        for (folded, index), n in Counter(zip(map(fold.__getitem__, keys), at, strict=True)).items():
+            self.minutes.setdefault(folded, Counter())[labels[index - 1]] += n
 
     def groups(self, timestamped: bool) -> list[dict[str, Any]]:
         """Keys folded into signatures, most frequent first (ties: first seen first)."""
@@ -175,6 +176,29 @@ class _Table:
                  **({"per_minute": {m.decode(errors="replace"): n for m, n in sorted(g[5].items())}}
                     if g[5] else {})}
                 for key, g in sorted(by_signature.items(), key=lambda item: -item[1][0])]
+
+
+def _minute_starts(block: bytes) -> tuple[list[int], list[bytes]]:
+    """Offsets where a new stamped minute begins in `block`, and each one's minute."""
+    starts: list[int] = []
+    labels: list[bytes] = []
+    pos, size = 0, len(block)
+    while pos < size:
+        label = block[pos:pos + 16]
+        starts.append(pos)
+        labels.append(label)
+        lo, hi = pos, size  # lo: a line start in `label`'s minute; hi: the end, or a later minute's
+        while True:
+            after = block.find(b"\n", lo) + 1 or size  # the start of the line after lo's
+            if after >= hi:
+                break
+            line = block.rfind(b"\n", after - 1, (after + hi) // 2) + 1
+            if block[line:line + 16] == label:
+                lo = line
+            else:
+                hi = line
+        pos = hi
+    return starts, labels
 
 
 def _line(block: bytes, end: int) -> bytes:

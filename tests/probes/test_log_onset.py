@@ -42,3 +42,25 @@ def test_per_minute_counts_add_up_across_containers() -> None:
     merged = merge_groups([("a/app", grouped(lines)), ("b/app", grouped(lines))])
     assert merged[0]["per_minute"] == {"2026-11-27T02:41": 6}
     assert merged[0]["count"] == 6
+
+
+def test_minute_buckets_match_a_line_by_line_count_however_the_stream_is_cut() -> None:
+    import random
+    from collections import Counter
+    from datetime import timedelta
+
+    from probes.log_groups import group_stream
+
+    rng, t, lines = random.Random(7), datetime(2026, 11, 27, tzinfo=UTC), []
+    for _ in range(5000):
+        t += timedelta(seconds=rng.choice([0, 0, 1, 3, 17, 90]))
+        lines.append(f"{t:%Y-%m-%dT%H:%M:%S}.000000123Z " + rng.choice(["ERROR a 1", "INFO x", "ERROR b 2"]))
+    expected: dict[str, Counter[str]] = {}
+    for line in lines:
+        if "ERROR" in line:
+            expected.setdefault(line.split(" ")[2], Counter())[line[:16]] += 1
+    raw = ("\n".join(lines) + "\n").encode()
+    for size in (len(raw), 4096, 777):  # one buffer, or chunks cutting lines anywhere
+        groups = group_stream([raw[i:i + size] for i in range(0, len(raw), size)], [r"ERROR"], timestamped=True)
+        got = {str(g["example"]).split(" ")[1]: g["per_minute"] for g in groups}
+        assert got == {k: dict(sorted(v.items())) for k, v in expected.items()}, size

@@ -10,7 +10,21 @@ from agent.model.context import ProbeContext
 from agent.model.prometheus import PrometheusSpec
 from probes import app_metrics, prometheus, prometheus_api, prometheus_queries
 from tests.corpus_playbook import app_errors, target
-from tests.incidents import T0, Incident, at, commit, every, git, kubelet, logs, metrics, observed
+from tests.incidents import (
+    T0,
+    Incident,
+    at,
+    commit,
+    every,
+    git,
+    health,
+    kubelet,
+    logs,
+    metrics,
+    observed,
+    status_incident,
+    statuspage,
+)
 
 
 def _sha(record: str) -> str:
@@ -170,6 +184,28 @@ def chatty_widget() -> Incident:
     return inc
 
 
+AUTH = {"name": "auth-svc", "url": "http://auth-svc.identity.svc:8080/healthz",
+        "statuspage_url": "https://status.auth.example.com",
+        "breaker": {"name": "auth", "redis_url": {"env": "ORDERS_REDIS_URL"}}}
+
+
+def shared_dependency_outage() -> Incident:
+    """auth-svc is down (its health check 503, its status page declared the outage) and every
+    error this service logs names it; this service also deployed 6 minutes ago. One cause:
+    the deploy is not offered as an alternative."""
+    t = {**target("git-deploys", "http-health", "provider-status", "k8s-logs", dependencies=[AUTH]),
+         "name": "orders", "deployment": "orders"}
+    inc = Incident("trap: in a shared-dependency outage, this service's own deploy is not an alternative", t, [], {
+        "first": "circuit-break", "not_actions": ["rollback"]})
+    spec = inc.spec
+    errors = every(-5, -0.5, 0.2, "ERROR GET /api/orders/{i} -> 502: upstream auth-svc answered 503 (token check)")
+    inc.observations = [git("orders", commit(at(-6), "orders: v3.2.0", ["k8s/orders.yaml"])),
+                        health(spec, {"auth-svc": (503, None, None, 40.0)}),
+                        statuspage(spec, {"auth-svc": ("major", [status_incident("Login failures", at(-12))])}),
+                        logs(spec, {"orders-5c7d9-a": kubelet(errors)})]
+    return inc
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
          onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing,
-         burn_without_history, chatty_widget]
+         burn_without_history, chatty_widget, shared_dependency_outage]

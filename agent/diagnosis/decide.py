@@ -22,6 +22,8 @@ from agent.diagnosis.registry import Registry
 from agent.model import DecisionStep, Finding, Proposal, TargetSpec
 from policies.tree import Branch, Step, Tree
 
+DEPENDENCY_KINDS = frozenset({"dependency_down", "dependency_slow", "provider_incident"})
+
 Role = Literal["primary", "alternative"]
 
 
@@ -83,8 +85,14 @@ def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: Tar
     """Each cause's steps, the best-supported cause first, alternatives last."""
     proposals: list[Proposal] = []
     skipped: list[Skipped] = []
+    primary = next((c for c in causes if c.role == "primary" and c.branch.then == "stop"), None)
     for cause in sorted(causes, key=lambda c: (c.role != "primary", -c.score)):
         step_path = _path_step(cause, live)
+        shared = _one_shared_cause(cause, primary, ev)
+        if shared is not None:  # a deploy is not offered when every error names the dependency
+            skipped += [Skipped(cause.branch.name, s.action, target.deployment or target.name, shared)
+                        for s in cause.branch.propose]
+            continue
         for step in cause.branch.propose:
             for subject, matched, why in _subjects(step, cause, ev, target):
                 if any((p.action, p.subject) == (step.action, subject) for p in proposals):
@@ -96,6 +104,20 @@ def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: Tar
                 proposals.append(_proposal(step, subject, matched, why, cause, step_path, target, now,
                                            incident_id, _owners(live)))
     return proposals, skipped
+
+
+def _one_shared_cause(cause: Cause, primary: Cause | None, ev: Evidence) -> str | None:
+    """Why an alternative change is not offered: the best-supported cause is a dependency that
+    every error line the app logs names (a shared-dependency outage: no error is left for the
+    change to explain). None: offer it."""
+    if primary is None or cause is primary or cause.role != "alternative" or cause.branch.before != "symptom":
+        return None
+    named = [f.subject for f in primary.findings
+             if f.kind in DEPENDENCY_KINDS and ev.every_error_names(f.subject)]
+    if not named:
+        return None
+    return (f"not offered: every error line names {named[0]}, which is failing: one shared cause, "
+            f"not the {cause.branch.title}")
 
 
 def _owners(live: Sequence[Finding]) -> list[Finding]:

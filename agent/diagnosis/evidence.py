@@ -114,6 +114,14 @@ class Evidence:
                 return line
         return None
 
+    def every_error_names(self, subject: str) -> bool:
+        """Whether every error signature the logs quote names `subject` (one shared cause)."""
+        tokens = _tokens(subject, self.target)
+        signatures = [str(g.get("signature") or "") for f in self.findings for g in f.facts.get("top") or []]
+        return bool(signatures) and all(
+            any(re.search(rf"(?<![a-z0-9]){re.escape(tok)}", sig, re.IGNORECASE) for tok in tokens)
+            for sig in signatures)
+
     def flag_match(self, flag: FlagSpec) -> str | None:
         """Why the failing evidence is about `flag`, or None (always None when it declares nothing)."""
         scope = flag.governs

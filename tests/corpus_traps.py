@@ -206,6 +206,17 @@ def shared_dependency_outage() -> Incident:
     return inc
 
 
+def change_before_mixed_errors() -> Incident:
+    """Not a trap (no drill): a deploy before the errors; most errors name stripe (down), some are
+    the app's own. The deploy stays a candidate, offered as an alternative."""
+    from tests.corpus_playbook import change_before_errors_naming_dependency, stripe_errors
+
+    incident = change_before_errors_naming_dependency()
+    incident.observations[-1] = logs(incident.spec, {"checkout-7d9f8-a": kubelet(sorted(
+        [*stripe_errors(-5), *app_errors(-5)]))})
+    return incident
+
+
 TRAPS = [fresh_deploy_failing_from_start, branch_moved_on, low_traffic_with_an_error_alert,
          onset_under_background_noise, rollback_of_a_revert, configmap_only_change, selector_matches_nothing,
          burn_without_history, chatty_widget, shared_dependency_outage]

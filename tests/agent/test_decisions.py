@@ -16,6 +16,7 @@ from agent.model.config import Config
 from policies.model import bundled_policy_path
 from tests import corpus_edges as edges
 from tests import corpus_playbook as playbook
+from tests import corpus_traps as traps
 from tests.incidents import Incident, at
 
 
@@ -59,20 +60,8 @@ def test_a_docs_only_change_is_not_a_cause_and_the_rationale_says_so(app: App) -
     assert any("is docs-only (docs/runbook.md, README.md)" in r for r in d.decision.ruled_out)
 
 
-def mixed_errors() -> Incident:
-    """A deploy before the errors; most errors name stripe (down), but some are the app's own:
-    the deploy stays a candidate (an alternative). When every error names stripe it is not
-    offered (drills/trap-shared-dependency-outage.yaml)."""
-    from tests.incidents import kubelet, logs
-
-    incident = playbook.change_before_errors_naming_dependency()
-    incident.observations[-1] = logs(incident.spec, {"checkout-7d9f8-a": kubelet(sorted(
-        [*playbook.stripe_errors(-5), *playbook.app_errors(-5)]))})
-    return incident
-
-
 def test_the_best_supported_cause_comes_first_and_the_other_is_an_alternative(app: App) -> None:
-    d = run(app, mixed_errors())
+    d = run(app, traps.change_before_mixed_errors())
     first, *rest = d.decision.proposals
     assert (first.action, first.role) == ("circuit-break", "primary")
     assert any("the app's errors name stripe" in s for s in first.support)
@@ -87,7 +76,7 @@ def test_an_alternative_never_runs_without_a_human_even_in_auto_mode(tmp_path: o
     policy = pathlib.Path(str(tmp_path)) / "auto.yaml"
     policy.write_text("mode: auto\nactions:\n  rollback: {auto: true}\n  circuit-break: {auto: true}\n")
     auto = build_app(Config(), Registry.discover(), policy)
-    d = run(auto, mixed_errors())
+    d = run(auto, traps.change_before_mixed_errors())
     [rollback] = [p for p in d.decision.proposals if p.action == "rollback"]
     assert d.verdicts[rollback.id].decision == "needs_approval"
 

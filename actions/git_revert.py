@@ -1,14 +1,18 @@
 """Rollback strategy `git-revert`: undo the offending deploy in git, where GitOps reads the truth.
 
-The offending commits are those between the revision the controller last synced healthy (its
-history) and the one it runs now, newest first (or `params.commits`, or the deploy branch's
-head). Executing clones the deploy repository's remote into a temporary directory with
-GitPython, reverts them in one commit whose message carries `Hemostat-Revert-Of:` trailers, and
-pushes it to the deploy branch (policy `push: deploy-branch`) or to `hemostat/revert-<sha>` for
-review (`push: review`). The trailers make it idempotent: a revert already on the branch is
-found, not made twice. Credentials come by reference (deploy_repo.push_token as an HTTP bearer
-header, deploy_repo.ssh_key as a key file), through git's environment, never argv or logs.
-`undo` reverts the revert on the deploy branch (or deletes an unmerged review branch).
+The commits reverted are exactly those the evidence names (`params.commits`, the recent deploy's
+sha), else those between the revision the controller last synced healthy (its history) and the
+one it runs now, newest first; never the branch's head by default. Executing clones the deploy
+repository's remote into a temporary directory with GitPython, reverts them on top of wherever
+the branch is now (refused, in one sentence, when one is not on the branch, a later commit
+changed the same lines (actions/_git_lines.py), or the revert conflicts) in one commit whose
+message names the reverted subject, incident, proposal and approvers and carries
+`Hemostat-Revert-Of:` trailers, and pushes it to the deploy branch (policy `push: deploy-branch`) or to
+`hemostat/revert-<sha>` for review (`push: review`). The trailers make it idempotent: a revert
+already on the branch is found, not made twice. Credentials come by reference
+(deploy_repo.push_token as an HTTP bearer header, deploy_repo.ssh_key as a key file), through
+git's environment, never argv or logs. `undo` reverts the revert on the deploy branch (or
+deletes an unmerged review branch).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from actions import _git_lines
 from agent.model import DeployRepoSpec, PermanentError, TargetSpec
 from agent.model.child_env import child_env
 
@@ -80,18 +86,20 @@ def clone(url: str, branch: str, env: dict[str, str]) -> Iterator[Any]:
 
 
 def offending(url: str, branch: str, facts: JSON | None, env: dict[str, str]) -> list[str]:
-    """The commits to revert, newest first: since the last healthy sync, else the head."""
+    """The commits to revert, newest first, when the evidence named none: those the controller
+    synced since its last healthy sync. Never the branch's head by default: a README commit that
+    landed after approval is not the cause."""
     history = [h["revision"] for h in (facts or {}).get("history") or [] if h.get("revision")]
     current = (facts or {}).get("revision")
-    with clone(url, branch, env) as repo:
-        head = repo.head.commit.hexsha
-        current = current or head
-        earlier = [r for r in history if r != current]
-        if earlier:
+    earlier = [r for r in history if r != current]
+    if current and earlier:
+        with clone(url, branch, env) as repo:
             listed = [str(s) for s in repo.git.rev_list(f"{earlier[-1]}..{current}", "--").split()]
             if listed:
                 return listed
-        return [current]
+    raise PermanentError("no commit to revert: the evidence names no deploy commit and the GitOps "
+                         "controller has no earlier healthy sync; not guessing the branch's head",
+                         code="git_revert_unnamed")
 
 
 def find(repo: Any, ref: str, trailer: str, sha: str) -> str | None:
@@ -99,9 +107,20 @@ def find(repo: Any, ref: str, trailer: str, sha: str) -> str | None:
     return out.strip() or None
 
 
-def push_revert(url: str, branch: str, push_to: str, commits: list[str], env: dict[str, str]
-                ) -> tuple[str, bool]:
-    """(the revert commit, whether it was made now) on `push_to`, reverting `commits`."""
+@dataclass(frozen=True)
+class Note:
+    """Who and what a pushed revert answers for: named in its commit message."""
+
+    incident: str | None = None
+    proposal: str | None = None
+    approvers: tuple[str, ...] = ()
+
+
+def push_revert(url: str, branch: str, push_to: str, commits: list[str], env: dict[str, str],
+                note: Note = Note()) -> tuple[str, bool]:
+    """(the revert commit, whether it was made now) on `push_to`, reverting exactly `commits` on
+    top of wherever the branch is now. Refused, with one sentence, when a commit is not on the
+    branch, when a later commit changed the same lines, or when the revert conflicts."""
     import git
 
     with clone(url, branch, env) as repo:
@@ -110,13 +129,74 @@ def push_revert(url: str, branch: str, push_to: str, commits: list[str], env: di
                 found = find(repo, ref, TRAILER, commits[0])
                 if found:
                     return found, False
-        for sha in commits:
-            repo.git.revert("--no-commit", sha)
-        shorts = ", ".join(c[:7] for c in commits)
-        trailers = "\n".join(f"{TRAILER}: {c}" for c in commits)
-        repo.git.commit("-m", f"Revert deploy {shorts} (Hemostat rollback)\n\n{trailers}")
-        repo.git.push("origin", f"HEAD:refs/heads/{push_to}")
+        subjects = [_check_revertible(repo, sha, branch, set(commits)) for sha in commits]
+        for sha, subject in zip(commits, subjects, strict=True):
+            try:
+                repo.git.revert("--no-commit", sha)
+            except git.GitCommandError as e:
+                files = repo.git.diff("--name-only", "--diff-filter=U").split() or ["the tree"]
+                with contextlib.suppress(git.GitCommandError):
+                    repo.git.revert("--abort")
+                raise PermanentError(f"not reverting {sha[:7]} (\"{subject}\"): it conflicts with later "
+                                     f"changes on {branch} in {', '.join(files)}; revert it by hand",
+                                     code="git_revert_conflict") from e
+        repo.git.commit("-m", message(commits, subjects, note))
+        try:
+            repo.git.push("origin", f"HEAD:refs/heads/{push_to}")
+        except git.GitCommandError as e:
+            raise PermanentError(f"could not push the revert to {push_to}: git exited {e.status} "
+                                 "(the branch moved again, or the push was refused)",
+                                 code="git_push_failed") from e
         return repo.head.commit.hexsha, True
+
+
+def _check_revertible(repo: Any, sha: str, branch: str, named: set[str]) -> str:
+    """The commit's subject, once it is on the branch and no later commit rewrote its lines."""
+    subject = _on(repo, sha, branch)
+    overlap = _git_lines.later_overlap(repo, sha, named)
+    if overlap is not None:
+        path, later = overlap
+        raise PermanentError(f"not reverting {sha[:7]} (\"{subject}\"): the later commit {later} "
+                             f"changed the same lines of {path}; a revert would undo it too",
+                             code="git_revert_overwritten")
+    return subject
+
+
+def _on(repo: Any, sha: str, branch: str) -> str:
+    """The commit's subject; refused when it is not on the branch."""
+    import git
+
+    try:
+        repo.git.merge_base("--is-ancestor", sha, "HEAD")
+        return str(repo.git.log("-1", "--format=%s", sha, "--"))
+    except git.GitCommandError as e:
+        raise PermanentError(f"not reverting {sha[:7]}: it is not on branch {branch}",
+                             code="git_revert_not_on_branch") from e
+
+
+def message(commits: list[str], subjects: list[str], note: Note) -> str:
+    """The revert's commit message: what it reverts and why, who approved, and the trailers."""
+    title = f'Revert "{subjects[0]}"' + (f" and {len(commits) - 1} more" if len(commits) > 1 else "")
+    lines = [f"{title} (Hemostat rollback)", ""]
+    lines += [f'Reverts {c[:12]} "{s}", named by the evidence as the cause.'
+              for c, s in zip(commits, subjects, strict=True)]
+    lines += ["", f"Incident: {note.incident or 'none'}", f"Proposal: {note.proposal or 'none'}",
+              f"Approved-by: {', '.join(note.approvers) or 'policy (auto)'}", ""]
+    return "\n".join(lines + [f"{TRAILER}: {c}" for c in commits])
+
+
+def images_of(url: str, branch: str, commits: list[str], env: dict[str, str]) -> JSON:
+    """What the live object must show once the revert is synced: the images the reverted
+    commits put in gone, the ones they took out back."""
+    with clone(url, branch, env) as repo:
+        gone: list[str] = []
+        back: list[str] = []
+        for sha in commits:
+            _on(repo, sha, branch)
+            removed, added = _git_lines.image_change(repo, sha)
+            back += removed
+            gone += added
+        return {"images_gone": gone, "images_back": back}
 
 
 def on_branch(url: str, branch: str, commit: str, env: dict[str, str]) -> str | None:

@@ -271,8 +271,13 @@ class RollbackAction:
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
         if "strategy" in plan.state:
             return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
-                                                lambda: self._verify_live(plan, ctx), self.poll_interval_s)
+                                                lambda: self._verify_live(plan, ctx), self.poll_interval_s,
+                                                lambda: self._images(ctx))
         return await self._verify_live(plan, ctx)
+
+    async def _images(self, ctx: ActionContext) -> list[str]:
+        obj = await rollback_workloads.read(ctx) if ctx.target.kind != "Deployment" else await _read(ctx)
+        return [str(c.get("image")) for c in _containers(obj["spec"]["template"]).values()]
 
     async def _still_bad(self, ctx: ActionContext) -> Outcome | None:
         findings = [f for f in await ctx.reprobe(ctx.target, self.reprobe) if f.kind in STILL_BAD]

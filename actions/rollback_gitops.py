@@ -6,7 +6,9 @@ it is. So when the Deployment's owner (actions/_gitops.py) auto-syncs, the targe
 
 - `git-revert` (default): revert the offending commits in the deploy repo and push them to the
   deploy branch or a review branch (actions/git_revert.py); verify waits for the controller to
-  report the revert's revision synced and healthy; revert reverts the revert.
+  report the revert's revision synced and healthy, then checks the effect on the live object
+  (the images the reverted commits put in are gone, the ones they took out are back) and the
+  symptom; revert reverts the revert.
 - `argocd`: suspend auto-sync (the `automated` block is recorded and restored on revert), then
   sync the previous healthy history entry; refused when the policy forbids touching sync.
 - `live`: refused unless the policy allows live edits *and* may suspend sync: auto-sync is
@@ -67,7 +69,8 @@ async def _git_plan(proposal: Proposal, ctx: ActionContext, facts: JSON, rule: J
     env = git_revert.git_env(spec)
     url = await asyncio.to_thread(git_revert.remote_of, ctx.target, facts)
     commits = [str(c) for c in proposal.params.get("commits") or []] or await asyncio.to_thread(
-        git_revert.offending, url, spec.branch, facts, env)
+        git_revert.offending, url, spec.branch, facts, env)  # the evidence's commits; never HEAD
+    expect = await asyncio.to_thread(git_revert.images_of, url, spec.branch, commits, env)
     push_to = spec.branch if rule["gitops_push"] == "deploy-branch" else f"hemostat/revert-{commits[0][:12]}"
     shorts = ", ".join(c[:7] for c in commits)
     where = f"git {redact(url)}"
@@ -77,7 +80,8 @@ async def _git_plan(proposal: Proposal, ctx: ActionContext, facts: JSON, rule: J
         changes=(Change(where, f"branch {push_to}", f"{spec.branch} with {shorts}", f"revert of {shorts}"),),
         touches=(where,), blast_radius={"commits": len(commits)},
         state={"strategy": "git-revert", "url": url, "branch": spec.branch, "push_to": push_to,
-               "commits": commits, "gitops": facts, "sync_timeout_s": rule["gitops_sync_timeout_s"]})
+               "commits": commits, "gitops": facts, "sync_timeout_s": rule["gitops_sync_timeout_s"],
+               **expect})
 
 
 async def _argocd_plan(proposal: Proposal, ctx: ActionContext, facts: JSON, who: str) -> Plan:
@@ -105,8 +109,11 @@ async def execute(plan: Plan, ctx: ActionContext, live: Callable[[], Awaitable[O
     state, facts = plan.state, plan.state["gitops"]
     if state["strategy"] == "git-revert":
         env = git_revert.git_env(git_revert._spec(ctx.target))
+        given = ctx.provenance
+        note = git_revert.Note(given.get("incident"), given.get("proposal"),
+                               tuple(given.get("approvers") or ()))
         sha, made = await asyncio.to_thread(git_revert.push_revert, state["url"], state["branch"],
-                                            state["push_to"], state["commits"], env)
+                                            state["push_to"], state["commits"], env, note)
         done = "pushed" if made else "already on the branch"
         return Outcome(True, f"revert {sha[:7]} of {', '.join(c[:7] for c in state['commits'])} "
                              f"{done}: {state['push_to']}", {"changed": made, "revert": sha})
@@ -120,7 +127,8 @@ async def execute(plan: Plan, ctx: ActionContext, live: Callable[[], Awaitable[O
 
 
 async def verify(plan: Plan, ctx: ActionContext, still_bad: Callable[[], Awaitable[Outcome | None]],
-                 live: Callable[[], Awaitable[Outcome]], poll_s: float = POLL_S) -> Outcome:
+                 live: Callable[[], Awaitable[Outcome]], poll_s: float = POLL_S,
+                 images: Callable[[], Awaitable[list[str]]] | None = None) -> Outcome:
     state, facts = plan.state, plan.state["gitops"]
     if state["strategy"] == "live":
         return await live()
@@ -138,9 +146,31 @@ async def verify(plan: Plan, ctx: ActionContext, still_bad: Callable[[], Awaitab
     if waiting is not None:
         return Outcome(False, f"{facts['tool']} did not report {str(wanted)[:7]} synced and healthy: "
                               f"{waiting}", {"waiting": waiting})
+    wrong = await _live_images_wrong(state, images) if images is not None else None
+    if wrong is not None:  # "synced and healthy" is not the effect: the bad change must be gone
+        return Outcome(False, f"{facts['tool']} synced {str(wanted)[:7]}, but {wrong}",
+                       {"revision": wanted, "effect": "missing"})
     bad = await still_bad()
-    return bad or Outcome(True, f"{facts['tool']} synced {str(wanted)[:7]} and the workload is healthy",
-                          {"revision": wanted})
+    return bad or Outcome(True, f"{facts['tool']} synced {str(wanted)[:7]}; the live workload runs "
+                                f"{_images_said(state)} and is healthy", {"revision": wanted})
+
+
+async def _live_images_wrong(state: JSON, images: Callable[[], Awaitable[list[str]]]) -> str | None:
+    """Why the live object does not show the plan's effect, or None when it does."""
+    live = await images()
+    still = [i for i in state.get("images_gone") or [] if i in live]
+    if still:
+        return f"the live workload still runs {', '.join(still)}, the image the reverted change put in"
+    missing = [i for i in state.get("images_back") or [] if i not in live]
+    if missing:
+        return f"the live workload does not run {', '.join(missing)}, the image the revert restores " \
+               f"(it runs {', '.join(live) or 'nothing'})"
+    return None
+
+
+def _images_said(state: JSON) -> str:
+    back = state.get("images_back") or []
+    return ", ".join(back) if back else "the reverted spec"
 
 
 async def revert(plan: Plan, ctx: ActionContext, live: Callable[[], Awaitable[Outcome]]) -> Outcome:

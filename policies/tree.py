@@ -43,10 +43,11 @@ class Evidence(_Strict):
     `logs_name_cause` (an error signature in the app's logs names the cause: a dependency's name
     or host, the database), `cause_precedes_symptom` (the cause's own evidence says it began
     before the symptom), `change_touches_runtime` (the change touched more than documentation),
-    `change_changes_image` (the rollout changed a container image)."""
+    `change_changes_image` (the rollout changed a container image), `rollback_undoes_change`
+    (rolling the workload back would undo the change: not a revert, not ConfigMap/Secret only)."""
 
     check: Literal["change_put_fault_there", "logs_name_cause", "cause_precedes_symptom",
-                   "change_touches_runtime", "change_changes_image"]
+                   "change_touches_runtime", "change_changes_image", "rollback_undoes_change"]
     weight: int = Field(1, ge=0, le=10)
     required: bool = False
 

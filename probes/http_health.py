@@ -68,13 +68,30 @@ async def _check(client: httpx.AsyncClient, dep: DependencySpec, ctx: ProbeConte
     except _Unhealthy as e:
         status = e.status
     except CircuitOpenError as e:
-        error, kind = str(e), "circuit_open"
+        if not ctx.alerts:  # a sweep: the breaker spares the dead endpoint a timeout per pass
+            error, kind = str(e), "circuit_open"
+        else:  # an alert is being diagnosed: its own breaker is no evidence, one fresh request is
+            fresh = await _fresh(client, dep)
+            return {**fresh, "breaker": "open: this is a fresh request past it"}
     except HemostatError as e:  # the URL's reference cannot be read: this check cannot run
         error, kind = str(e), "config"
     except httpx.HTTPError as e:
         error, kind = _describe(e, dep), _kind(e)
     result = check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
     return {**result, "body_truncated": True} if truncated else result
+
+
+async def _fresh(client: httpx.AsyncClient, dep: DependencySpec) -> dict[str, Any]:
+    """One request past the endpoint's open breaker (not counted by it): fresh evidence."""
+    started = time.perf_counter()
+    status, error, kind = None, None, None
+    try:
+        answer = await fetch(client, dep.method, dep.url.resolve(), timeout_s=dep.timeout_s,
+                             max_bytes=BODY_BYTES)
+        status = answer.status
+    except httpx.HTTPError as e:
+        error, kind = _describe(e, dep), _kind(e)
+    return check_result(dep, (time.perf_counter() - started) * 1000, status, error, kind)
 
 
 def check_result(dep: DependencySpec, latency_ms: float, status: int | None = None,
@@ -123,6 +140,10 @@ def _judge(check: dict[str, Any], critical: bool, slow_ms: float, now: datetime,
     down = check.get("error") or (status is not None and status not in check["expect"])
     if down:
         why = check.get("error") or f"HTTP {status}"
+        if check.get("error_kind") == "circuit_open":
+            why = f"not checked now: Hemostat's own breaker for it is open ({why}); no fresh request"
+        elif check.get("breaker"):
+            why += f" (breaker {check['breaker']})"
         return Finding(
             kind="dependency_down", subject=name, observed_at=now, probe=probe,
             severity=Severity.SEV2 if critical else Severity.SEV3,

@@ -40,6 +40,7 @@ from agent.model.context import ProbeContext
 from agent.model.rbac import KubeRule
 from probes._kube import DEPLOYMENT_READS, Budget, list_pods, read_deployment, read_log, session
 from probes.log_groups import group_errors, group_stream, merge_groups, signature
+from probes.log_onset import onset_of
 
 __all__ = ["K8sLogsProbe", "group_errors", "merge_groups", "signature"]
 
@@ -117,20 +118,23 @@ class K8sLogsProbe:
             return []
         groups = data.get("groups", [])[:EVIDENCE_GROUPS]
         subject = target.deployment or target.name
-        onset = _first_seen(groups)
+        onset, onset_from = onset_of(groups, target.thresholds.log_errors_per_minute)
+        if onset is None:  # no signature rose above its background (or no timeline): the first line
+            onset, onset_from = _first_seen(groups), "first matching log line"
         rate = _rate(data, target, observation.collected_at, onset)
         spike = rate.verdict == "spike"
         top = groups[0]["signature"] if groups else "?"
         return [Finding(
             kind="error_spike", subject=subject, observed_at=now, probe=self.name,
-            severity=(Severity.SEV2 if matched >= 10 * threshold else Severity.SEV3) if spike
-            else Severity.SEV4,
+            # Lines say something fails, not whom it hurts: without a share of requests, routes or
+            # users a log burst is SEV-3 at most (a chatty broken widget is not an outage).
+            severity=Severity.SEV3 if spike else Severity.SEV4,
             summary=f"{matched} error lines in {subject}'s logs ({rate.describe()}"
                     f"{'' if spike else ': too thin to call a spike'}); top: {shorten(top, 160)}",
             evidence=tuple(_evidence(g) for g in groups),
             facts={"matched": matched, "lines": data.get("lines", 0), "groups": len(data.get("groups", [])),
                    "top": groups, "pods": data.get("pods", 0)},
-            onset=onset, onset_from="first matching log line" if onset else "", rate=rate,
+            onset=onset, onset_from=onset_from if onset else "", rate=rate,
         )]
 
 

@@ -2,7 +2,8 @@
 
 A signature is the line with its variable parts (timestamps, uuids, IPs, hex, ids, numbers) as
 placeholders, so a thousand "timeout after 3012 ms for order 81723" are one group with a count,
-first/last seen and an example.
+first/last seen, an example and (for stamped logs) its lines per minute, the timeline its
+onset is read from (when its rate rose above its own background, probes/k8s_logs.py).
 
 Whole buffers, not lines: `probes.log_scan` finds the matching lines of a chunk with Hyperscan;
 their keys (digits masked, space-delimited hex ids folded, all in C over the joined lines) are
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import os
 import re
 from collections import Counter
@@ -122,9 +124,11 @@ class _Table:
     last line and the position of the last. Per line only C runs (Counter, dict-of-zip); Python
     runs per distinct key, and `signature` once per folded key."""
 
-    def __init__(self) -> None:
+    def __init__(self, timestamped: bool = False) -> None:
         self.rows: dict[bytes, list[Any]] = {}
         self.base = 0  # offset of the current block in the stream
+        self.timestamped = timestamped
+        self.minutes: dict[bytes, Counter[bytes]] = {}  # folded key -> lines per stamped minute
 
     def add(self, block: bytes, keys: list[bytes], ends: list[int]) -> None:
         first = dict(zip(reversed(keys), reversed(ends), strict=True))
@@ -139,24 +143,62 @@ class _Table:
             row[0] += count
             if self.base + last[key] > row[3]:
                 row[2], row[3] = _line(block, last[key]), self.base + last[key]
+        if self.timestamped and keys:
+            self._per_minute(block, keys, ends, dict(zip(counts, folds, strict=True)))
         self.base += len(block)
+
+    def _per_minute(self, block: bytes, keys: list[bytes], ends: list[int], fold: dict[bytes, bytes]) -> None:
+        """Each line's minute (its stamp's first 16 bytes, `2026-11-27T02:41`), counted per
+        folded key: the timeline a signature's onset is read from. The block's minute starts are
+        found by binary search (a container's stamps do not go backwards); each line's minute is
+        then one C-level bisect, with no Python code per line."""
+        starts, labels = _minute_starts(block)
+        at = map(bisect.bisect_right, itertools.repeat(starts), [e - 1 for e in ends])
+        for (folded, index), n in Counter(zip(map(fold.__getitem__, keys), at, strict=True)).items():
+            self.minutes.setdefault(folded, Counter())[labels[index - 1]] += n
 
     def groups(self, timestamped: bool) -> list[dict[str, Any]]:
         """Keys folded into signatures, most frequent first (ties: first seen first)."""
         by_signature: dict[str, list[Any]] = {}
-        for count, first, last, order in self.rows.values():
+        for folded, (count, first, last, order) in self.rows.items():
             stamp, text = split_stamp(first, timestamped)
             key = signature(text)
             group = by_signature.get(key)
             if group is None:
-                by_signature[key] = [count, stamp, last, order, text]
+                by_signature[key] = group = [count, stamp, last, order, text, Counter()]
             else:
                 group[0] += count
                 if order > group[3]:
                     group[2], group[3] = last, order
+            group[5].update(self.minutes.get(folded, {}))
         return [{"signature": key, "count": g[0], "first_seen": g[1],
-                 "last_seen": split_stamp(g[2], timestamped)[0], "example": g[4]}
+                 "last_seen": split_stamp(g[2], timestamped)[0], "example": g[4],
+                 **({"per_minute": {m.decode(errors="replace"): n for m, n in sorted(g[5].items())}}
+                    if g[5] else {})}
                 for key, g in sorted(by_signature.items(), key=lambda item: -item[1][0])]
+
+
+def _minute_starts(block: bytes) -> tuple[list[int], list[bytes]]:
+    """Offsets where a new stamped minute begins in `block`, and each one's minute."""
+    starts: list[int] = []
+    labels: list[bytes] = []
+    pos, size = 0, len(block)
+    while pos < size:
+        label = block[pos:pos + 16]
+        starts.append(pos)
+        labels.append(label)
+        lo, hi = pos, size  # lo: a line start in `label`'s minute; hi: the end, or a later minute's
+        while True:
+            after = block.find(b"\n", lo) + 1 or size  # the start of the line after lo's
+            if after >= hi:
+                break
+            line = block.rfind(b"\n", after - 1, (after + hi) // 2) + 1
+            if block[line:line + 16] == label:
+                lo = line
+            else:
+                hi = line
+        pos = hi
+    return starts, labels
 
 
 def _line(block: bytes, end: int) -> bytes:
@@ -169,7 +211,7 @@ def group_stream(chunks: Iterable[bytes], patterns: Sequence[str], timestamped: 
     """`group_errors` over a byte stream (a file read in `CHUNK_BYTES` pieces, a log body):
     memory is one chunk plus the table of distinct keys. Each chunk is scanned where it lies
     (no copy); only the line cut by a chunk's edge is glued and scanned on its own."""
-    table, carry = _Table(), b""
+    table, carry = _Table(timestamped), b""
     for chunk in chunks:
         first = chunk.find(b"\n") + 1
         if first == 0:
@@ -211,11 +253,18 @@ def merge_groups(per_source: Sequence[tuple[str, list[dict[str, Any]]]]) -> list
     merged: dict[str, dict[str, Any]] = {}
     for source, groups in per_source:
         for group in groups:
-            into = merged.setdefault(group["signature"], {**group, "count": 0, "sources": []})
+            into = merged.setdefault(group["signature"],
+                                     {**group, "count": 0, "sources": [], "per_minute": {}})
             into["count"] += group["count"]
             into["first_seen"] = min(filter(None, (into["first_seen"], group["first_seen"])), default=None)
             into["last_seen"] = max(filter(None, (into["last_seen"], group["last_seen"])), default=None)
             into["sources"].append(source)
+            if group.get("per_minute"):
+                summed = Counter(into["per_minute"]) + Counter(group["per_minute"])
+                into["per_minute"] = dict(sorted(summed.items()))
+    for group in merged.values():
+        if not group["per_minute"]:
+            del group["per_minute"]
     return sorted(merged.values(), key=lambda g: -g["count"])
 
 

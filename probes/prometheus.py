@@ -48,7 +48,7 @@ class PrometheusProbe:
 
     def analyze(self, observation: Observation, target: TargetSpec, now: datetime) -> list[Any]:
         if not observation.data.get("series") and not observation.data.get("failed"):
-            return []
+            return []  # nothing was asked
         return Judge(observation.data, target, _spec(target), now).findings()
 
     async def validate(self, target: TargetSpec, ctx: ProbeContext) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ class Judge:
 
     def findings(self) -> list[Finding]:
         found = [*self._error_ratio(), *self._latency(), *self._saturation(), *self._burn(),
-                 *self._alert(), *self._failed()]
+                 *self._alert(), *self._failed(), *self._no_series()]
         return [f for f in found if f is not None]
 
     def _series(self, key: str) -> list[list[float]]:
@@ -133,7 +133,11 @@ class Judge:
         if slo is None:
             return []
         budget = 1 - slo.objective
+        history, short = self._history_s(), []
         for rule in sorted(slo.windows, key=lambda w: w.severity):
+            if history is not None and history < seconds(rule.long):
+                short.append(rule.long)  # a rate "over 1h" from minutes of data is not a 1h burn
+                continue
             rates = [self.data["values"].get(f"error_ratio[{w}]") for w in (rule.long, rule.short)]
             if any(r is None for r in rates):
                 continue
@@ -146,7 +150,22 @@ class Judge:
                     [f"error ratio {rates[0]:.2%} over {rule.long}, {rates[1]:.2%} over {rule.short}"],
                     self._onset("error_ratio", budget * rule.factor), burn_long=burn_long,
                     burn_short=burn_short, factor=rule.factor, objective=slo.objective)]
-        return []
+        return [Finding(kind="probe_failed", subject=f"{PROBE}:slo_burn[{window}]", severity=Severity.SEV4,
+                        observed_at=self.now, probe=PROBE,
+                        summary=f"SLO burn over {window} not judged: Prometheus holds only "
+                                f"{(history or 0) / 60:.0f} min of the app's error ratio",
+                        facts={"error": f"{(history or 0) / 60:.0f} min of history for a {window} window",
+                               "error_code": "prometheus_short_history", "query": f"error_ratio[{window}]"})
+                for window in short]
+
+    def _history_s(self) -> float | None:
+        """How long Prometheus has held the app's error ratio, when the range shows its start
+        (its first point comes after the lookback began); None when it covers the lookback."""
+        points = self._series("error_ratio")
+        began = self.data["at"] - seconds(self.spec.lookback)
+        if not points or points[0][0] <= began + 2 * self.data["step_s"]:
+            return None
+        return float(self.data["at"] - points[0][0] + seconds(self.spec.window))
 
     def _alert(self) -> list[Finding]:
         alert = self.data.get("alert")
@@ -169,6 +188,19 @@ class Judge:
                         summary=f"prometheus query {key!r} failed: {message}",
                         facts={"error_code": "prometheus_query", "query": key})
                 for key, message in sorted(self.data["failed"].items())]
+
+
+    def _no_series(self) -> list[Finding]:
+        """A query that matched no series is a gap, not health: a selector that names no metric
+        (a renamed job, a missing label) reads exactly like zero errors otherwise. (The alert's
+        own expression matching nothing means it no longer holds: not a gap.)"""
+        return [Finding(kind="probe_failed", subject=f"{PROBE}:{key}", severity=Severity.SEV4,
+                        observed_at=self.now, probe=PROBE,
+                        summary=f"prometheus query {key!r} matched no series: check its selector",
+                        facts={"error": f"query {key!r} matched no series over the last {self.spec.lookback}",
+                               "error_code": "prometheus_no_series", "query": key})
+                for key, points in sorted(self.data["series"].items())
+                if not points and key != "alert" and key not in self.data["failed"]]
 
 
 def _rate(ratio: float, samples: int | None, usual: float | None, window: str,

@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.cli.demo import _serve, make_deploy_repo  # noqa: E402
+from agent.cli.demo_scene import _serve, make_deploy_repo  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 
 DRILLS = ROOT / "drills"

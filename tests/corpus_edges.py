@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from agent.model import TemporaryError
 from tests.corpus_playbook import PG, PLAYBOOK, RED_HERRINGS, STRIPE, app_errors, stripe_errors, target
+from tests.corpus_traps import TRAPS
 from tests.incidents import (
     Incident,
     at,
@@ -214,5 +215,6 @@ PARTIAL = [probe_crashed, rbac_forbids_logs, everything_failed, postgres_timeout
 QUANTITIES = [nano_kibi, milli_mebi, every_other_unit]
 FLAGS = [matches_route, does_not_match, component_down]
 CLASSES = {"playbook": PLAYBOOK, "red-herring": RED_HERRINGS, "false-alarm": FALSE_ALARMS,
-           "multi-cause": MULTI_CAUSE, "partial": PARTIAL, "quantities": QUANTITIES, "flags": FLAGS}
+           "multi-cause": MULTI_CAUSE, "partial": PARTIAL, "quantities": QUANTITIES, "flags": FLAGS,
+           "trap": TRAPS}
 ALL = [build for builders in CLASSES.values() for build in builders]

@@ -86,6 +86,8 @@ def proposal_lines(p: dict[str, Any], verdict: dict[str, Any], state: str | None
     preview = p.get("preview") or {}
     if preview.get("summary"):
         out.append(f"      would:   {preview['summary']}")
+    if preview.get("verify"):
+        out.append(f"      verify:  {preview['verify']}")
     out += [f"               pid {s['pid']} {s.get('user') or '-'} {s.get('state') or '-'}: {s.get('query')}"
             for s in preview.get("sessions", [])[:10]]
     out.append(f"      policy: {'; '.join(verdict['reasons'])}")

@@ -22,6 +22,8 @@ from agent.diagnosis.registry import Registry
 from agent.model import DecisionStep, Finding, Proposal, TargetSpec
 from policies.tree import Branch, Step, Tree
 
+DEPENDENCY_KINDS = frozenset({"dependency_down", "dependency_slow", "provider_incident"})
+
 Role = Literal["primary", "alternative"]
 
 
@@ -83,8 +85,14 @@ def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: Tar
     """Each cause's steps, the best-supported cause first, alternatives last."""
     proposals: list[Proposal] = []
     skipped: list[Skipped] = []
+    primary = next((c for c in causes if c.role == "primary" and c.branch.then == "stop"), None)
     for cause in sorted(causes, key=lambda c: (c.role != "primary", -c.score)):
         step_path = _path_step(cause, live)
+        shared = _one_shared_cause(cause, primary, ev)
+        if shared is not None:  # a deploy is not offered when every error names the dependency
+            skipped += [Skipped(cause.branch.name, s.action, target.deployment or target.name, shared)
+                        for s in cause.branch.propose]
+            continue
         for step in cause.branch.propose:
             for subject, matched, why in _subjects(step, cause, ev, target):
                 if any((p.action, p.subject) == (step.action, subject) for p in proposals):
@@ -94,8 +102,27 @@ def _propose(causes: list[Cause], live: list[Finding], ev: Evidence, target: Tar
                     skipped.append(Skipped(cause.branch.name, step.action, subject, reason))
                     continue
                 proposals.append(_proposal(step, subject, matched, why, cause, step_path, target, now,
-                                           incident_id))
+                                           incident_id, _owners(live)))
     return proposals, skipped
+
+
+def _one_shared_cause(cause: Cause, primary: Cause | None, ev: Evidence) -> str | None:
+    """Why an alternative change is not offered: the best-supported cause is a dependency that
+    every error line the app logs names (a shared-dependency outage: no error is left for the
+    change to explain). None: offer it."""
+    if primary is None or cause is primary or cause.role != "alternative" or cause.branch.before != "symptom":
+        return None
+    named = [f.subject for f in primary.findings
+             if f.kind in DEPENDENCY_KINDS and ev.every_error_names(f.subject)]
+    if not named:
+        return None
+    return (f"not offered: every error line names {named[0]}, which is failing: one shared cause, "
+            f"not the {cause.branch.title}")
+
+
+def _owners(live: Sequence[Finding]) -> list[Finding]:
+    """Who manages the workload (a GitOps controller): the approver reads it on the proposal."""
+    return [f for f in live if f.kind == "gitops_managed"]
 
 
 def _of(findings: Sequence[Finding], kinds: Sequence[str]) -> list[Finding]:
@@ -183,7 +210,7 @@ def _subjects(step: Step, cause: Cause, ev: Evidence, target: TargetSpec) -> lis
 
 def _proposal(step: Step, subject: str, matched: list[Finding], why: str | None, cause: Cause,
               branch_step: DecisionStep, target: TargetSpec, now: datetime,
-              incident_id: str | None) -> Proposal:
+              incident_id: str | None, owners: Sequence[Finding] = ()) -> Proposal:
     params = dict(step.params)
     if step.param_from_kind and matched:
         params[step.param_from_kind] = sorted(matched, key=lambda f: f.severity)[0].kind
@@ -192,7 +219,7 @@ def _proposal(step: Step, subject: str, matched: list[Finding], why: str | None,
     if matched and step.per == "finding" and len(subjects) > 1:  # say which one this is about
         path += (DecisionStep(f"{step.action} {subject}", "; ".join(f.summary for f in matched[:2]),
                               tuple(f"{f.kind}:{f.subject}" for f in matched)),)
-    shown, params = preview(step.action, subject, params, matched or list(cause.findings))
+    shown, params = preview(step.action, subject, params, [*(matched or cause.findings), *owners])
     lead = "(alternative) " if cause.role == "alternative" else ""
     return Proposal(
         id=proposal_id(target.name, step.action, subject, incident_id or now.isoformat()),

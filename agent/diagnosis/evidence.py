@@ -121,6 +121,14 @@ class Evidence:
                 return line
         return None
 
+    def every_error_names(self, subject: str) -> bool:
+        """Whether every error signature the logs quote names `subject` (one shared cause)."""
+        tokens = _tokens(subject, self.target)
+        signatures = [str(g.get("signature") or "") for f in self.findings for g in f.facts.get("top") or []]
+        return bool(signatures) and all(
+            any(re.search(rf"(?<![a-z0-9]){re.escape(tok)}", sig, re.IGNORECASE) for tok in tokens)
+            for sig in signatures)
+
     def flag_match(self, flag: FlagSpec) -> str | None:
         """Why the failing evidence is about `flag`, or None (always None when it declares nothing)."""
         scope = flag.governs
@@ -222,6 +230,35 @@ def _change_put_fault(ev: Evidence, causes: Sequence[Finding], exclude: Sequence
                         f"{_name(causes[0])} changed: a rollback would not fix it")
 
 
+REVERT = re.compile(r'^(Revert ".*"|Revert\b|revert\b)')
+CONFIG_ONLY = re.compile(r"(^|[/_.-])(configmaps?|cm|secrets?|sealed-?secrets?)([/_.-]|$)|\.env$",
+                         re.IGNORECASE)
+
+
+def _rollback_undoes(ev: Evidence, causes: Sequence[Finding], exclude: Sequence[str]) -> Check:
+    """A rollback puts the previous pod template back. That undoes a change only when the
+    change was to the template: a rollout that was itself a revert would re-deploy what it took
+    out, and a ConfigMap/Secret-only change stays as it is (revert that change instead)."""
+    for change in causes:
+        subject = str(change.facts.get("subject") or "")
+        if REVERT.match(subject):
+            return Check(False, f"{_name(change)} is itself a revert ({shorten(subject, 80)}): rolling it "
+                                "back would re-deploy the version it took out")
+        undone = next((f for f in ev.findings if f.kind == "recent_deploy" and f is not change and subject
+                       and REVERT.match(str(f.facts.get("subject") or ""))
+                       and subject in str(f.facts["subject"])), None)
+        if undone is not None:
+            return Check(False, f"{_name(change)} was already reverted by {_name(undone)}: rolling back "
+                                "either one re-deploys a version that was taken out")
+        files = change.facts.get("files") or []
+        if files and all(CONFIG_ONLY.search(f) for f in files):
+            return Check(False, f"{_name(change)} changed only ConfigMap/Secret manifests "
+                                f"({shorten(', '.join(files), 100)}): an image rollback would leave them "
+                                f"as they are; revert that change (git revert {change.facts.get('short')}) "
+                                "or investigate")
+    return Check(True, f"rolling back undoes {_name(causes[0])}")
+
+
 _CHECKS = {"change_put_fault_there": _change_put_fault, "logs_name_cause": _logs_name_cause,
            "cause_precedes_symptom": _precedes, "change_touches_runtime": _touches_runtime,
-           "change_changes_image": _changes_image}
+           "change_changes_image": _changes_image, "rollback_undoes_change": _rollback_undoes}

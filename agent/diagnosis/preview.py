@@ -21,10 +21,28 @@ def preview(action: str, subject: str, params: JSON, findings: Sequence[Finding]
     """(preview, params): the preview, and the params with anything the evidence pins down
     (the revision to roll back to) filled in."""
     build = _PREVIEWS.get(action)
-    if build is None:
-        return {}, params
-    shown, params = build(subject, params, findings)
-    return _under_gitops(shown, findings), params
+    shown: JSON = {}
+    if build is not None:
+        shown, params = build(subject, params, findings)
+        shown = _under_gitops(shown, findings)
+    if action in VERIFIES:
+        shown = {**shown, "verify": f"{VERIFIES[action]}; then the symptom is measured again and must "
+                                    "be gone within the action's settle window, else it is 'not verified' "
+                                    "and escalates"}
+    return shown, params
+
+
+# What verification checks on the live object, for the approver (actions/*.py verify; the
+# symptom re-measure is agent/execution/symptom.py).
+VERIFIES = {
+    "rollback": "the live workload runs the template (image) the rollback restores, not the suspect one, "
+                "and its rollout is available (under GitOps: the revert synced, then the same)",
+    "scale-up": "the planned replicas are available",
+    "failover": "the fallback key reads the secondary",
+    "feature-flag-off": "the flag reads off",
+    "circuit-break": "the breaker is held open for every app instance",
+    "kill-queries": "the planned pids are gone and the finding does not come back",
+}
 
 
 def _under_gitops(shown: JSON, findings: Sequence[Finding]) -> JSON:
@@ -54,7 +72,8 @@ def _kill_queries(subject: str, params: JSON, findings: Sequence[Finding]) -> tu
 
 
 def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[JSON, JSON]:
-    change = next((f for f in findings if f.kind == "recent_deploy"), None)
+    deploys = [f for f in findings if f.kind == "recent_deploy"]
+    change = max(deploys, key=lambda f: f.began) if deploys else None  # the newest that passed
     if change is None:
         return {}, params
     facts = change.facts
@@ -65,9 +84,11 @@ def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[
                 "from_revision": facts.get("revision"), "to_revision": to,
                 "from_image": facts.get("image"), "to_image": facts.get("previous_image")}, \
             {**params, "to_revision": to}
+    named = {**params, "commits": [str(facts["sha"])]} if facts.get("sha") and "commits" not in params \
+        else params  # a git-revert reverts exactly the commit the evidence names, never HEAD
     return {"summary": f"would roll {subject} back to the revision it ran before deploy "
                        f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}",
-            "change": facts.get("sha"), "landed": facts.get("at")}, params
+            "change": facts.get("sha"), "landed": facts.get("at")}, named
 
 
 def _scale_up(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[JSON, JSON]:

@@ -6,6 +6,7 @@ drills call `evaluate` on recorded observations.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -80,7 +81,7 @@ def evaluate(app: App, target: TargetSpec, observations: Sequence[Observation], 
     findings = with_history_baselines(dated_by_history(analyze_all(observations, target, app.registry, now),
                                                        past))
     decision = decide(findings, target, app.tree, app.registry, now, incident_id)
-    tri = triage(findings, target.name, now, cause_onset(decision))
+    tri = triage(findings, target.name, now, cause_onset(decision), target.thresholds.look_again_s)
     severity = int(tri.severity) if tri.severity else 4
     verdicts = {p.id: _gated(app, p, history, now, severity) for p in decision.proposals}
     return Diagnosis(target.name, now, tuple(observations), tuple(findings), tri, decision,
@@ -139,6 +140,12 @@ def new_incident_id(now: datetime) -> str:
     return f"inc-{now:%Y%m%d-%H%M}-{secrets.token_hex(4)}"  # 1,000 a minute must not collide
 
 
+def untitled(headline: str) -> str:
+    """The headline as an incident title: without its `SEV-n` label, which is the incident's own
+    field and changes as evidence comes in (a title frozen at SEV-2 beside a SEV-1 contradicts)."""
+    return re.sub(r"^SEV-\d\s+", "", headline)
+
+
 def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
            incident: IncidentRecord | None = None) -> IncidentRecord | None:
     """Write the diagnosis to the ledger: the incident (opened or reused), its findings, triage,
@@ -147,7 +154,7 @@ def record(app: App, ledger: Ledger, diagnosis: Diagnosis, actor: str,
     if tri.severity is None and incident is None:
         return None
     incident = incident or ledger.find_open_incident(target=diagnosis.target) or ledger.open_or_join(
-        IncidentRecord(new_incident_id(diagnosis.started_at), diagnosis.target, tri.headline,
+        IncidentRecord(new_incident_id(diagnosis.started_at), diagnosis.target, untitled(tri.headline),
                        "opened", int(tri.severity or 4), diagnosis.started_at, diagnosis.started_at),
         actor,
     )[0]

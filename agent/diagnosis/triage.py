@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.diagnosis.evidence import CHANGE_KINDS, CONTEXT_KINDS, problems
@@ -24,6 +24,7 @@ from policies.tree import SYMPTOM_KINDS
 DEPENDENCY_KINDS = frozenset({"dependency_down", "dependency_slow", "provider_incident"})
 WIDE_CAUSES = 3  # independent causes at once that widen the blast radius by one level
 WIDE_SUBJECTS = 2  # user-facing subjects damaged at once that do the same
+LOOK_AGAIN_S = 120.0  # a sample too small to judge is measured again this much later
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Triage:
     gaps: tuple[str, ...]
     missing: tuple[Gap, ...] = ()
     noise: tuple[str, ...] = ()  # findings judged noise: a small sample, or at baseline
+    # Too few requests to judge, even after widening the window: when to look again (the
+    # daemon schedules a re-diagnosis then), never silence.
+    look_again_at: datetime | None = None
 
     @property
     def complete(self) -> bool:
@@ -62,13 +66,16 @@ class Triage:
             "changed": list(self.changed), "impact": list(self.impact), "gaps": list(self.gaps),
             "complete": self.complete, "missing": [g.to_json() for g in self.missing],
             "noise": list(self.noise),
+            **({"look_again_at": self.look_again_at.isoformat()} if self.look_again_at else {}),
         }
 
 
 def triage(findings: Sequence[Finding], target: str, started_at: datetime | None = None,
-           cause_onset: datetime | None = None) -> Triage:
+           cause_onset: datetime | None = None, look_again_s: float = LOOK_AGAIN_S) -> Triage:
     """`cause_onset`: when the decision's best-supported cause began, which is what "since"
-    answers; without one, the earliest onset of the damage."""
+    answers; without one, the earliest onset of the damage. Nothing wrong but a sample too small
+    to judge: "need more data", and when it will be looked at again (`look_again_s` after
+    `started_at`)."""
     hurt = problems(findings)
     changed = tuple(f.summary for f in findings if f.kind in CHANGE_KINDS)
     missing = tuple(Gap(f.subject, str(f.facts.get("error") or f.summary), f.facts.get("error_code"))
@@ -76,6 +83,12 @@ def triage(findings: Sequence[Finding], target: str, started_at: datetime | None
     gaps = tuple(f.summary for f in findings if f.kind == "probe_failed")
     noise = tuple(f.summary for f in findings if f.noise)
     if not hurt:
+        small = [f for f in findings if f.rate is not None and f.rate.unit == "ratio"
+                 and f.rate.verdict == "small_sample"]  # too few requests (thin logs are a judgement)
+        if small and not missing and started_at is not None:
+            again = started_at + timedelta(seconds=look_again_s)
+            return Triage(None, f"{target}: need more data: {small[0].summary}; looking again at "
+                                f"{again:%H:%M}Z", (), None, changed, (), gaps, missing, noise, again)
         return Triage(None, _quiet_headline(target, missing, noise), (), None, changed, (), gaps,
                       missing, noise)
     severity = _severity(hurt)

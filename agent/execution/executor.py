@@ -11,7 +11,7 @@ leader is seen instead of being recorded as "not in place".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from actions.base import Outcome
 from agent.diagnosis.runner import analyze_all, collect_all
 from agent.diagnosis.wiring import App
-from agent.execution import reverts
+from agent.execution import reverts, symptom
 from agent.execution.approval_check import approvals_problem
 from agent.ledger import Ledger, ProposalRecord
 from agent.model import HemostatError, Plan, TargetSpec, redact
@@ -35,6 +35,7 @@ class Executor:
     ledger: Ledger
     actor: str
     now: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # between re-measurements of the symptom
 
     async def run_once(self) -> list[str]:
         """Expire stale proposals, then execute every approved one. Returns the ids run."""
@@ -135,7 +136,10 @@ class Executor:
             self.ledger.transition(pid, "failed", self.actor, self.now(), {"error": outcome.detail})
             self._escalate(record, f"execution failed: {outcome.detail}")
             return
+        changed_at = self.now()
         verified = await self._verify(action, plan, ctx, record.verdict.dry_run)
+        if verified.ok and not record.verdict.dry_run and getattr(action, "mutates", True):
+            verified = await self._symptom_gone(record, action, verified, changed_at)
         self.ledger.append("verification", self.actor, self.now(), incident_id=inc, proposal_id=pid,
                            data=verified.to_json())
         self.ledger.transition(pid, "succeeded" if verified.ok else "failed", self.actor, self.now(),
@@ -153,6 +157,25 @@ class Executor:
             return Outcome(False, f"not verified within {self.app.config.executor.verify_timeout_s:g}s")
         except HemostatError as e:
             return Outcome(False, redact(str(e)), {"code": e.code})
+
+    async def _symptom_gone(self, record: ProposalRecord, action: Any, effect: Outcome,
+                            changed_at: datetime) -> Outcome:
+        """The effect is in place; verified only once the symptom it was for is gone too."""
+        refs, probes = symptom.symptoms_of(self.ledger, record.proposal, self.app.tree.causality.symptoms)
+        if not refs:
+            return effect
+        cfg = self.app.config.executor
+        target = self.app.config.target(record.proposal.target)
+
+        async def measure(names: list[str] | None) -> tuple[list[Any], list[Any]]:
+            observations = await collect_all(target, self.app.registry, self._probe_context(), names)
+            return observations, analyze_all(observations, target, self.app.registry, self.now())
+
+        found = await symptom.remeasure(refs, probes, measure, self.now, self.sleep, changed_at,
+                                        symptom.settle_of(action, cfg.symptom_settle_s), cfg.symptom_poll_s)
+        detail = f"{effect.detail}; {found.detail}" if found.ok else \
+            f"not verified: the effect is in place ({effect.detail}), but {found.detail}"
+        return Outcome(found.ok, detail, {**effect.facts, "effect": "in place", **found.facts})
 
     async def _after_failed_verify(self, record: ProposalRecord, action: Any, plan: Plan,
                                    ctx: ActionContext, verified: Outcome) -> None:
@@ -175,7 +198,18 @@ class Executor:
         outcome = await self._run_revert(action, plan, self.context(record))
         self.ledger.transition(record.id, "reverted", self.actor, self.now(),
                                {"reason": reason, **outcome.to_json()})
+        self._no_longer_mitigated(record, outcome)
         return outcome
+
+    def _no_longer_mitigated(self, record: ProposalRecord, outcome: Outcome) -> None:
+        """An incident monitoring a mitigation that was just taken back is not monitoring
+        anything: back to investigating, saying why (status text and state stay one story)."""
+        incident_id = record.proposal.incident_id
+        if not outcome.ok or incident_id is None or self.ledger.incident(incident_id).status != "monitoring":
+            return
+        what = f"{record.proposal.action} {record.proposal.subject}"
+        self.ledger.set_incident_status(incident_id, "investigating", self.actor, self.now(), data={
+            "reason": f"{what} reverted: no mitigation in place", "cause": "mitigation_reverted"})
 
     async def _run_revert(self, action: Any, plan: Plan, ctx: ActionContext) -> Outcome:
         try:
@@ -225,12 +259,16 @@ class Executor:
         target = self.app.config.target(record.proposal.target)
         return ActionContext(target=target, breakers=self.app.breakers, now=self.now,
                              kube=self.app.kube_provider(), limits=dict(record.verdict.limits),
-                             reprobe=self._reprobe, actor=self.actor)
+                             reprobe=self._reprobe, actor=self.actor,
+                             provenance={"incident": record.proposal.incident_id, "proposal": record.id,
+                                         "approvers": list(record.approvers)})
+
+    def _probe_context(self) -> ProbeContext:
+        return ProbeContext(breakers=self.app.breakers, timeout_s=self.app.config.probe_timeout_s,
+                            kube=self.app.kube_provider(), kube_endpoint=self.app.kube_endpoint_provider(),
+                            now=self.now)
 
     async def _reprobe(self, target: TargetSpec, probe: str) -> list[Any]:
-        ctx = ProbeContext(breakers=self.app.breakers, timeout_s=self.app.config.probe_timeout_s,
-                           kube=self.app.kube_provider(), kube_endpoint=self.app.kube_endpoint_provider(),
-                           now=self.now)
-        observations = await collect_all(target, self.app.registry, ctx, [probe])
+        observations = await collect_all(target, self.app.registry, self._probe_context(), [probe])
         return analyze_all(observations, target, self.app.registry, self.now())
 

@@ -138,20 +138,28 @@ def too_nested(value: Any, limit: int) -> bool:
 
 
 def target_for(alert: Alert, config: Config) -> TargetSpec | None:
-    """The configured target an alert is about: by name, else by deployment (and namespace)."""
+    """The configured target an alert is about: by name, else by deployment, and always in the
+    alert's namespace when it carries one (`exported_namespace`, else `namespace`): an alert about
+    staging's checkout is not shop's. The first label that names any target decides; two targets
+    it could mean are ambiguous: unmatched (recorded for a human), never a guess."""
     labels = alert.labels
     for key in config.intake.target_labels:
         value = labels.get(key)
         if value is None:
             continue
-        for target in config.targets:
-            if value == target.name or (value == target.deployment and _same_ns(labels, target)):
-                return target
+        named = [t for t in config.targets if value in (t.name, t.deployment)]
+        if not named:
+            continue
+        fitting = [t for t in named if _same_ns(labels, t)]
+        exact = [t for t in fitting if t.name == value]
+        chosen = exact if len(exact) == 1 else fitting
+        return chosen[0] if len(chosen) == 1 else None
     return None
 
 
 def _same_ns(labels: dict[str, str], target: TargetSpec) -> bool:
-    return labels.get("namespace", target.namespace) == target.namespace
+    stated = labels.get("exported_namespace") or labels.get("namespace")  # the workload's, past relabelling
+    return stated is None or stated == target.namespace
 
 
 def group(webhook: Webhook, config: Config) -> list[tuple[TargetSpec | None, Sequence[Alert]]]:

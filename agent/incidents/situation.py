@@ -108,7 +108,9 @@ def _alerts_sentence(incident: IncidentRecord, events: Sequence[Event], acted: b
     changes = [e for e in events if e.type == "status_changed" and e.data.get("from") != e.data.get("to")]
     if changes and changes[-1].data.get("cause") == "refired" and incident.status != "monitoring":
         last = changes[-1]
-        return f"{last.data.get('reason', 'The alert fired again')} at {_hm(last.at)}; diagnosing again."
+        done = next((e for e in reversed(events) if e.type == "triaged" and e.seq > last.seq), None)
+        then = f"diagnosed again at {_hm(done.at)}." if done else "diagnosing again."  # never stale
+        return f"{last.data.get('reason', 'The alert fired again')} at {_hm(last.at)}; {then}"
     tracked = tracked_alerts(events)
     still = firing(tracked)
     if tracked and not still:

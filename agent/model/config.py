@@ -120,6 +120,10 @@ class ExecutorConfig(_Strict):
         60, gt=0, description="an execution may run this long; a new leader reconciles an "
         "interrupted one only after its claim is this old (plus the action's settle_s)")
     status_update_minutes: float = Field(30, gt=0, description="cadence while an incident is open")
+    symptom_settle_s: float = Field(
+        120, ge=0, description="after an action's effect is in place, how long its symptom may take "
+        "to go before the mitigation is 'not verified' (an action's own `symptom_settle_s` wins)")
+    symptom_poll_s: float = Field(10, gt=0, description="how often the symptom is measured again meanwhile")
 
 
 class Config(_Strict):

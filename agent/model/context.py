@@ -136,3 +136,6 @@ class ActionContext:
     actor: str = "hemostat"
     tls: Callable[[], ssl.SSLContext] = shared_tls
     log: Any = None
+    # What the action answers for, for the words it leaves behind (a revert's commit message):
+    # {"incident": id, "proposal": id, "approvers": [names]}.
+    provenance: dict[str, Any] = field(default_factory=dict)

@@ -27,6 +27,8 @@ class Thresholds(_Strict):
     recent_deploy_minutes: float = Field(30, gt=0, description="a deploy this recent is a suspect")
     error_rate: float = Field(0.05, ge=0, le=1, description="errors/requests that is a spike")
     error_rate_sev1: float = Field(0.5, ge=0, le=1, description="errors/requests that is an outage")
+    look_again_s: float = Field(120, gt=0, le=3600, description="too few requests to judge even "
+                                "after widening the window: diagnose again this much later")
     errors_per_minute: float = Field(10, ge=0, description="error rate when no request counter")
     min_requests: int = Field(
         100, ge=1, description="requests a ratio needs before it may raise severity; fewer is "
@@ -149,6 +151,10 @@ class MetricsSpec(_Strict):
     error_counters: list[str] = Field(default_factory=lambda: ["http_requests_errors_total"])
     request_counters: list[str] = Field(default_factory=lambda: ["http_requests_total"])
     scrape_interval_s: float = Field(2.0, gt=0, le=120, description="the window: gap between two scrapes")
+    max_window_s: float = Field(
+        8.0, gt=0, le=600, description="too few requests between two scrapes (below "
+        "`thresholds.min_requests`): scrape again every `scrape_interval_s` until the window is "
+        "this long, before judging (keep it under `probe_timeout_s`)")
     timeout_s: float = Field(5.0, gt=0, le=60)
     max_body_bytes: int = Field(2 << 20, ge=1024, le=64 << 20,
                                 description="a scrape reads at most this much (cut at a whole line)")

@@ -35,6 +35,7 @@ from agent.incidents.status import StatusUpdate
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import HemostatError, TargetSpec
 from agent.model.context import utcnow
+from agent.server import relook
 from agent.server.announce import Announcer
 from agent.server.approval_api import ApprovalApi
 from agent.server.diagnose_api import DiagnoseApi
@@ -59,6 +60,7 @@ class Daemon:
     drain_deadline_s: float = 20.0
     metrics: Metrics = field(default_factory=Metrics)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # a proposal may be ready to run now
     _loop: asyncio.AbstractEventLoop | None = None
     _inflight: set[concurrent.futures.Future[Any] | asyncio.Future[Any]] = field(default_factory=set)
     _intake_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -192,11 +194,35 @@ class Daemon:
                                         past=past)
         self.metrics.observe(result)
         await asyncio.to_thread(self._record, result, incident)
+        if result.triage.look_again_at is not None:
+            await self._look_again(target, incident, alerts or [], result)
 
     def _record(self, result: service.Diagnosis, incident: IncidentRecord) -> None:
         _, changed = lifecycle.record_diagnosis(self.app, self.ledger, result, self.actor, utcnow(), incident)
         if changed:
             self._announce_threadsafe(incident.id)
+        self._wake_executor_threadsafe()  # an auto-approved proposal runs now, not at the next pass
+
+    async def _look_again(self, target: TargetSpec, incident: IncidentRecord, alerts: list[dict[str, Any]],
+                          result: service.Diagnosis) -> None:
+        """Too few requests to judge: say when it will be looked at again, and do it then."""
+        at = result.triage.look_again_at
+        assert at is not None
+        if not await relook.record(self.ledger, incident, at, result.triage.headline, self.actor):
+            return
+        self._announce_threadsafe(incident.id)
+
+        async def later() -> None:
+            if await relook.wait_until(at, self.stopping):
+                await self.diagnose_incident(target, incident, alerts)
+
+        task = asyncio.create_task(named(later(), f"look-again:{incident.id}"))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    def _wake_executor_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.wake.set)
 
     # -- status updates -------------------------------------------------------------------------
     def _announce_threadsafe(self, incident_id: str) -> None:
@@ -250,7 +276,7 @@ class Daemon:
                 await self._execute_as_leader(executor)
             except HemostatError as e:
                 log.warning("executor pass failed", error=str(e))
-            await self._pause(self.executor_interval_s)
+            await relook.nap(self.executor_interval_s, self.wake, self.stopping)  # or an approval wakes it
 
     async def _execute_as_leader(self, executor: Executor) -> None:
         was_leader = self.leader
@@ -328,6 +354,7 @@ class Daemon:
         def decided(record: ProposalRecord) -> None:
             if record.proposal.incident_id:
                 self._announce_threadsafe(record.proposal.incident_id)
+            self._wake_executor_threadsafe()
 
         return SlackInteractions(config.signing_secret.resolve(), config.users,
                                  ledger_decider(self.ledger, Approving.of(self.app), utcnow, decided))

@@ -228,7 +228,10 @@ def test_flux_self_heals_a_live_edit_and_a_git_revert_holds(gitops: GitOps) -> N
     gitops.controller.reconcile()
     assert gitops.image() == "shop/checkout:2.0"  # drift corrected
     ctx = gitops.ctx(rollback="git-revert", push="deploy-branch", sync_timeout_s=30)
-    plan = run(action().plan(proposal(), ctx))
+    # Flux keeps no sync history: the commit to revert is the one the evidence names (the
+    # preview puts the recent_deploy finding's sha in `commits`), never the branch's head.
+    named = Proposal(**{**proposal().__dict__, "params": {"commits": [gitops.bad]}})
+    plan = run(action().plan(named, ctx))
     assert plan.state["gitops"]["kind"] == "Kustomization" and plan.state["commits"] == [gitops.bad]
     run(action().execute(plan, ctx))
     verify_while_the_controller_runs(gitops, plan, ctx)

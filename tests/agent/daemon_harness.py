@@ -30,12 +30,16 @@ def now_iso(minutes_ago: float = 1) -> str:
     return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def failing_metrics(loopback: LoopbackServer) -> str:
-    state = {"n": 0}
+def failing_metrics(loopback: LoopbackServer, healed_by: Path | None = None) -> str:
+    """An app whose error counter climbs; with `healed_by`, errors stop once that file says the
+    mitigation is `done` (the app really recovers, so verification can see the symptom go)."""
+    state = {"n": 0, "errors": 0}
 
     def body() -> str:
         state["n"] += 1
-        return f"http_requests_total {1000 + 200 * state['n']}\nhttp_requests_errors_total {80 * state['n']}\n"
+        healed = healed_by is not None and healed_by.exists() and "done" in healed_by.read_text()
+        state["errors"] += 0 if healed else 80
+        return f"http_requests_total {1000 + 200 * state['n']}\nhttp_requests_errors_total {state['errors']}\n"
 
     return loopback.route("/metrics", body=body)
 

@@ -18,6 +18,7 @@ from tests.agent.daemon_harness import (
     DaemonProcess,
     alert_payload,
     daemon_config,
+    failing_metrics,
     now_iso,
     start_daemon,
     wait_until,
@@ -162,8 +163,8 @@ def marker_setup(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path, sl
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"mode": "auto", "actions": {"slow-marker": {"auto": True}}}))
     # The claim's lease outlasts the marker's sleep: a live execution is never cut short.
-    config = daemon_config(tmp_path, loopback, deploy_repo, tree=str(tree), policy=str(policy),
-                     executor={"claim_lease_s": sleep_s + 2})
+    config = daemon_config(tmp_path, loopback, deploy_repo, failing_metrics(loopback, healed_by=marker),
+                           tree=str(tree), policy=str(policy), executor={"claim_lease_s": sleep_s + 2})
     return MarkerSetup(config, {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parents[2]}"}, marker)
 
 

@@ -16,6 +16,7 @@ from agent.model.config import Config
 from policies.model import bundled_policy_path
 from tests import corpus_edges as edges
 from tests import corpus_playbook as playbook
+from tests import corpus_traps as traps
 from tests.incidents import Incident, at
 
 
@@ -60,7 +61,7 @@ def test_a_docs_only_change_is_not_a_cause_and_the_rationale_says_so(app: App) -
 
 
 def test_the_best_supported_cause_comes_first_and_the_other_is_an_alternative(app: App) -> None:
-    d = run(app, playbook.change_before_errors_naming_dependency())
+    d = run(app, traps.change_before_mixed_errors())
     first, *rest = d.decision.proposals
     assert (first.action, first.role) == ("circuit-break", "primary")
     assert any("the app's errors name stripe" in s for s in first.support)
@@ -75,7 +76,7 @@ def test_an_alternative_never_runs_without_a_human_even_in_auto_mode(tmp_path: o
     policy = pathlib.Path(str(tmp_path)) / "auto.yaml"
     policy.write_text("mode: auto\nactions:\n  rollback: {auto: true}\n  circuit-break: {auto: true}\n")
     auto = build_app(Config(), Registry.discover(), policy)
-    d = run(auto, playbook.change_before_errors_naming_dependency())
+    d = run(auto, traps.change_before_mixed_errors())
     [rollback] = [p for p in d.decision.proposals if p.action == "rollback"]
     assert d.verdicts[rollback.id].decision == "needs_approval"
 
@@ -90,12 +91,23 @@ def test_three_independent_causes_are(app: App) -> None:
 
 
 @pytest.mark.parametrize(("build", "words"), [
-    (edges.small_sample, "n=10"), (edges.log_noise, "too thin to call a spike"), (edges.ratio_at_baseline, "baseline")])
+    (edges.log_noise, "too thin to call a spike"), (edges.ratio_at_baseline, "baseline")])
 def test_noise_is_no_incident_and_proposes_nothing(app: App, build: object, words: str) -> None:
     d = run(app, build())  # type: ignore[operator]
     assert d.triage.severity is None and d.decision.proposals == ()
     assert d.triage.headline.startswith("checkout: no incident (likely false alarm)")
     assert words in d.triage.noise[0]
+    assert d.triage.look_again_at is None
+
+
+def test_a_sample_too_small_to_judge_is_looked_at_again_not_silence(app: App) -> None:
+    d = run(app, edges.small_sample())
+    assert d.triage.severity is None and d.decision.proposals == ()
+    assert "n=10" in d.triage.noise[0]
+    assert d.triage.look_again_at is not None
+    assert d.triage.headline == (f"checkout: need more data: {d.triage.noise[0]}; looking again at "
+                                 f"{d.triage.look_again_at:%H:%M}Z")
+    assert d.triage.to_json()["look_again_at"] == d.triage.look_again_at.isoformat()
 
 
 # -- flags -----------------------------------------------------------------------------------------

@@ -39,8 +39,9 @@ def observations() -> list[Observation]:
             {"sha": SHA, "short": "3f2a9c4", "at": at(-4).isoformat(), "author": "Dana",
              "subject": "v1.8 new payment flow", "merge": False, "tags": []}]}),
         Observation("app-metrics", "checkout", seen, {"url": "http://checkout/metrics", "scrapes": [
-            {"at": seen.isoformat(), "errors": 10, "requests": 1000},
-            {"at": (seen + timedelta(seconds=2)).isoformat(), "errors": 90, "requests": 1200}]}),
+            # a process up for hours (1% of a million requests failed), then 80 of 200 in 2 s
+            {"at": seen.isoformat(), "errors": 10_000, "requests": 1_000_000},
+            {"at": (seen + timedelta(seconds=2)).isoformat(), "errors": 10_080, "requests": 1_000_200}]}),
         Observation("http-health", "checkout", seen, {"checks": [
             {"name": "payments", "url": "http://payments/health", "method": "HEAD", "expect": [200],
              "status": 200, "latency_ms": 3500.0}]}),

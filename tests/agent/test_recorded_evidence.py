@@ -18,6 +18,7 @@ from agent.incidents.lifecycle import record_diagnosis
 from agent.ledger.sqlite import SqliteLedger
 from agent.model.config import load_config
 from tests import corpus_playbook as playbook
+from tests import corpus_traps as traps
 from tests.incidents import Incident
 
 
@@ -53,7 +54,7 @@ def test_proposals_json_and_show_carry_the_pids_and_queries_kill_queries_would_c
 
 
 def test_show_gives_the_rollback_target_and_the_evidence_for_and_against(tmp_path: Path) -> None:
-    config = _recorded(tmp_path, playbook.change_before_errors_naming_dependency())
+    config = _recorded(tmp_path, traps.change_before_mixed_errors())  # not every error names stripe
     records = {r["action"]: r for r in json.loads(_cli(config, "proposals", "--json"))}
     shown = _cli(config, "show", records["rollback"]["id"])
     assert "(alternative)" in shown

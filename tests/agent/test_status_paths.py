@@ -140,6 +140,10 @@ def test_refired_reopens_and_says_it_is_diagnosing_again(ledger: Ledger) -> None
     upd = _update(ledger, incident, T0 + timedelta(minutes=12))
     assert upd.status == "Investigating"
     assert upd.current == "HighErrorRate fired again while monitoring at 03:07 UTC; diagnosing again."
+    ledger.append("triaged", "hemostat", T0 + timedelta(minutes=13), incident_id=incident.id,
+                  data={"headline": "SEV-2 checkout: 40% of requests failing", "severity": "SEV-2"})
+    done = _update(ledger, incident, T0 + timedelta(minutes=13))  # the diagnosis finished: not stale
+    assert done.current == "HighErrorRate fired again while monitoring at 03:07 UTC; diagnosed again at 03:08 UTC."
 
 
 def test_the_update_is_for_people_outside_the_team(ledger: Ledger) -> None:

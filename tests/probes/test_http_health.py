@@ -91,6 +91,26 @@ def test_breaker_opens_after_repeated_timeouts_and_stops_calling(loopback: Loopb
     assert obs.data["checks"][0]["error_kind"] == "circuit_open"
     assert obs.data["breakers"] == {f"http:{safe_url(url)}": "open"}
     assert finding.kind == "dependency_down" and "circuit open" in finding.summary
+    assert "not checked now: Hemostat's own breaker for it is open" in finding.summary  # stale, said so
+
+
+def test_an_alert_diagnosis_looks_past_an_open_breaker_with_one_fresh_request(loopback: LoopbackServer) -> None:
+    url = loopback.route("/health", status=503)
+    target = _target(_dep("payments", url, timeout_s=0.2))
+    board = BreakerBoard(fail_max=2, reset_timeout_s=600)
+    for _ in range(2):  # sweeps open Hemostat's breaker for it
+        _diagnose(target, ProbeContext(now=lambda: NOW, breakers=board))
+    _, [stale] = _diagnose(target, ProbeContext(now=lambda: NOW, breakers=board))
+    assert "not checked now: Hemostat's own breaker for it is open" in stale.summary
+    loopback.route("/health", status=200)  # payments recovered meanwhile
+    hits = loopback.hits["/health"]
+    alerted = ProbeContext(now=lambda: NOW, breakers=board, alerts=({"labels": {"alertname": "X"}},))
+    obs, findings = _diagnose(target, alerted)
+    assert loopback.hits["/health"] == hits + 1 and findings == []  # fresh evidence: it is up
+    assert obs.data["checks"][0]["breaker"] == "open: this is a fresh request past it"
+    loopback.route("/health", status=503)
+    _, [down] = _diagnose(target, alerted)
+    assert down.summary.startswith("payments is down: HTTP 503 (breaker open: this is a fresh request past it)")
 
 
 def test_query_string_secrets_never_appear(loopback: LoopbackServer) -> None:

@@ -179,7 +179,8 @@ def test_group_errors_counts_orders_and_keeps_first_and_last_seen() -> None:
              "2024-05-01T02:55:04.000000000Z ERROR db timeout 3"]
     db, disk = group_errors(lines, [r"^ERROR", r"\bFATAL\b"], timestamped=True)
     assert db == {"signature": "ERROR db timeout <num>", "count": 3, "example": "ERROR db timeout 1",
-                  "first_seen": "2024-05-01T02:55:00.000000000Z", "last_seen": "2024-05-01T02:55:04.000000000Z"}
+                  "first_seen": "2024-05-01T02:55:00.000000000Z", "last_seen": "2024-05-01T02:55:04.000000000Z",
+                  "per_minute": {"2024-05-01T02:55": 3}}  # the timeline its onset is read from
     assert (disk["signature"], disk["count"]) == ("FATAL disk full", 1)
     assert group_errors(["ERROR x 1", "warn"], [r"ERROR"]) == [
         {"signature": "ERROR x <num>", "count": 1, "first_seen": None, "last_seen": None, "example": "ERROR x 1"}]

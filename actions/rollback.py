@@ -10,7 +10,8 @@ The Deployment controller then makes it the newest revision, as it does for kube
 Refused with a reason when there is no earlier revision or the Deployment is paused. Idempotent:
 a template that already equals the target changes nothing. `verify` waits (bounded) for the
 rollout to be available, then re-probes `k8s-workload`; `revert` rolls forward to the recorded
-template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py);
+template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py); a
+target deployed from its repo (`gitops: git-revert`) is reverted in git (actions/rollback_git.py);
 other kinds go through actions/rollback_workloads.py. Plumbing: `actions/_kube.py`.
 """
 
@@ -23,7 +24,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actions import rollback_gitops, rollback_workloads
+from actions import rollback_git, rollback_gitops, rollback_workloads
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
@@ -178,10 +179,12 @@ class RollbackAction:
         self.poll_interval_s, self.verify_timeout_s, self.reprobe = poll_interval_s, verify_timeout_s, reprobe
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
-        return None if target.deployment else f"target {target.name} names no deployment"
+        return None if target.deployment or target.gitops else f"target {target.name} names no deployment"
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
         live: Callable[[], Awaitable[Plan]]
+        if ctx.target.gitops == "git-revert":  # deployed from its repo: nothing in a cluster to read
+            return await rollback_git.plan(proposal, ctx)
         if ctx.target.kind != "Deployment":  # StatefulSet, DaemonSet, Rollout
             obj = await rollback_workloads.read(ctx)
             live = functools.partial(rollback_workloads.plan, proposal, ctx, obj)
@@ -263,6 +266,8 @@ class RollbackAction:
         return Outcome(True, f"deployment {plan.state['namespace']}/{plan.state['deployment']} {done}", facts)
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
+        if rollback_git.deployed_by_git(plan.state):
+            return await rollback_git.verify(plan, ctx, self.poll_interval_s)
         if "strategy" in plan.state:
             return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
                                                 lambda: self._verify_live(plan, ctx), self.poll_interval_s)

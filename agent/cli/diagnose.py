@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli.base import Ctx, pass_ctx, server_options
+from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.output import output_options
 
 if TYPE_CHECKING:
     from agent.diagnosis.wiring import App
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("target")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
-              help="save the observations as a drill scenario")
+              help="save the observations as a drill scenario (JSON for .json, else YAML)")
 @click.option("--no-ledger", is_flag=True, help="do not record the incident and proposals")
 @click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="evaluate proposals against this policy instead")
@@ -32,6 +33,9 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
              policy: Path | None, server: str | None, kubeconfig: str | None,
              kube_context: str | None) -> None:
     """Run every probe of TARGET at once, triage, and propose gated mitigations.
+
+    Exits 0 when nothing is wrong, 3 when there is an incident, 4 when the diagnosis is
+    incomplete (a probe could not look), 1 or 2 on an error.
 
     With --server, the daemon runs them (from inside the cluster, where the databases and
     Prometheus are reachable) once the cluster vouches for your token and RBAC grants you
@@ -44,7 +48,7 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
 
         doc = diagnose_remote(server, target, not no_ledger, kubeconfig, kube_context)
         _print_diagnosis(doc, as_json)
-        return
+        sys.exit(exit_code(doc))
     import asyncio
 
     from agent.diagnosis import service
@@ -69,11 +73,24 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     if record is not None:
         _write_scenario(record, result, spec)
     _print_diagnosis(doc, as_json)
+    sys.exit(exit_code(doc))
+
+
+EXIT_CODES = {0: "nothing wrong in what every probe read", 3: "an incident: something is wrong",
+              4: "incomplete: a probe could not look (whatever else was found)"}
+
+
+def exit_code(doc: dict[str, Any]) -> int:
+    """diagnose's exit code, so a script can tell (see EXIT_CODES): 4 when a probe could not
+    look, else 3 when something is wrong, else 0."""
+    if not doc.get("complete", True):
+        return 4
+    return 3 if doc.get("severity") else 0
 
 
 def _print_diagnosis(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(doc, indent=2, default=str))
+        emit_json(doc)
     else:
         from agent.cli import render
 
@@ -105,5 +122,8 @@ def _write_scenario(path: Path, result: Any, spec: Any) -> None:
     from agent.diagnosis.drill import scenario_from
 
     doc = scenario_from(result, spec, f"{spec.name} at {result.started_at:%Y-%m-%d %H:%M}Z")
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
     click.echo(f"recorded scenario to {path}", err=True)

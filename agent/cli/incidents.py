@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options
 
 ROLES = ("incident_commander", "communications", "technical_lead")
 
@@ -17,7 +17,7 @@ ROLES = ("incident_commander", "communications", "technical_lead")
 @click.command()
 @click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
 @click.option("--unmatched", is_flag=True, help="instead: alerts that matched no configured target")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool) -> None:
     """Incidents, newest first (with --unmatched: the alerts no target claimed)."""
@@ -106,7 +106,7 @@ def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: s
 @click.command()
 @click.argument("ref")
 @click.option("--reason", required=True, help="why it is being reverted")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
               help="ask the daemon's approval API, as your Kubernetes identity (env HEMOSTAT_SERVER)")
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
@@ -127,13 +127,13 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
         from agent.cli.approval_client import revert_remote
 
         answer = revert_remote(server, ref, reason, kubeconfig, kube_context)
-        click.echo(json.dumps(answer) if as_json else answer["message"])
+        emit_json(answer) if as_json else click.echo(answer["message"])
         return
     executor = Executor(obj.app(), obj.ledger(), obj.user)
     outcome = asyncio.run(executor.revert(ref, reason, by=obj.identity))
     pending = bool(outcome.facts.get("pending"))
     if as_json:
-        click.echo(json.dumps(outcome.to_json()))
+        emit_json(outcome.to_json())
     elif pending:
         click.echo(f"{ref}: {outcome.detail}")
     else:
@@ -146,10 +146,11 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
 @click.argument("incident")
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
               help="also save the incident's observations as a drill scenario")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="write the Markdown here instead of stdout")
+@click.option("--output", "-o", metavar="FILE|json|yaml",
+              help="write the Markdown to FILE instead of stdout; json or yaml: the post-mortem's "
+                   "facts as one document on stdout")
 @pass_ctx
-def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None) -> None:
+def postmortem(obj: Ctx, incident: str, record: Path | None, output: str | None) -> None:
     """Draft the post-mortem of INCIDENT (Markdown) from its ledger timeline."""
     from agent.incidents.postmortem import render_postmortem
 
@@ -159,10 +160,14 @@ def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None
     if record is not None:
         _record_incident(obj, record, found, events)
     text = render_postmortem(found, events, obj.config.roles)
-    if output is None:
+    if output in ("json", "yaml"):
+        from agent.cli.output import emit
+
+        emit({**found.to_json(), "events": [e.to_json() for e in events], "markdown": text}, output)
+    elif output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        Path(output).write_text(text)
         click.echo(f"wrote post-mortem to {output}", err=True)
 
 
@@ -179,7 +184,7 @@ def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
 
 @click.command()
 @click.argument("incident")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def status(obj: Ctx, incident: str, as_json: bool) -> None:
     """The status update for INCIDENT as it would be posted now."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options
 
 if TYPE_CHECKING:
     from agent.ledger.chain import Anchor
@@ -23,7 +24,7 @@ def ledger() -> None:
 
 
 @ledger.command()
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @click.option("--expect", metavar="SEQ:HASH", callback=lambda _c, _p, v: _head(v),
               help="a head printed by an earlier verify: the chain must still hold it")
 @pass_ctx

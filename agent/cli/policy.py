@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options
 
 
 @click.group()
@@ -26,7 +28,7 @@ def policy_check(file: Path) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 def plugins(as_json: bool) -> None:
     """The registered probes and actions, and where each came from."""
     from agent.cli import render
@@ -45,7 +47,7 @@ def plugins(as_json: bool) -> None:
 @click.argument("ref")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False),
               help="explain under this policy instead of the configured one")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -> None:
     """How the policy decides proposal REF now: verdict, the rule that decided, the limits."""
@@ -63,8 +65,31 @@ def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -
     rule = app.policy.rule(record.proposal.action)
     click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject} under {app.policy_path}")
     click.echo(f"  mode      {app.policy.mode}")
-    click.echo(f"  rule      {rule.model_dump() if rule else 'none: the action is not in the policy'}")
+    shown = _rule_text(rule.model_dump()) if rule else "none: the action is not in the policy"
+    click.echo(f"  rule      {shown}")
     click.echo(f"  verdict   {verdict.decision}{' (dry-run)' if verdict.dry_run else ''}")
     click.echo(f"  because   {'; '.join(verdict.reasons)}")
     if verdict.limits:
-        click.echo(f"  limits    {verdict.limits}")
+        click.echo(f"  limits    {_rule_text(dict(verdict.limits))}")
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    """A policy rule as `approvals 1, limits: max_replicas 20, max_factor 3` (unset keys left out)."""
+    parts = []
+    for key, value in rule.items():
+        if value in (None, {}, [], ()):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_value(v)}" for k, v in value.items() if v is not None)
+            parts.append(f"{key.replace('_', ' ')}: {value}")
+        else:
+            parts.append(f"{key.replace('_', ' ')} {_value(value)}")
+    return "; ".join(parts) or "defaults"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)

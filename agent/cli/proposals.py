@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.output import output_options
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.option("--all", "show_all", is_flag=True, help="include decided and finished ones")
 @pass_ctx
 def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
@@ -24,7 +25,7 @@ def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
 
 @click.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def show(obj: Ctx, ref: str, as_json: bool) -> None:
     """One proposal (p-...) or incident (inc-...), with its timeline."""

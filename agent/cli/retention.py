@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options
 
 if TYPE_CHECKING:
     from agent.ledger import Ledger
@@ -45,7 +46,7 @@ def parse_before(value: str, now: datetime) -> datetime:
 @click.option("--owner-dsn", envvar="HEMOSTAT_LEDGER_OWNER_DSN", metavar="DSN",
               help="PostgreSQL: the owner role's DSN (the daemon's role may not delete); "
                    "prefer the env var HEMOSTAT_LEDGER_OWNER_DSN")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @pass_ctx
 def prune(obj: Ctx, before_text: str, archive: Path | None, dry_run: bool, owner_dsn: str | None,
           as_json: bool) -> None:
@@ -100,7 +101,7 @@ def _show(report: PruneReport, dry_run: bool, as_json: bool) -> None:
 
 @click.command("verify-archive")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 def verify_archive(path: Path, as_json: bool) -> None:
     """Re-chain an archive written by `ledger prune`; exit 1 naming the first event that does not."""
     from agent.ledger.retention import verify_archive as check

@@ -65,8 +65,10 @@ def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[
                 "from_revision": facts.get("revision"), "to_revision": to,
                 "from_image": facts.get("image"), "to_image": facts.get("previous_image")}, \
             {**params, "to_revision": to}
+    image = f" (image {facts['image']} back to {facts['previous_image']})" \
+        if facts.get("image_changed") and facts.get("previous_image") else ""
     return {"summary": f"would roll {subject} back to the revision it ran before deploy "
-                       f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}",
+                       f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}{image}",
             "change": facts.get("sha"), "landed": facts.get("at")}, params
 
 

@@ -137,6 +137,7 @@ def run_demo(keep: Path | None = None) -> None:
                    "&& sh steps.sh")
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def serve_app(workdir: Path) -> None:
@@ -156,3 +157,4 @@ def serve_app(workdir: Path) -> None:
         pass
     finally:
         server.shutdown()
+        server.server_close()

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
-from agent.cli.output import output_options
+from agent.cli.output import current, output_options
 
 ROLES = ("incident_commander", "communications", "technical_lead")
 
@@ -30,7 +30,7 @@ def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool) -> None
     if as_json:
         emit_json([r.to_json() for r in records])
     else:
-        click.echo(render.incidents(records))
+        click.echo(render.incidents(records, wide=current() == "wide"))
 
 
 def _unmatched(obj: Ctx, as_json: bool) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
-from agent.cli.output import output_options
+from agent.cli.output import output_options, style
 
 if TYPE_CHECKING:
     from agent.ledger.chain import Anchor
@@ -38,7 +38,7 @@ def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
         head = f"; head {result.head_seq}:{result.head_hash}" if result.checked else ""
         click.echo(f"ledger ok: {result.checked} events chained{since}{head}")
     else:
-        click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
+        click.echo(style("ledger broken: ", err=True, fg="red", bold=True) + f"{result.reason}", err=True)
         click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
     sys.exit(0 if result.ok else 1)
 
@@ -48,11 +48,17 @@ def _head(value: str | None) -> Anchor | None:
 
     if value is None:
         return None
-    seq, _, digest = value.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+    seq, _, digest = value.strip().partition(":")
+    digest = digest.removesuffix("…").removesuffix("...").lower()
+    hexadecimal = all(c in "0123456789abcdef" for c in digest)
+    if not seq.isdigit() or not MIN_HASH <= len(digest) <= 64 or not hexadecimal:
         raise click.BadParameter(f"{value[:80]!r} is not SEQ:HASH as `ledger verify` prints it "
-                                 "(e.g. 1834:5d1c…, 64 hex digits)", param_hint="--expect")
+                                 f"(e.g. 1834:5d1c2f0a…: the hash or its first {MIN_HASH}+ hex digits)",
+                                 param_hint="--expect")
     return Anchor(int(seq), digest)
+
+
+MIN_HASH = 8  # hex digits of a head written down by hand: 32 bits, the full 64 are stronger
 
 
 @ledger.command()

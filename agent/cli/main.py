@@ -16,7 +16,19 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.cli import daemon, demo, diagnose, drill, execute, incidents, ledger, policy, proposals, retention
+from agent.cli import (
+    completion,
+    daemon,
+    demo,
+    diagnose,
+    drill,
+    execute,
+    incidents,
+    ledger,
+    policy,
+    proposals,
+    retention,
+)
 from agent.cli.base import Ctx, Group
 
 
@@ -39,6 +51,7 @@ _COMMANDS: tuple[click.Command, ...] = (
     execute.execute, incidents.incidents, incidents.ack, incidents.resolve, incidents.assign,
     incidents.revert, incidents.status, incidents.postmortem,
     daemon.run, policy.policy, policy.plugins, drill.drill, demo.demo, ledger.ledger,
+    completion.completion,
 )
 _LEDGER_COMMANDS: tuple[click.Command, ...] = (retention.prune, retention.verify_archive)
 

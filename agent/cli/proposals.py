@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
-from agent.cli.output import output_options
+from agent.cli.output import current, output_options
 
 
 @click.command()
@@ -20,7 +20,7 @@ def proposals(obj: Ctx, as_json: bool, show_all: bool) -> None:
     if as_json:
         emit_json([r.to_json() for r in records])
     else:
-        click.echo(render.proposals(records))
+        click.echo(render.proposals(records, wide=current() == "wide"))
 
 
 @click.command()

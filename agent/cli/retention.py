@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
-from agent.cli.output import output_options
+from agent.cli.output import output_options, style
 
 if TYPE_CHECKING:
     from agent.ledger import Ledger
@@ -115,5 +115,5 @@ def verify_archive(path: Path, as_json: bool) -> None:
         click.echo(f"archive ok: {result.checked} events chained; it ends at {end}, "
                    "the anchor `ledger verify` starts from")
     else:
-        click.echo(click.style("archive broken: ", fg="red", bold=True) + str(result.reason), err=True)
+        click.echo(style("archive broken: ", err=True, fg="red", bold=True) + str(result.reason), err=True)
     sys.exit(0 if result.ok else 1)

@@ -21,6 +21,7 @@ from agent.cli import (
     daemon,
     demo,
     diagnose,
+    doctor,
     drill,
     execute,
     incidents,
@@ -51,7 +52,7 @@ _COMMANDS: tuple[click.Command, ...] = (
     execute.execute, incidents.incidents, incidents.ack, incidents.resolve, incidents.assign,
     incidents.revert, incidents.status, incidents.postmortem,
     daemon.run, policy.policy, policy.plugins, drill.drill, demo.demo, ledger.ledger,
-    completion.completion,
+    completion.completion, doctor.doctor, doctor.config_group,
 )
 _LEDGER_COMMANDS: tuple[click.Command, ...] = (retention.prune, retention.verify_archive)
 

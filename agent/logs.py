@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -20,8 +21,12 @@ def redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def configure(level: str = "info") -> None:
-    renderer: Any = (structlog.dev.ConsoleRenderer() if sys.stderr.isatty()
+def configure(level: str = "info", fmt: str | None = None) -> None:
+    """`fmt`: "json" (one object a line) or "console"; None: console on a terminal, else json.
+    Console colours follow NO_COLOR."""
+    console = sys.stderr.isatty() if fmt is None else fmt == "console"
+    colours = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=colours) if console
                      else structlog.processors.JSONRenderer())
     structlog.configure(
         processors=[

@@ -7,7 +7,7 @@ only through `Ledger.prune_through` (see agent/ledger/chain.py for the anchor it
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -72,7 +72,15 @@ MIN_HASH = 8  # hex digits of a head written down by hand: 32 bits, the full 64 
 @pass_ctx
 def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
             approver_roles: tuple[str, ...]) -> None:
-    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers."""
+    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers.
+
+    With --owner-dsn (or HEMOSTAT_LEDGER_OWNER_DSN) no config file is needed: the chart's
+    migration Job runs before the config exists."""
+    if owner_dsn is not None and not obj.config_path.is_file():
+        from agent.ledger.postgres import PostgresLedger
+
+        _report(PostgresLedger(owner_dsn), daemon_role, approver_roles)
+        return
     store = obj.config.store
     if store.backend != "postgres" and owner_dsn is None:
         if daemon_role or approver_roles:
@@ -83,7 +91,10 @@ def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
     from agent.ledger.postgres import PostgresLedger
 
     dsn = owner_dsn or (store.dsn.resolve() if store.dsn else "")
-    ledger = PostgresLedger(dsn)
+    _report(PostgresLedger(dsn), daemon_role, approver_roles)
+
+
+def _report(ledger: Any, daemon_role: str | None, approver_roles: tuple[str, ...]) -> None:
     grants = ledger.grant(daemon_role, approver_roles)
     click.echo(f"ledger {ledger.where}: schema version {ledger.schema_version()}")
     for table, privileges in grants.tables.items():

@@ -10,9 +10,8 @@ The Deployment controller then makes it the newest revision, as it does for kube
 Refused with a reason when there is no earlier revision or the Deployment is paused. Idempotent:
 a template that already equals the target changes nothing. `verify` waits (bounded) for the
 rollout to be available, then re-probes `k8s-workload`; `revert` rolls forward to the recorded
-template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py); a
-target deployed from its repo (`gitops: git-revert`) is reverted in git (actions/rollback_git.py);
-other kinds go through actions/rollback_workloads.py. Plumbing: `actions/_kube.py`.
+template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py); from its
+repo (`gitops: git-revert`): actions/rollback_git.py; other kinds: actions/rollback_workloads.py.
 """
 
 from __future__ import annotations
@@ -167,8 +166,7 @@ class RollbackAction:
         KubeRule("apps", "controllerrevisions", ("list",), why="their revisions"),
         KubeRule("argoproj.io", "rollouts", ("get", "patch"), "target", "undo an Argo Rollout"),
         KubeRule("argoproj.io", "rollouts/status", ("patch",), "target", "abort or retry its update"),
-        KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
-        EVENTS,
+        KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"), EVENTS,
         *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
     )
     mutates = True
@@ -266,8 +264,6 @@ class RollbackAction:
         return Outcome(True, f"deployment {plan.state['namespace']}/{plan.state['deployment']} {done}", facts)
 
     async def verify(self, plan: Plan, ctx: ActionContext) -> Outcome:
-        if rollback_git.deployed_by_git(plan.state):
-            return await rollback_git.verify(plan, ctx, self.poll_interval_s)
         if "strategy" in plan.state:
             return await rollback_gitops.verify(plan, ctx, lambda: self._still_bad(ctx),
                                                 lambda: self._verify_live(plan, ctx), self.poll_interval_s)

@@ -52,6 +52,13 @@ async def plan(proposal: Proposal, ctx: ActionContext) -> Plan:
                "sync_timeout_s": rule["gitops_sync_timeout_s"]})
 
 
+def _still_bad(finding: Any) -> bool:
+    """A symptom above its threshold. "No worse than its baseline" does not clear it: two scrapes'
+    baseline is the app's lifetime ratio, which a long enough outage drags up to the outage's own."""
+    small = finding.rate is not None and finding.rate.verdict == "small_sample"
+    return finding.kind in STILL_BAD and not small
+
+
 def symptom_probes(ctx: ActionContext) -> list[str]:
     target = ctx.target
     sources = (("app-metrics", target.metrics), ("prometheus", target.prometheus))
@@ -76,8 +83,7 @@ async def verify(plan: Plan, ctx: ActionContext, poll_s: float) -> Outcome:
     polls = max(1, math.ceil(float(state["sync_timeout_s"]) / poll_s))
     still: list[Any] = []
     for poll in range(polls + 1):
-        still = [f for p in probes for f in await ctx.reprobe(ctx.target, p)
-                 if f.kind in STILL_BAD and not f.noise]
+        still = [f for p in probes for f in await ctx.reprobe(ctx.target, p) if _still_bad(f)]
         if not still or poll == polls:
             break
         await asyncio.sleep(poll_s)

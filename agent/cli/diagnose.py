@@ -5,8 +5,10 @@ Kubernetes identity (agent.server.diagnose_api). Put on the `hemostat` group by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +66,8 @@ def diagnose(obj: Ctx, target: str, as_json: bool, record: Path | None, no_ledge
     # short switch interval hands the GIL back to the event loop within 1 ms, not 5, each time
     # it returns from a socket or process call.
     sys.setswitchinterval(0.001)
-    result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
+    with waiting(spec.name):
+        result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
     doc = {**result.to_json(), "incident": None}
     if ledger is not None:
         from agent.incidents.lifecycle import record_asked
@@ -86,6 +89,39 @@ def exit_code(doc: dict[str, Any]) -> int:
     if not doc.get("complete", True):
         return 4
     return 3 if doc.get("severity") else 0
+
+
+@contextlib.contextmanager
+def waiting(target: str, after_s: float = 1.0, every_s: float = 1.0) -> Iterator[None]:
+    """On a terminal, a line on stderr every second once the probes take over `after_s`, naming
+    the ones still running; nothing at all on a pipe or in a script."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    import threading
+    import time
+
+    from agent.cli.output import progress
+    from agent.diagnosis.runner import RUNNING
+
+    done, started = threading.Event(), time.monotonic()
+
+    def report() -> None:
+        if done.wait(after_s):
+            return
+        while not done.is_set():
+            names = sorted(p for t, p in set(RUNNING) if t == target)
+            if names:
+                progress(f"  … {time.monotonic() - started:.0f}s, waiting for {', '.join(names)}")
+            done.wait(every_s)
+
+    thread = threading.Thread(target=report, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=1)
 
 
 def _print_diagnosis(doc: dict[str, Any], as_json: bool) -> None:

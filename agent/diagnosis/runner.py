@@ -45,11 +45,15 @@ async def collect_all(target: TargetSpec, registry: Registry, ctx: ProbeContext,
     return list(await asyncio.gather(*tasks))
 
 
+RUNNING: set[tuple[str, str]] = set()  # (target, probe) collecting now: what a progress line names
+
+
 async def _collect_one(name: str, target: TargetSpec, registry: Registry,
                        ctx: ProbeContext) -> Observation:
     probe = registry.probe(name)
     started, at = time.perf_counter(), ctx.now()
     emit("hemostat.probes", "debug", "probe started", probe=name, target=target.name)
+    RUNNING.add((target.name, name))
     try:
         data = await asyncio.wait_for(probe.collect(target, ctx), timeout=ctx.timeout_s)
         duration = time.perf_counter() - started
@@ -62,6 +66,8 @@ async def _collect_one(name: str, target: TargetSpec, registry: Registry,
         error, code = str(e), e.code
     except Exception as e:  # a plugin bug must not take the diagnosis down with it
         error, code = f"{type(e).__name__}: {e}", "probe_crashed"
+    finally:
+        RUNNING.discard((target.name, name))
     duration = time.perf_counter() - started
     emit("hemostat.probes", "warning", "probe failed", probe=name, target=target.name,
          reason=redact(error), code=code, duration_s=round(duration, 3))

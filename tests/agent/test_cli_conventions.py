@@ -154,3 +154,33 @@ def test_diagnose_exit_code_says_incident_incomplete_or_clear(incident: Path, tm
     broken.write_text(yaml.safe_dump(config))
     code, out = run(broken, "diagnose", "checkout", "--no-ledger")
     assert code == 4 and re.search(r"incomplete|could not look", out), out
+
+
+def test_progress_names_the_waiting_probe_on_a_terminal_only(incident: Path, tmp_path: Path) -> None:
+    import pty
+
+    config = yaml.safe_load(incident.read_text())
+    config["targets"][0]["metrics"]["scrape_interval_s"] = 2.5  # app-metrics waits between scrapes
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(yaml.safe_dump(config))
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([HEMOSTAT, "--config", str(slow), "diagnose", "checkout", "--no-ledger", "--json"],
+                              stdout=subprocess.PIPE, stderr=slave, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+        os.close(slave)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 3
+    assert "waiting for app-metrics" in terminal.decode()
+    json.loads(done.stdout)  # stdout is still the one document
+    piped = _sub(slow, "diagnose", "checkout", "--no-ledger")
+    assert "waiting for" not in piped.stderr + piped.stdout

@@ -26,9 +26,12 @@ import click
 import yaml
 
 from agent.cli.demo_app import deployed_image, serve
+from agent.cli.output import style
 from policies.model import bundled_policy_path
 
 ASKER, APPROVER = "dana", "sam"  # who ran diagnose, and the second pair of eyes
+# v1.8.0 deployed again, landing now (a deploy hours old would not be a suspect any more)
+REDEPLOY = "git -C deploys -c user.name=Dana -c user.email=dana@example.com revert --no-edit HEAD"
 
 
 def _git(repo: Path, *args: str, when: datetime | None = None) -> None:
@@ -79,21 +82,30 @@ class Steps:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir, self.script = workdir, workdir / "steps.sh"
+        self.names: dict[str, str] = {}  # an id seen in this run -> the shell variable replaying it
         self.script.write_text(
             "#!/bin/sh\n# The demo's steps, in order. Bring the app back first (another terminal):\n"
             f"#   hemostat demo --serve {shlex.quote(str(workdir))}\n"
-            "# and, to replay from the start, put the bad deploy back and start a fresh ledger:\n"
-            "#   git -C deploys reset -q --hard v1.8.0 && rm -f ledger.db\n"
+            "# then deploy v1.8.0 again (a revert of the revert, landing now) on a fresh ledger, and go:\n"
+            f"#   {REDEPLOY} && rm -f ledger.db && sh steps.sh\n"
             "set -e\ncd \"$(dirname \"$0\")\"\nexport HEMOSTAT_CONFIG=hemostat.yaml\n")
+
+    def name(self, variable: str, value: str, listing: str) -> None:
+        """Replay `value` (an id this run made) as $`variable`, read from `hemostat LISTING -o json`."""
+        self.names[value] = variable
+        pick = "import json, sys; print(json.load(sys.stdin)[0]['id'])"
+        with self.script.open("a") as script:
+            script.write(f"{variable}=$(hemostat {listing} -o json | python3 -c \"{pick}\")\n")
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "HEMOSTAT_CONFIG": str(self.workdir / "hemostat.yaml")}
 
     def run(self, why: str, *args: str, ok: tuple[int, ...] = (0,)) -> None:
         line = " ".join(shlex.quote(a) for a in args)
-        click.secho(f"\n# {why}\n$ hemostat {line}", fg="blue", bold=True)
+        click.echo(style(f"\n# {why}\n$ hemostat {line}", fg="blue", bold=True))
+        replay = " ".join(f'"${self.names[a]}"' if a in self.names else shlex.quote(a) for a in args)
         with self.script.open("a") as script:
-            script.write(f"\n# {why}\nhemostat {line}" + (" || true" if ok != (0,) else "") + "\n")
+            script.write(f"\n# {why}\nhemostat {replay}" + (" || true" if ok != (0,) else "") + "\n")
         result = subprocess.run([sys.executable, "-m", "agent", *args], env=self.env(), check=False,
                                 cwd=self.workdir)
         if result.returncode not in ok:
@@ -119,12 +131,14 @@ def run_demo(keep: Path | None = None) -> None:
         steps.run("what is wrong? (exit 3: an incident)", "--user", ASKER, "diagnose", "checkout",
                   ok=(3,))
         pid = str(steps.read("proposals")[0]["id"])
+        steps.name("PID", pid, "proposals")
         steps.run("what would the rollback do, and why?", "show", pid)
         steps.run("a second engineer approves", "--user", APPROVER, "approve", pid)
         steps.run("run it: revert the deploy in git, then verify by effect", "--user", APPROVER,
                   "execute", pid)
         click.echo(f"(checkout now runs {deployed_image(workdir / 'deploys')})")
         incident = str(steps.read("incidents")[0]["id"])
+        steps.name("INC", incident, "incidents")
         steps.run("the incident is monitoring: the mitigation is verified", "incidents")
         steps.run("look again: is anything still wrong?", "diagnose", "checkout", "--no-ledger")
         steps.run("resolve it", "--user", APPROVER, "resolve", incident,
@@ -133,8 +147,7 @@ def run_demo(keep: Path | None = None) -> None:
         click.echo(f"\nEverything is in {workdir}: hemostat.yaml, deploys/ (the revert is its last "
                    f"commit), ledger.db, postmortem.md, and steps.sh to replay each step:\n"
                    f"  hemostat demo --serve {workdir}   # the app, in another terminal\n"
-                   f"  cd {workdir} && git -C deploys reset -q --hard v1.8.0 && rm -f ledger.db "
-                   "&& sh steps.sh")
+                   f"  cd {workdir} && {REDEPLOY} && rm -f ledger.db && sh steps.sh")
     finally:
         server.shutdown()
         server.server_close()

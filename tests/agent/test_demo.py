@@ -11,11 +11,12 @@ import sys
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.cli.demo_app import Counters, deployed_image, serve
-from agent.cli.demo_scene import make_deploy_repo
+from agent.cli.demo_scene import REDEPLOY, make_deploy_repo
 
 HEMOSTAT = str(Path(sys.executable).parent / "hemostat")
 
@@ -75,10 +76,33 @@ def test_the_revert_is_in_the_repo_and_the_app_serves_it(demo: tuple[Path, subpr
 def test_steps_sh_replays_the_demo_from_the_start(demo: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     workdir, _ = demo
     script = (workdir / "steps.sh").read_text()
-    assert "hemostat demo --serve" in script and "reset -q --hard v1.8.0" in script
-    for step in ("diagnose checkout", "approve", "execute", "resolve", "postmortem"):
-        assert f"hemostat --user sam {step}" in script or f"hemostat {step}" in script \
-            or f"hemostat --user dana {step}" in script, step
+    assert "hemostat demo --serve" in script and REDEPLOY in script
+    for step in ("--user dana diagnose checkout", '--user sam approve "$PID"', '--user sam execute "$PID"',
+                 '--user sam resolve "$INC"', 'postmortem "$INC"'):
+        assert f"hemostat {step}" in script, step
+    server = serve_app_again(workdir)
+    try:
+        subprocess.run(REDEPLOY, shell=True, cwd=workdir, check=True, capture_output=True)
+        (workdir / "ledger.db").unlink()
+        path = os.environ["PATH"]
+        replay = subprocess.run(["sh", "steps.sh"], cwd=workdir, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PATH": f"{Path(HEMOSTAT).parent}:{path}", "NO_COLOR": "1"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
+    assert "succeeded: revert" in replay.stdout and "resolved by sam" in replay.stdout
+    assert deployed_image(workdir / "deploys") == "shop/checkout:v1.7.1"
+
+
+def serve_app_again(workdir: Path) -> Any:
+    """What `hemostat demo --serve DIR` runs: the app on the port the folder's config names."""
+    from urllib.parse import urlsplit
+
+    import yaml
+
+    url = yaml.safe_load((workdir / "hemostat.yaml").read_text())["targets"][0]["metrics"]["url"]
+    return serve(workdir / "deploys", urlsplit(url).port or 0)
 
 
 def test_the_app_runs_what_the_branch_says_and_recovers_when_reverted(tmp_path: Path) -> None:

@@ -90,5 +90,7 @@ async def verify(plan: Plan, ctx: ActionContext, poll_s: float) -> Outcome:
     if still:
         return Outcome(False, f"revert {revert[:7]} is on {state['branch']}, but still: {still[0].summary}",
                        {"revision": revert, "findings": [f.kind for f in still]})
-    return Outcome(True, f"revert {revert[:7]} is on {state['branch']} and {', '.join(probes)} "
-                         "no longer report an error spike", {"revision": revert, "reprobed": probes})
+    below = f"{ctx.target.thresholds.error_rate:.0%}"
+    return Outcome(True, f"revert {revert[:7]} is on {state['branch']} and {', '.join(probes)} no longer "
+                         f"report an error spike (errors under {below} of requests)",
+                   {"revision": revert, "reprobed": probes})

@@ -122,9 +122,10 @@ _NEEDS = {"labels": "every alert needs its labels: alertname, and one naming the
 
 
 def _readable(error: Any) -> str:
-    """One validation error as `alerts[0].labels is missing: every alert needs ...`."""
+    """One validation error as `alerts.0.labels is missing: every alert needs ...` (dotted, as
+    config errors name their fields)."""
     loc = [str(p) for p in error["loc"]]
-    where = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "payload"
+    where = ".".join(loc) or "payload"
     if error["type"] == "missing":
         need = _NEEDS.get(loc[-1] if loc else "", "")
         return f"{where} is missing" + (f": {need}" if need else "")

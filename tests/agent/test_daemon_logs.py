@@ -49,21 +49,28 @@ def test_a_daemon_logs_alert_incident_probes_and_decision_as_json(tmp_path: Path
         wait_until(lambda: _ready(daemon))
         assert daemon.post(alert_payload(starts_at=now_iso()), TOKEN)[0] == 202
         wait_until(lambda: any(e.get("event") == "proposal" for e in _lines(log)), timeout_s=30)
+        second = alert_payload(starts_at=now_iso(), fingerprint="d4e5f6", alertname="HighLatency")
+        assert daemon.post(second, TOKEN)[0] == 202
+        wait_until(lambda: any(e.get("event") == "incident joined" for e in _lines(log)), timeout_s=30)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     lines = _lines(log)  # every line is JSON: a bad one fails json.loads above
     by = {e["event"]: e for e in lines}
-    received = by["webhook received"]
+    received = next(e for e in lines if e["event"] == "webhook received")
     assert received["alerts"] == 1 and received["recorded"] == 1 and received["incident_ids"]
     incident = received["incident_ids"][0]
     assert by["incident_opened"]["incident_id"] == incident
-    assert by["alert_fired"]["incident_id"] == incident and by["alert_fired"]["alertnames"] == ["HighErrorRate"]
+    fired = [e for e in lines if e["event"] == "alert_fired"]
+    assert [(e["incident_id"], e["alertnames"]) for e in fired] == [(incident, ["HighErrorRate"]),
+                                                                    (incident, ["HighLatency"])]
     started = {e["probe"] for e in lines if e["event"] == "probe started"}
     assert {"git-deploys", "app-metrics", "http-health"} <= started
     proposal = by["proposal"]
     assert proposal["incident_id"] == incident and proposal["proposal_id"].startswith("p-")
     assert proposal["branch"] == "recent deployment" and proposal["verdict"] == "needs_approval"
+    joined = by["incident joined"]
+    assert joined["incident_id"] == incident and joined["firing"] == 1
     assert all({"level", "timestamp"} <= e.keys() for e in lines)
 
 

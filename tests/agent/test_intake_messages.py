@@ -33,7 +33,7 @@ def test_an_alert_without_labels_says_which_alert_and_what_labels_are_for() -> N
     body = alert_payload(starts_at=now_iso())
     del body["alerts"][0]["labels"]
     message = str(_refusal(body))
-    assert "alerts[0].labels is missing" in message and "alertname" in message
+    assert "alerts.0.labels is missing" in message and "alertname" in message
     assert "Field required" not in message
 
 
@@ -43,4 +43,4 @@ def test_several_problems_are_all_named() -> None:
     del body["alerts"][0]["startsAt"]
     message = str(_refusal(body))
     assert "version: Input should be '4' or '1'" in message
-    assert "alerts[0].startsAt is missing: when the alert began, with a timezone" in message
+    assert "alerts.0.startsAt is missing: when the alert began, with a timezone" in message

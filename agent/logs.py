@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from agent.model import redact
+from agent.model.quietlog import enable
 
 
 def redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -40,3 +41,4 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    enable()  # the ledger's events and the probes' lines (agent.model.quietlog) may log now

@@ -10,10 +10,12 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from click.testing import CliRunner
 from structlog.testing import capture_logs
@@ -21,9 +23,18 @@ from structlog.testing import capture_logs
 from agent.cli.demo_app import serve
 from agent.cli.demo_scene import make_deploy_repo, write_config
 from agent.cli.main import cli
+from agent.model import quietlog
 from tests.agent.daemon_harness import HEMOSTAT, TOKEN, alert_payload, daemon_config, now_iso, wait_until
 from tests.loopback import LoopbackServer
 from tests.services import free_port
+
+
+@pytest.fixture
+def logging_on() -> Iterator[None]:
+    """This process logs, as the daemon does (agent.logs.configure turns it on)."""
+    quietlog.enable()
+    yield
+    quietlog.enable(False)
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -74,7 +85,8 @@ def test_a_daemon_logs_alert_incident_probes_and_decision_as_json(tmp_path: Path
     assert all({"level", "timestamp"} <= e.keys() for e in lines)
 
 
-def test_a_failing_probe_is_logged_with_its_reason(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> None:
+def test_a_failing_probe_is_logged_with_its_reason(tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path,
+                                                   logging_on: None) -> None:
     from agent.diagnosis.runner import collect_all
     from agent.diagnosis.wiring import build_app
     from agent.model.config import load_config
@@ -99,7 +111,7 @@ def _ready(daemon: Any) -> bool:
         return False
 
 
-def test_approval_execution_and_verification_are_logged_with_their_ids(tmp_path: Path) -> None:
+def test_approval_execution_and_verification_are_logged_with_their_ids(tmp_path: Path, logging_on: None) -> None:
     repo = tmp_path / "deploys"
     make_deploy_repo(repo, datetime.now(UTC))
     server = serve(repo)
@@ -127,3 +139,13 @@ def test_approval_execution_and_verification_are_logged_with_their_ids(tmp_path:
     assert verification["ok"] is True and "no longer report an error spike" in verification["detail"]
     moved = [e for e in logs if e["event"] == "status_changed" and e.get("to") == "monitoring"]
     assert moved and moved[0]["cause"] == "mitigation_verified"
+
+
+def test_a_one_shot_command_prints_no_log_lines_even_with_structlog_configured(
+        tmp_path: Path, loopback: LoopbackServer, deploy_repo: Path) -> None:
+    config = daemon_config(tmp_path, loopback, deploy_repo, metrics_url="http://127.0.0.1:1/metrics")
+    with capture_logs():
+        pass  # leaves structlog configured, printing to stdout, as an earlier caller may
+    out = CliRunner().invoke(cli, ["--config", str(config), "diagnose", "checkout", "--json", "--no-ledger"])
+    assert out.exit_code == 4, out.output
+    assert json.loads(out.stdout)["complete"] is False  # one document: no "probe failed" line before it

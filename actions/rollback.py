@@ -10,8 +10,8 @@ The Deployment controller then makes it the newest revision, as it does for kube
 Refused with a reason when there is no earlier revision or the Deployment is paused. Idempotent:
 a template that already equals the target changes nothing. `verify` waits (bounded) for the
 rollout to be available, then re-probes `k8s-workload`; `revert` rolls forward to the recorded
-template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py);
-other kinds go through actions/rollback_workloads.py. Plumbing: `actions/_kube.py`.
+template. Under Argo CD or Flux the policy's strategy decides (actions/rollback_gitops.py); from its
+repo (`gitops: git-revert`): actions/rollback_git.py; other kinds: actions/rollback_workloads.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actions import rollback_gitops, rollback_workloads
+from actions import rollback_git, rollback_gitops, rollback_workloads
 from actions._kube import ObjectRef, Op, api, call, read_json, retry_conflicts, write_event
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, TargetSpec
@@ -167,8 +167,7 @@ class RollbackAction:
         KubeRule("apps", "controllerrevisions", ("list",), why="their revisions"),
         KubeRule("argoproj.io", "rollouts", ("get", "patch"), "target", "undo an Argo Rollout"),
         KubeRule("argoproj.io", "rollouts/status", ("patch",), "target", "abort or retry its update"),
-        KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"),
-        EVENTS,
+        KubeRule("apps", "replicasets", ("list",), why="the revisions it owns"), EVENTS,
         *gitops_rules(("get", "patch"), "who owns it; suspend and restore auto-sync, sync a revision"),
     )
     mutates = True
@@ -179,10 +178,12 @@ class RollbackAction:
         self.poll_interval_s, self.verify_timeout_s, self.reprobe = poll_interval_s, verify_timeout_s, reprobe
 
     def unavailable_reason(self, target: TargetSpec, subject: str) -> str | None:
-        return None if target.deployment else f"target {target.name} names no deployment"
+        return None if target.deployment or target.gitops else f"target {target.name} names no deployment"
 
     async def plan(self, proposal: Proposal, ctx: ActionContext) -> Plan:
         live: Callable[[], Awaitable[Plan]]
+        if ctx.target.gitops == "git-revert":  # deployed from its repo: nothing in a cluster to read
+            return await rollback_git.plan(proposal, ctx)
         if ctx.target.kind != "Deployment":  # StatefulSet, DaemonSet, Rollout
             obj = await rollback_workloads.read(ctx)
             live = functools.partial(rollback_workloads.plan, proposal, ctx, obj)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from actions import _gitops, git_revert
+from actions import _gitops, git_revert, rollback_git
 from actions.base import Outcome
 from agent.model import Change, PermanentError, Plan, Proposal, redact
 from agent.model.context import ActionContext
@@ -132,6 +132,8 @@ async def verify(plan: Plan, ctx: ActionContext, still_bad: Callable[[], Awaitab
     state, facts = plan.state, plan.state["gitops"]
     if state["strategy"] == "live":
         return await live()
+    if rollback_git.deployed_by_git(state):  # no controller to ask: verified by the app's errors
+        return await rollback_git.verify(plan, ctx, poll_s)
     wanted = state.get("to_revision")
     if state["strategy"] == "git-revert":
         env = git_revert.git_env(git_revert._spec(ctx.target))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import structlog
 
 from agent.model import redact
+from agent.model.quietlog import enable
 
 
 def redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -20,8 +22,12 @@ def redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def configure(level: str = "info") -> None:
-    renderer: Any = (structlog.dev.ConsoleRenderer() if sys.stderr.isatty()
+def configure(level: str = "info", fmt: str | None = None) -> None:
+    """`fmt`: "json" (one object a line) or "console"; None: console on a terminal, else json.
+    Console colours follow NO_COLOR."""
+    console = sys.stderr.isatty() if fmt is None else fmt == "console"
+    colours = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    renderer: Any = (structlog.dev.ConsoleRenderer(colors=colours) if console
                      else structlog.processors.JSONRenderer())
     structlog.configure(
         processors=[
@@ -35,3 +41,4 @@ def configure(level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    enable()  # the ledger's events and the probes' lines (agent.model.quietlog) may log now

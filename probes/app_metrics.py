@@ -52,6 +52,10 @@ class AppMetricsProbe:
     def applies_to(self, target: TargetSpec) -> bool:
         return target.metrics is not None
 
+    def kube_rules_for(self, target: TargetSpec) -> tuple[KubeRule, ...]:
+        """What `hemostat doctor` checks: the cluster is read only to find the pods behind a Service."""
+        return self.kube_rules if target.metrics is not None and target.metrics.service else ()
+
     async def collect(self, target: TargetSpec, ctx: ProbeContext) -> dict[str, Any]:
         spec = target.metrics
         if spec is None:

@@ -73,7 +73,8 @@ def _recent_deploy(commit: dict[str, Any], target: TargetSpec, now: datetime, pr
         facts={"sha": commit["sha"], "short": commit["short"], "at": commit["at"],
                "author": commit["author"], "subject": commit["subject"],
                "minutes_before": round(minutes, 1), "tags": commit["tags"],
-               "files": files, "docs_only": docs_only(files or [])},
+               "files": files, "docs_only": docs_only(files or []),
+               **{k: commit[k] for k in ("image_changed", "previous_image", "image") if k in commit}},
     )
 
 
@@ -90,12 +91,37 @@ async def _read_log(spec: DeployRepoSpec, since: datetime) -> list[dict[str, Any
     if not (spec.path / ".git").exists() and not (spec.path / "HEAD").is_file():
         raise PermanentError(f"{spec.path} is not a git repository", code="git_no_repo")
     # options first, then --end-of-options: the branch can only ever be a revision
-    log, tags = await asyncio.gather(
-        _git(spec, "log", f"--max-count={spec.max_commits}", "--name-only",
-             f"--since={int(since.timestamp())}", f"--format={_FORMAT}",
+    window = (f"--max-count={spec.max_commits}", f"--since={int(since.timestamp())}")
+    log, tags, images = await asyncio.gather(
+        _git(spec, "log", *window, "--name-only", f"--format={_FORMAT}",
              "--end-of-options", spec.branch, "--"),
-        _git(spec, "for-each-ref", "refs/tags", "--format=%(objectname) %(*objectname) %(refname:short)"))
-    return parse_log(log, tags)
+        _git(spec, "for-each-ref", "refs/tags", "--format=%(objectname) %(*objectname) %(refname:short)"),
+        _git(spec, "log", *window, "--no-ext-diff", "-p", "-U0", "-Gimage:",
+             f"--format={_RECORD}%H", "--end-of-options", spec.branch, "--"))
+    return [{**c, **image_changes(images).get(c["sha"], {})} for c in parse_log(log, tags)]
+
+
+_IMAGE = re.compile(r"image:[ \t]*[\"']?([^\s\"'#]+)")
+
+
+def _images(patch: str, sign: str) -> list[str]:
+    """The images named on the lines a patch removes ("-") or adds ("+"), in order."""
+    lines = (line for line in patch.splitlines() if line.startswith(sign) and not line.startswith(sign * 3))
+    return [m.group(1) for line in lines if (m := _IMAGE.search(line))]
+
+
+def image_changes(patches: str) -> dict[str, dict[str, Any]]:
+    """sha -> {image_changed, previous_image, image} from `git log -p -U0 -G<image:>` output: a
+    deploy that edits a manifest's `image:` line changed the container image."""
+    out: dict[str, dict[str, Any]] = {}
+    for record in patches.split(_RECORD):
+        sha, _, body = record.strip("\n").partition("\n")
+        removed = _images(body, "-")
+        added = _images(body, "+")
+        if sha and added and added != removed:
+            out[sha] = {"image_changed": True, "previous_image": removed[0] if removed else None,
+                        "image": added[0]}
+    return out
 
 
 _GIT_ENV = {"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}

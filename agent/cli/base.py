@@ -10,7 +10,6 @@ config, policy, scenario).
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,9 @@ BAD_INPUT = ("not_found", "ambiguous", "usage")  # error codes that exit 2
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    from agent.cli.output import style
+
+    click.echo(style("error: ", err=True, fg="red", bold=True) + message, err=True)
     sys.exit(code)
 
 
@@ -150,5 +151,8 @@ def server_options(server_help: str) -> Callable[[F], F]:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    """One document on stdout: JSON, or YAML when the command was given `-o yaml`."""
+    from agent.cli.output import current, dump
+
+    click.echo(dump(data, "yaml" if current() == "yaml" else "json"))
 

@@ -15,18 +15,29 @@ from agent.cli.base import Ctx, fail, pass_ctx
 @click.option("--listen", help="host:port for the webhook and /metrics (default: intake.listen)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", type=click.Choice(["json", "console"]),
+              help="json: one JSON object a line (default off a terminal); console: for people")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="listen beyond loopback with the webhook on and no intake.token: anyone who "
+                   "reaches the port can post alerts")
 @pass_ctx
-def run(obj: Ctx, listen: str | None, log_level: str) -> None:
+def run(obj: Ctx, listen: str | None, log_level: str, log_format: str | None,
+        allow_unauthenticated: bool) -> None:
     """Run the daemon: Alertmanager intake, sweeps, executor, /healthz /readyz /metrics."""
     import asyncio
 
     from agent.logs import configure
     from agent.server.daemon import Daemon
 
-    configure(log_level)
+    configure(log_level, log_format)
     host, _, port = (listen or obj.config.intake.listen).rpartition(":")
     if not host or not port.isdigit():
         raise click.BadParameter(f"{listen!r} is not host:port", param_hint="--listen")
+    intake = obj.config.intake
+    if intake.webhook and intake.token is None and not loopback(host) and not allow_unauthenticated:
+        fail(f"refusing to listen on {host}:{port} with the webhook on and no intake.token: anyone "
+             "who reaches the port could post alerts. Set intake.token ({env: NAME} or {file: PATH}), "
+             "listen on 127.0.0.1, turn intake.webhook off, or pass --allow-unauthenticated", 2)
     app = obj.app()
     from agent.diagnosis.wiring import validate_live
 
@@ -37,6 +48,19 @@ def run(obj: Ctx, listen: str | None, log_level: str) -> None:
         asyncio.run(daemon.serve(host, int(port)))
     except OSError as e:  # the port is taken, or the address is not ours: one line, exit 2
         fail(f"cannot listen on {host}:{port}: {e.strerror or e}", 2)
+
+
+def loopback(host: str) -> bool:
+    """Only this machine can connect: localhost or a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost may resolve anywhere
+        return False
 
 
 def check_token(config: Any, config_path: Path) -> None:

@@ -5,14 +5,17 @@ Kubernetes identity (agent.server.diagnose_api). Put on the `hemostat` group by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli.base import Ctx, pass_ctx, server_options
+from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.output import output_options
 
 if TYPE_CHECKING:
     from agent.diagnosis.wiring import App
@@ -20,11 +23,11 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("targets", metavar="TARGET...", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @click.option("--snapshot", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="diagnose a directory of API objects (kubectl cluster-info dump) offline")
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
-              help="save the observations as a drill scenario")
+              help="save the observations as a drill scenario (JSON for .json, else YAML)")
 @click.option("--no-ledger", is_flag=True, help="do not record the incident and proposals")
 @click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="evaluate proposals against this policy instead")
@@ -34,6 +37,9 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
              no_ledger: bool, policy: Path | None, server: str | None, kubeconfig: str | None,
              kube_context: str | None) -> None:
     """Run every probe of TARGET at once, triage, and propose gated mitigations.
+
+    Exits 0 when nothing is wrong, 3 when there is an incident, 4 when the diagnosis is
+    incomplete (a probe could not look), 1 or 2 on an error.
 
     With --server, the daemon runs them (from inside the cluster, where the databases and
     Prometheus are reachable) once the cluster vouches for your token and RBAC grants you
@@ -49,7 +55,10 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
         from agent.diagnosis.snapshot import diagnose_snapshot, report
 
         doc = report(diagnose_snapshot(obj.app(policy, config_optional=True), snapshot, targets))
-        click.echo(json.dumps(doc, indent=2, default=str) if as_json else _snapshot_text(doc))
+        if as_json:
+            emit_json(doc)
+        else:
+            click.echo(_snapshot_text(doc))
         return
     if len(targets) != 1:
         raise click.UsageError("name one TARGET (several, or none, only with --snapshot)")
@@ -61,7 +70,7 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
 
         doc = diagnose_remote(server, target, not no_ledger, kubeconfig, kube_context)
         _print_diagnosis(doc, as_json)
-        return
+        sys.exit(exit_code(doc))
     import asyncio
 
     from agent.diagnosis import service
@@ -77,7 +86,8 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
     # short switch interval hands the GIL back to the event loop within 1 ms, not 5, each time
     # it returns from a socket or process call.
     sys.setswitchinterval(0.001)
-    result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
+    with waiting(spec.name):
+        result = asyncio.run(_checked_diagnosis(obj, app, spec, history, past))
     doc = {**result.to_json(), "incident": None}
     if ledger is not None:
         from agent.incidents.lifecycle import record_asked
@@ -86,6 +96,52 @@ def diagnose(obj: Ctx, targets: tuple[str, ...], as_json: bool, snapshot: Path |
     if record is not None:
         _write_scenario(record, result, spec)
     _print_diagnosis(doc, as_json)
+    sys.exit(exit_code(doc))
+
+
+EXIT_CODES = {0: "nothing wrong in what every probe read", 3: "an incident: something is wrong",
+              4: "incomplete: a probe could not look (whatever else was found)"}
+
+
+def exit_code(doc: dict[str, Any]) -> int:
+    """diagnose's exit code, so a script can tell (see EXIT_CODES): 4 when a probe could not
+    look, else 3 when something is wrong, else 0."""
+    if not doc.get("complete", True):
+        return 4
+    return 3 if doc.get("severity") else 0
+
+
+@contextlib.contextmanager
+def waiting(target: str, after_s: float = 1.0, every_s: float = 1.0) -> Iterator[None]:
+    """On a terminal, a line on stderr every second once the probes take over `after_s`, naming
+    the ones still running; nothing at all on a pipe or in a script."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    import threading
+    import time
+
+    from agent.cli.output import progress
+    from agent.diagnosis.runner import RUNNING
+
+    done, started = threading.Event(), time.monotonic()
+
+    def report() -> None:
+        if done.wait(after_s):
+            return
+        while not done.is_set():
+            names = sorted(p for t, p in set(RUNNING) if t == target)
+            if names:
+                progress(f"  … {time.monotonic() - started:.0f}s, waiting for {', '.join(names)}")
+            done.wait(every_s)
+
+    thread = threading.Thread(target=report, name="progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=1)
 
 
 def _snapshot_text(doc: dict[str, Any]) -> str:
@@ -103,7 +159,7 @@ def _snapshot_text(doc: dict[str, Any]) -> str:
 
 def _print_diagnosis(doc: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(doc, indent=2, default=str))
+        emit_json(doc)
     else:
         from agent.cli import render
 
@@ -135,5 +191,8 @@ def _write_scenario(path: Path, result: Any, spec: Any) -> None:
     from agent.diagnosis.drill import scenario_from
 
     doc = scenario_from(result, spec, f"{spec.name} at {result.started_at:%Y-%m-%d %H:%M}Z")
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    else:
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
     click.echo(f"recorded scenario to {path}", err=True)

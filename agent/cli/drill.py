@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options, style
 
 
 @click.command()
@@ -15,7 +16,7 @@ from agent.cli.base import Ctx, emit_json, pass_ctx
                 type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--policy", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="policy to gate with (default: the bundled staging-drill, dry-run)")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool) -> None:
     """Replay recorded incidents through triage, the tree and the gate, in dry-run."""
@@ -29,9 +30,10 @@ def drill(obj: Ctx, files: tuple[Path, ...], policy: Path | None, as_json: bool)
         emit_json([conclusions(r) for r in results])
     else:
         for r in results:
-            mark = click.style("PASS", fg="green") if r.passed else click.style("FAIL", fg="red")
+            mark = style("PASS", fg="green") if r.passed else style("FAIL", fg="red")
             click.echo(f"{mark} {r.path}: {r.name}")
             for failure in r.failures:
                 click.echo(f"     {failure}")
-    click.echo(f"{passed} passed, {len(results) - passed} failed")
+    # stdout of a JSON mode is that one document; the count goes to stderr there
+    click.echo(f"{passed} passed, {len(results) - passed} failed", err=as_json)
     sys.exit(0 if passed == len(results) else 1)

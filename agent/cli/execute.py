@@ -8,11 +8,12 @@ from __future__ import annotations
 import click
 
 from agent.cli.base import Ctx, emit_json, fail, pass_ctx
+from agent.cli.output import output_options
 
 
 @click.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def execute(obj: Ctx, ref: str, as_json: bool) -> None:
     """Execute approved proposal REF here and now: claim, plan, execute, verify (exactly once)."""

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx, server_options
+from agent.cli.output import current, output_options
 from agent.cli.reading import Source, as_json_text, filter_options, filters, read_options
 from agent.cli.reading import show as show_changes
 
@@ -19,7 +19,7 @@ ROLES = ("incident_commander", "communications", "technical_lead")
 @click.command()
 @click.option("--open", "open_only", is_flag=True, help="only incidents not resolved")
 @click.option("--unmatched", is_flag=True, help="instead: alerts that matched no configured target")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @filter_options
 @read_options
 @pass_ctx
@@ -39,7 +39,9 @@ def incidents(obj: Ctx, open_only: bool, unmatched: bool, as_json: bool, target:
 
     def text() -> str:
         records = source.incidents(only)
-        return as_json_text([r.to_json() for r in records]) if as_json else render.incidents(records)
+        if as_json:
+            return as_json_text([r.to_json() for r in records])
+        return render.incidents(records, wide=current() == "wide")
 
     show_changes(text, watch, interval)
 
@@ -117,7 +119,7 @@ def assign(obj: Ctx, incident: str, role: Literal["incident_commander"], name: s
 @click.command()
 @click.argument("ref")
 @click.option("--reason", required=True, help="why it is being reverted")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.option("--server", envvar="HEMOSTAT_SERVER", metavar="URL",
               help="ask the daemon's approval API, as your Kubernetes identity (env HEMOSTAT_SERVER)")
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
@@ -138,13 +140,13 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
         from agent.cli.approval_client import revert_remote
 
         answer = revert_remote(server, ref, reason, kubeconfig, kube_context)
-        click.echo(json.dumps(answer) if as_json else answer["message"])
+        emit_json(answer) if as_json else click.echo(answer["message"])
         return
     executor = Executor(obj.app(), obj.ledger(), obj.user)
     outcome = asyncio.run(executor.revert(ref, reason, by=obj.identity))
     pending = bool(outcome.facts.get("pending"))
     if as_json:
-        click.echo(json.dumps(outcome.to_json()))
+        emit_json(outcome.to_json())
     elif pending:
         click.echo(f"{ref}: {outcome.detail}")
     else:
@@ -157,11 +159,12 @@ def revert(obj: Ctx, ref: str, reason: str, as_json: bool, server: str | None,
 @click.argument("incident")
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False),
               help="also save the incident's observations as a drill scenario")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="write the Markdown here instead of stdout")
+@click.option("--output", "-o", metavar="FILE|json|yaml",
+              help="write the Markdown to FILE instead of stdout; json or yaml: the post-mortem's "
+                   "facts as one document on stdout")
 @server_options("read it through the daemon's API as your Kubernetes identity")
 @pass_ctx
-def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None, server: str | None,
+def postmortem(obj: Ctx, incident: str, record: Path | None, output: str | None, server: str | None,
                kubeconfig: str | None, kube_context: str | None) -> None:
     """Draft the post-mortem of INCIDENT (Markdown) from its ledger timeline."""
     if record is not None:
@@ -170,12 +173,30 @@ def postmortem(obj: Ctx, incident: str, record: Path | None, output: Path | None
         ledger = obj.ledger()
         found = ledger.incident(incident)
         _record_incident(obj, record, found, ledger.events(incident_id=found.id))
+    if output in ("json", "yaml"):
+        if server:
+            raise click.UsageError("-o json|yaml reads the ledger itself; with --server the daemon "
+                                   "gives the Markdown")
+        _postmortem_document(obj, incident, output)
+        return
     text = Source(obj, server, kubeconfig, kube_context).postmortem(incident)
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        Path(output).write_text(text)
         click.echo(f"wrote post-mortem to {output}", err=True)
+
+
+def _postmortem_document(obj: Ctx, incident: str, fmt: str) -> None:
+    """The post-mortem's facts (the incident, its events, the Markdown) as one document."""
+    from agent.cli.output import emit
+    from agent.incidents.postmortem import render_postmortem
+
+    ledger = obj.ledger()
+    found = ledger.incident(incident)
+    events = ledger.events(incident_id=found.id)
+    text = render_postmortem(found, events, obj.config.roles)
+    emit({**found.to_json(), "events": [e.to_json() for e in events], "markdown": text}, fmt)
 
 
 def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
@@ -191,7 +212,7 @@ def _record_incident(obj: Ctx, path: Path, incident: Any, events: Any) -> None:
 
 @click.command()
 @click.argument("incident")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @read_options
 @pass_ctx
 def status(obj: Ctx, incident: str, as_json: bool, server: str | None, kubeconfig: str | None,

@@ -7,11 +7,12 @@ only through `Ledger.prune_through` (see agent/ledger/chain.py for the anchor it
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options, style
 
 if TYPE_CHECKING:
     from agent.ledger.chain import Anchor
@@ -23,7 +24,7 @@ def ledger() -> None:
 
 
 @ledger.command()
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @click.option("--expect", metavar="SEQ:HASH", callback=lambda _c, _p, v: _head(v),
               help="a head printed by an earlier verify: the chain must still hold it")
 @pass_ctx
@@ -39,7 +40,7 @@ def verify(obj: Ctx, as_json: bool, expect: Anchor | None) -> None:
         head = f"; head {result.head_seq}:{result.head_hash}" if result.checked else ""
         click.echo(f"ledger ok: {result.checked} events chained{since}{head}")
     else:
-        click.echo(click.style("ledger broken: ", fg="red", bold=True) + f"{result.reason}", err=True)
+        click.echo(style("ledger broken: ", err=True, fg="red", bold=True) + f"{result.reason}", err=True)
         if result.broken_seq is not None:
             click.echo(f"the {result.checked} events before event {result.broken_seq} verify", err=True)
     sys.exit(0 if result.ok else 1)
@@ -50,11 +51,17 @@ def _head(value: str | None) -> Anchor | None:
 
     if value is None:
         return None
-    seq, _, digest = value.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+    seq, _, digest = value.strip().partition(":")
+    digest = digest.removesuffix("…").removesuffix("...").lower()
+    hexadecimal = all(c in "0123456789abcdef" for c in digest)
+    if not seq.isdigit() or not MIN_HASH <= len(digest) <= 64 or not hexadecimal:
         raise click.BadParameter(f"{value[:80]!r} is not SEQ:HASH as `ledger verify` prints it "
-                                 "(e.g. 1834:5d1c…, 64 hex digits)", param_hint="--expect")
+                                 f"(e.g. 1834:5d1c2f0a…: the hash or its first {MIN_HASH}+ hex digits)",
+                                 param_hint="--expect")
     return Anchor(int(seq), digest)
+
+
+MIN_HASH = 8  # hex digits of a head written down by hand: 32 bits, the full 64 are stronger
 
 
 @ledger.command()
@@ -68,7 +75,15 @@ def _head(value: str | None) -> Anchor | None:
 @pass_ctx
 def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
             approver_roles: tuple[str, ...]) -> None:
-    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers."""
+    """Bring the ledger's schema up to date as its owner, and grant the daemon and approvers.
+
+    With --owner-dsn (or HEMOSTAT_LEDGER_OWNER_DSN) no config file is needed: the chart's
+    migration Job runs before the config exists."""
+    if owner_dsn is not None and not obj.config_path.is_file():
+        from agent.ledger.postgres import PostgresLedger
+
+        _report(PostgresLedger(owner_dsn), daemon_role, approver_roles)
+        return
     store = obj.config.store
     if store.backend != "postgres" and owner_dsn is None:
         if daemon_role or approver_roles:
@@ -79,7 +94,10 @@ def migrate(obj: Ctx, owner_dsn: str | None, daemon_role: str | None,
     from agent.ledger.postgres import PostgresLedger
 
     dsn = owner_dsn or (store.dsn.resolve() if store.dsn else "")
-    ledger = PostgresLedger(dsn)
+    _report(PostgresLedger(dsn), daemon_role, approver_roles)
+
+
+def _report(ledger: Any, daemon_role: str | None, approver_roles: tuple[str, ...]) -> None:
     grants = ledger.grant(daemon_role, approver_roles)
     click.echo(f"ledger {ledger.where}: schema version {ledger.schema_version()}")
     for table, privileges in grants.tables.items():

@@ -16,7 +16,20 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.cli import daemon, demo, diagnose, drill, execute, incidents, ledger, policy, proposals, retention
+from agent.cli import (
+    completion,
+    daemon,
+    demo,
+    diagnose,
+    doctor,
+    drill,
+    execute,
+    incidents,
+    ledger,
+    policy,
+    proposals,
+    retention,
+)
 from agent.cli import ui as web_ui
 from agent.cli.base import Ctx, Group
 
@@ -39,7 +52,8 @@ _COMMANDS: tuple[click.Command, ...] = (
     diagnose.diagnose, proposals.proposals, proposals.show, proposals.approve, proposals.reject,
     execute.execute, incidents.incidents, incidents.ack, incidents.resolve, incidents.assign,
     incidents.revert, incidents.status, incidents.postmortem,
-    daemon.run, policy.policy, policy.plugins, drill.drill, demo.demo, ledger.ledger, web_ui.ui,
+    daemon.run, policy.policy, policy.plugins, drill.drill, demo.demo, ledger.ledger,
+    completion.completion, doctor.doctor, doctor.config_group, web_ui.ui,
 )
 _LEDGER_COMMANDS: tuple[click.Command, ...] = (retention.prune, retention.verify_archive)
 

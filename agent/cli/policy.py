@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options
 
 if TYPE_CHECKING:
     from agent.diagnosis.registry import Registry
@@ -30,7 +31,7 @@ def policy_check(file: Path) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.option("--rbac", is_flag=True, help="instead: the RBAC the plugins declare, as chart values "
               "(helm install -f FILE)")
 def plugins(as_json: bool, rbac: bool) -> None:
@@ -54,7 +55,7 @@ def plugins(as_json: bool, rbac: bool) -> None:
 @click.argument("ref")
 @click.option("--policy", "policy_file", type=click.Path(exists=True, dir_okay=False),
               help="explain under this policy instead of the configured one")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @pass_ctx
 def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -> None:
     """How the policy decides proposal REF now: verdict, the rule that decided, the limits."""
@@ -72,11 +73,13 @@ def policy_explain(obj: Ctx, ref: str, policy_file: str | None, as_json: bool) -
     rule = app.policy.rule(record.proposal.action)
     click.echo(f"{record.id} {record.proposal.action} {record.proposal.subject} under {app.policy_path}")
     click.echo(f"  mode      {app.policy.mode}")
-    click.echo(f"  rule      {rule.model_dump() if rule else 'none: the action is not in the policy'}")
+    shown = _rule_text(rule.model_dump()) if rule else "none: the action is not in the policy"
+    click.echo(f"  rule      {shown}")
     click.echo(f"  verdict   {verdict.decision}{' (dry-run)' if verdict.dry_run else ''}")
     click.echo(f"  because   {'; '.join(verdict.reasons)}")
     if verdict.limits:
-        click.echo(f"  limits    {verdict.limits}")
+        click.echo(f"  limits    {_rule_text(dict(verdict.limits))}")
+
 
 
 def _rbac_values(registry: Registry) -> None:
@@ -90,3 +93,25 @@ def _rbac_values(registry: Registry) -> None:
     click.echo("# " + (", ".join(sorted({name for name, _ in rules})) or "no plugin declares any"))
     values = {"rbac": {"pluginRules": [rule for _, rule in rules]}}
     click.echo(yaml.safe_dump(values, sort_keys=False), nl=False)
+
+
+def _rule_text(rule: dict[str, Any]) -> str:
+    """A policy rule as `approvals 1, limits: max_replicas 20, max_factor 3` (unset keys left out)."""
+    parts = []
+    for key, value in rule.items():
+        if value in (None, {}, [], ()):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_value(v)}" for k, v in value.items() if v is not None)
+            parts.append(f"{key.replace('_', ' ')}: {value}")
+        else:
+            parts.append(f"{key.replace('_', ' ')} {_value(value)}")
+    return "; ".join(parts) or "defaults"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import click
 
 from agent.cli.base import Ctx, pass_ctx, server_options
+from agent.cli.output import current, output_options
 from agent.cli.reading import Source, as_json_text, filter_options, filters, read_options
 from agent.cli.reading import show as show_changes
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @click.option("--all", "show_all", is_flag=True, help="include decided and finished ones")
 @filter_options
 @read_options
@@ -26,14 +27,16 @@ def proposals(obj: Ctx, as_json: bool, show_all: bool, target: str | None, sever
 
     def text() -> str:
         records = source.proposals(only, show_all)
-        return as_json_text([r.to_json() for r in records]) if as_json else render.proposals(records)
+        if as_json:
+            return as_json_text([r.to_json() for r in records])
+        return render.proposals(records, wide=current() == "wide")
 
     show_changes(text, watch, interval)
 
 
 @click.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True)
+@output_options
 @read_options
 @pass_ctx
 def show(obj: Ctx, ref: str, as_json: bool, server: str | None, kubeconfig: str | None,

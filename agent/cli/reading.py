@@ -179,8 +179,11 @@ def filters(target: str | None, severity: str | None, since: str | None, open_on
 
 
 def as_json_text(data: Any) -> str:
-    """What `emit_json` prints (agent.cli.base), as text to compare between polls."""
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
+    """What `emit_json` prints (agent.cli.base): JSON, or YAML under `-o yaml`, as text to compare
+    between polls."""
+    from agent.cli.output import current, dump
+
+    return dump(data, "yaml" if current() == "yaml" else "json")
 
 
 def show(render: Callable[[], str], watch: bool, interval: float,

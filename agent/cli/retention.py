@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from agent.cli.base import Ctx, emit_json, pass_ctx
+from agent.cli.output import output_options, style
 
 if TYPE_CHECKING:
     from agent.ledger import Ledger
@@ -45,7 +46,7 @@ def parse_before(value: str, now: datetime) -> datetime:
 @click.option("--owner-dsn", envvar="HEMOSTAT_LEDGER_OWNER_DSN", metavar="DSN",
               help="PostgreSQL: the owner role's DSN (the daemon's role may not delete); "
                    "prefer the env var HEMOSTAT_LEDGER_OWNER_DSN")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @pass_ctx
 def prune(obj: Ctx, before_text: str, archive: Path | None, dry_run: bool, owner_dsn: str | None,
           as_json: bool) -> None:
@@ -100,7 +101,7 @@ def _show(report: PruneReport, dry_run: bool, as_json: bool) -> None:
 
 @click.command("verify-archive")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@output_options
 @click.option("--against-ledger", is_flag=True,
               help="also require the archive to start and end at anchors of the configured ledger "
                    "(a fully re-chained archive fails)")
@@ -119,5 +120,5 @@ def verify_archive(obj: Ctx, path: Path, as_json: bool, against_ledger: bool) ->
         click.echo(f"archive ok: {result.checked} events chained; it ends at {end}, "
                    "the anchor `ledger verify` starts from")
     else:
-        click.echo(click.style("archive broken: ", fg="red", bold=True) + str(result.reason), err=True)
+        click.echo(style("archive broken: ", err=True, fg="red", bold=True) + str(result.reason), err=True)
     sys.exit(0 if result.ok else 1)

@@ -204,7 +204,7 @@ def _touches_runtime(ev: Evidence, causes: Sequence[Finding], exclude: Sequence[
         if change.facts.get("docs_only"):
             files = ", ".join(change.facts.get("files") or [])
             return Check(False, f"{_name(change)} is docs-only ({shorten(files, 100)})")
-    touched = [name for c in causes for name in c.facts.get("files") or []]
+    touched = list(dict.fromkeys(name for c in causes for name in c.facts.get("files") or []))
     return Check(True, f"{_name(causes[0])} touched {shorten(', '.join(touched), 100)}" if touched
                  else f"{_name(causes[0])} changed the running workload")
 

@@ -86,8 +86,10 @@ def _rollback(subject: str, params: JSON, findings: Sequence[Finding]) -> tuple[
             {**params, "to_revision": to}
     named = {**params, "commits": [str(facts["sha"])]} if facts.get("sha") and "commits" not in params \
         else params  # a git-revert reverts exactly the commit the evidence names, never HEAD
+    image = f" (image {facts['image']} back to {facts['previous_image']})" \
+        if facts.get("image_changed") and facts.get("previous_image") else ""
     return {"summary": f"would roll {subject} back to the revision it ran before deploy "
-                       f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}",
+                       f"{facts.get('short')} landed at {str(facts.get('at', ''))[11:16]}{image}",
             "change": facts.get("sha"), "landed": facts.get("at")}, named
 
 

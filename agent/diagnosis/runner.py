@@ -15,6 +15,7 @@ from datetime import datetime
 from agent.diagnosis.registry import Registry
 from agent.model import Finding, HemostatError, Observation, Severity, TargetSpec, redact
 from agent.model.context import ProbeContext
+from agent.model.quietlog import emit
 
 
 def probes_for(target: TargetSpec, registry: Registry) -> list[str]:
@@ -44,21 +45,33 @@ async def collect_all(target: TargetSpec, registry: Registry, ctx: ProbeContext,
     return list(await asyncio.gather(*tasks))
 
 
+RUNNING: set[tuple[str, str]] = set()  # (target, probe) collecting now: what a progress line names
+
+
 async def _collect_one(name: str, target: TargetSpec, registry: Registry,
                        ctx: ProbeContext) -> Observation:
     probe = registry.probe(name)
     started, at = time.perf_counter(), ctx.now()
+    emit("hemostat.probes", "debug", "probe started", probe=name, target=target.name)
+    RUNNING.add((target.name, name))
     try:
         data = await asyncio.wait_for(probe.collect(target, ctx), timeout=ctx.timeout_s)
-        return Observation(name, target.name, at, data, duration_s=time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        emit("hemostat.probes", "debug", "probe done", probe=name, target=target.name,
+             duration_s=round(duration, 3))
+        return Observation(name, target.name, at, data, duration_s=duration)
     except TimeoutError:
         error, code = f"timed out after {ctx.timeout_s:g}s", "timeout"
     except HemostatError as e:
         error, code = str(e), e.code
     except Exception as e:  # a plugin bug must not take the diagnosis down with it
         error, code = f"{type(e).__name__}: {e}", "probe_crashed"
-    return Observation(name, target.name, at, {}, error=redact(error), error_code=code,
-                       duration_s=time.perf_counter() - started)
+    finally:
+        RUNNING.discard((target.name, name))
+    duration = time.perf_counter() - started
+    emit("hemostat.probes", "warning", "probe failed", probe=name, target=target.name,
+         reason=redact(error), code=code, duration_s=round(duration, 3))
+    return Observation(name, target.name, at, {}, error=redact(error), error_code=code, duration_s=duration)
 
 
 def analyze_all(observations: Iterable[Observation], target: TargetSpec, registry: Registry,

@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.diagnosis.evidence import CHANGE_KINDS, CONTEXT_KINDS, problems
 from agent.model import Finding, Severity, shorten
+from agent.model.rate import LIFETIME
 from policies.tree import SYMPTOM_KINDS
 
 DEPENDENCY_KINDS = frozenset({"dependency_down", "dependency_slow", "provider_incident"})
@@ -149,7 +150,8 @@ def _impact(hurt: Sequence[Finding]) -> tuple[str, ...]:
     out = []
     for f in hurt:
         if f.kind == "error_spike" and f.rate is not None and f.rate.unit == "ratio":
-            base = f", baseline {f.rate.baseline:.0%}" if f.rate.baseline is not None else ""
+            since = " since the app started" if f.rate.baseline_from == LIFETIME else ""
+            base = f", baseline {f.rate.baseline:.0%}{since}" if f.rate.baseline is not None else ""
             out.append(f"{f.rate.value:.0%} of {f.subject}'s requests failing "
                        f"(n={f.rate.samples} in {f.rate.window_s:.0f}s{base})")
         elif f.kind == "error_spike" and f.facts.get("ratio") is not None:

@@ -101,13 +101,35 @@ def parse(body: bytes, limit: int) -> Webhook:
     if len(body) > limit:
         raise IntakeError(413, f"payload of {len(body)} bytes is over the {limit}-byte limit")
     data = _load(body)
+    if isinstance(data, dict) and "version" not in data and LEGACY_GRAFANA & data.keys():
+        raise IntakeError(422, "a legacy Grafana alert (Grafana before 8: ruleName, evalMatches, no "
+                               "version) is not supported: use a Grafana 8+ unified alerting webhook "
+                               "contact point, or route the alert through Alertmanager")
     try:
         return Webhook.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
+        problems = "; ".join(_readable(error) for error in e.errors()[:3])
+        more = f" (and {e.error_count() - 3} more)" if e.error_count() > 3 else ""
         raise IntakeError(422, "not an Alertmanager (v4) or Grafana (v1) alert payload: "
-                               f"{where}: {first['msg']}") from None
+                               f"{problems}{more}") from None
+
+
+LEGACY_GRAFANA = frozenset({"ruleName", "ruleId", "evalMatches", "ruleUrl"})
+_NEEDS = {"labels": "every alert needs its labels: alertname, and one naming the target "
+                    "(intake.target_labels: service, app, ...)",
+          "startsAt": "when the alert began, with a timezone", "status": "firing or resolved",
+          "version": "\"4\" (Alertmanager) or \"1\" (Grafana 8+)", "alerts": "the list of alerts"}
+
+
+def _readable(error: Any) -> str:
+    """One validation error as `alerts.0.labels is missing: every alert needs ...` (dotted, as
+    config errors name their fields)."""
+    loc = [str(p) for p in error["loc"]]
+    where = ".".join(loc) or "payload"
+    if error["type"] == "missing":
+        need = _NEEDS.get(loc[-1] if loc else "", "")
+        return f"{where} is missing" + (f": {need}" if need else "")
+    return f"{where}: {error['msg']}"
 
 
 def _load(body: bytes) -> Any:

@@ -23,6 +23,7 @@ from agent.incidents.intake import Alert, Webhook
 from agent.incidents.situation import firing, tracked_alerts
 from agent.ledger import IncidentRecord, Ledger, ProposalRecord
 from agent.model import TargetSpec, truncate
+from agent.model.quietlog import emit
 
 ACTIVE = ("opened", "triaged", "investigating", "identified", "mitigating")  # before monitoring
 SUMMARY_CHARS = 500  # of an alert's summary kept in the ledger: a 600 KB annotation is not evidence
@@ -88,6 +89,8 @@ def on_alerts(ledger: Ledger, webhook: Webhook, target: TargetSpec, alerts: Sequ
         tracked = tracked_for(ledger, incident.id)  # a racer's incident
         fresh = [a for a in fresh if _delivery_key(tracked.get(a.fingerprint, {})) != a.key]
     _record(ledger, webhook, incident, fresh, now, actor)
+    emit("hemostat.incidents", "info", "incident joined", incident_id=incident.id, target=target.name,
+         firing=len(new_firing), resolved=len(fresh) - len(new_firing), status=incident.status)
     tracked.update({a.fingerprint: _alert_json(a) for a in fresh})
     incident, diagnose = _move(ledger, incident, tracked, new_firing, now, actor)
     return AlertsOutcome(incident, diagnose, len(fresh), dups)

@@ -21,7 +21,7 @@ import structlog
 
 from agent.incidents.status import StatusUpdate
 from agent.model import HemostatError, PermanentError, SecretRef, TemporaryError, redact, truncate
-from agent.model.text import slack_escape
+from agent.model.text import CONTEXT, FALLBACK, HEADER, SECTION, slack_cut, slack_escape, slack_fit
 
 if TYPE_CHECKING:
     from agent.model.bounded_http import Answer
@@ -74,17 +74,24 @@ def slack_payload(update: StatusUpdate, buttons: bool = False) -> dict[str, Any]
     head = f"{update.status}: {update.headline()}"
     body = "\n".join(f"*{k}:* {slack_escape(v)}" for k, v in update.fields())
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": slack_escape(head[:150])}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}},
+        {"type": "header", "text": {"type": "plain_text", "text": slack_fit(head, HEADER)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_cut(body, SECTION)}},
         {"type": "context", "elements": [
-            {"type": "mrkdwn", "text": slack_escape(f"{update.incident_id} · {update.target}")}]},
+            {"type": "mrkdwn", "text": slack_fit(f"{update.incident_id} · {update.target}", CONTEXT)}]},
     ]
     if buttons:
         from agent.incidents.slack_blocks import decision_blocks  # only Slack with interactions needs it
 
         blocks += decision_blocks(update.pending)
     # the fallback text is mrkdwn too: <!channel> would ping
-    return {"text": slack_escape(truncate(head, 300)), "blocks": blocks}
+    return {"text": slack_fit(head, FALLBACK), "blocks": blocks}
+
+
+def slack_plain(update: StatusUpdate) -> dict[str, Any]:
+    """The same update without blocks: what is posted when Slack refuses the blocks (HTTP 400)."""
+    lines = [f"{update.status}: {update.headline()}", *(f"{k}: {v}" for k, v in update.fields()),
+             f"{update.incident_id} · {update.target}"]
+    return {"text": slack_fit("\n".join(lines), FALLBACK)}
 
 
 
@@ -103,6 +110,12 @@ class HttpChannel:
         url = self.url.resolve()
         payload = slack_payload(update, self.buttons) if self.kind == "slack" else update.to_json()
         response = await _post(url, payload, self.timeout_s)
+        if self.kind == "slack" and response.status_code == 400:
+            # Slack refused the blocks (invalid_blocks, too long): the words still go out, as text
+            log.warning("slack refused the blocks; posting plain text", channel=self.name,
+                        incident_id=update.incident_id, answer=redact(truncate(response.text.strip(), 200),
+                                                                      secrets=(url, *url.split("/")[3:])))
+            response = await _post(url, slack_plain(update), self.timeout_s)
         _raise_for(response, url)
 
 

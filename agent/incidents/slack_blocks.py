@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agent.model.text import slack_escape
+from agent.model.text import SECTION, slack_fit
 
 APPROVE, REJECT = "hemostat_approve", "hemostat_reject"
 
@@ -18,8 +18,8 @@ def decision_blocks(pending: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """A line and Approve / Reject buttons per pending proposal (Slack allows 50 blocks: 20 max)."""
     blocks: list[dict[str, Any]] = []
     for pid, label in pending[:20]:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(
-            f"Waiting for approval: {label} ({pid})")[:3000]}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": slack_fit(
+            f"Waiting for approval: {label} ({pid})", SECTION)}})
         blocks.append({"type": "actions", "block_id": f"decide:{pid}", "elements": [
             _button("Approve", APPROVE, pid, "primary"), _button("Reject", REJECT, pid, "danger")]})
     return blocks

@@ -114,7 +114,8 @@ def verify(rows: Iterable[ChainRow], anchor: Anchor | None,
     for row in rows:
         if row.hash != row.expected(prev):
             return Verification(checked, first, last, prev or None, anchor, row.seq, _why(row, before))
-        if expect is not None and row.seq == expect.through_seq and row.hash != expect.hash:
+        # `expect` may hold a prefix of the hash (as written down: at least 8 hex digits)
+        if expect is not None and row.seq == expect.through_seq and not row.hash.startswith(expect.hash):
             return Verification(checked, first, last, prev or None, anchor, row.seq,
                                 f"{row.describe()} is not the event written down as {expect.hash}: "
                                 "the ledger up to it was rewritten")

@@ -22,6 +22,7 @@ from agent.ledger.base import (
     TransitionError,
     check_transition,
 )
+from agent.ledger.events_log import log_event
 from agent.ledger.sql_chain import ChainOps
 from agent.ledger.sql_retention import RetentionOps
 from agent.model import Proposal, Verdict
@@ -69,6 +70,7 @@ class SqlLedger(ChainOps, RetentionOps):
         payload = json.dumps(data or {}, sort_keys=True, default=str)
         values = (self._stamp(at), type, actor, incident_id, proposal_id, payload)
         seq = self._insert_event(cur, values)
+        log_event(type, actor, incident_id, proposal_id, data or {})
         return Event(seq, at, type, actor, incident_id, proposal_id, dict(data or {}))
 
     def append(self, type: str, actor: str, at: datetime, *, incident_id: str | None = None,

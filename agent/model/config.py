@@ -176,6 +176,12 @@ def first_error(source: str, err: ValidationError) -> ConfigError:
     return ConfigError(source, field, message)
 
 
+def all_errors(err: ValidationError) -> list[tuple[str, str]]:
+    """Every one of pydantic's errors as (dotted field path, message), for `config check`."""
+    return [(".".join(str(p) for p in e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in err.errors()]
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a missing file or bad syntax is a ConfigError naming the file."""
     try:
@@ -198,13 +204,13 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", "must be a mapping at the top level")
     try:
-        config = Config.model_validate(_anchor_paths(data, path.parent))
+        config = Config.model_validate(anchor_paths(data, path.parent))
     except ValidationError as e:
         raise first_error(str(path), e) from None
     return config
 
 
-def _anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+def anchor_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Resolve the few path-valued keys relative to the config file's folder."""
     out = dict(data)
     for key in ("policy", "tree"):

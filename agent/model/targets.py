@@ -261,6 +261,10 @@ class TargetSpec(_Strict):
         "Deployment", description="what `deployment` names; Rollout is Argo Rollouts'")
     container: str | None = None
     deploy_repo: DeployRepoSpec | None = None
+    gitops: Literal["git-revert"] | None = Field(
+        None, description="'git-revert': the target runs what deploy_repo's branch says, deployed by "
+        "something Hemostat does not read (deploy-on-merge, a controller out of reach): rollback "
+        "reverts the deploy in git and is verified by re-probing the app's error rate")
     dependencies: list[DependencySpec] = Field(default_factory=list)
     metrics: MetricsSpec | None = None
     prometheus: PrometheusSpec | None = None
@@ -282,6 +286,12 @@ class TargetSpec(_Strict):
         if dupes:
             raise ValueError(f"dependency names must be unique, repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _gitops_needs_repo(self) -> TargetSpec:
+        if self.gitops is not None and self.deploy_repo is None:
+            raise ValueError(f"gitops: {self.gitops} needs deploy_repo (the repository it reverts in)")
+        return self
 
     def dependency(self, name: str) -> DependencySpec | None:
         return next((d for d in self.dependencies if d.name == name), None)

@@ -122,6 +122,9 @@ class Daemon:
             with self._intake_lock:  # two deliveries of one alert at once must not both be news
                 answer = self._accept(webhook)
             code = 202 if answer["recorded"] else 200
+            log.info("webhook received", source=webhook.source, status=webhook.status,
+                     alerts=answer["accepted"], recorded=answer["recorded"], duplicates=answer["duplicates"],
+                     incident_ids=answer["incidents"])
             self.metrics.webhooks.labels(result=str(code)).inc()
             return code, answer
         except IntakeError as e:

@@ -59,7 +59,7 @@ def run(config: Path, *args: str, user: str = "alice") -> tuple[int, str]:
 
 def test_diagnose_json_has_severity_findings_and_gated_proposals(incident: Path) -> None:
     code, out = run(incident, "diagnose", "checkout", "--json")
-    assert code == 0, out
+    assert code == 3, out  # an incident
     doc = json.loads(out)
     assert doc["severity"] == "SEV-2"
     assert {f["kind"] for f in doc["findings"]} == {"recent_deploy", "error_spike"}
@@ -75,7 +75,7 @@ def test_diagnose_json_has_severity_findings_and_gated_proposals(incident: Path)
 
 def test_diagnose_for_people_shows_headline_path_and_verdict(incident: Path) -> None:
     code, out = run(incident, "diagnose", "checkout")
-    assert code == 0, out
+    assert code == 3, out
     assert out.startswith("SEV-2 checkout: 40% of requests failing")
     assert "rollback checkout  -> needs_approval" in out
     assert "recent deployment: deploy" in out and "4 min before the incident" in out
@@ -159,7 +159,7 @@ def test_unknown_proposal_and_unknown_target_are_clear(incident: Path) -> None:
 def test_record_then_drill_replays_the_same_incident(incident: Path, tmp_path: Path) -> None:
     scenario = tmp_path / "incident.yaml"
     code, _ = run(incident, "diagnose", "checkout", "--record", str(scenario), "--no-ledger")
-    assert code == 0
+    assert code == 3
     code, out = run(incident, "drill", str(scenario))
     assert code == 0, out
     assert out.strip().endswith("1 passed, 0 failed")
@@ -245,7 +245,7 @@ def test_the_installed_command_runs_as_a_subprocess(incident: Path) -> None:
     exe = Path(sys.executable).parent / "hemostat"
     result = subprocess.run([str(exe), "--config", str(incident), "diagnose", "checkout", "--json"],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # an incident
     assert json.loads(result.stdout)["proposals"][0]["action"] == "rollback"
     assert subprocess.run([str(exe), "--version"], capture_output=True, text=True).stdout.strip() \
         == "hemostat, version 0.1.0"

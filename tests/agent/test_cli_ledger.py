@@ -96,3 +96,20 @@ def test_a_tampered_postgres_ledger_names_the_first_broken_link(pg_db: str, tmp_
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"ledger broken: event {seqs[2]} (approval by alice" in done.stderr
     assert f"the 1 events before event {seqs[2]} verify" in done.stderr
+
+
+def test_expect_takes_the_short_head_the_docs_show(tmp_path: Path) -> None:
+    config, db = _sqlite_config(tmp_path)
+    ledger = SqliteLedger(db)
+    seqs = _timeline(ledger)
+    head = ledger.verify_chain().head_hash
+    ledger.close()
+    assert head is not None
+    for written in (f"{seqs[-1]}:{head[:8]}", f"{seqs[-1]}:{head[:12]}…", f"{seqs[-1]}:{head.upper()[:10]}"):
+        result = CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify", "--expect", written])
+        assert result.exit_code == 0, (written, result.output)
+    wrong = f"{seqs[-1]}:{'0' if head[0] != '0' else '1'}{head[1:8]}"
+    result = CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify", "--expect", wrong])
+    assert result.exit_code == 1 and "the ledger up to it was rewritten" in result.output
+    short = CliRunner().invoke(cli, ["--config", str(config), "ledger", "verify", "--expect", f"{seqs[-1]}:{head[:7]}"])
+    assert short.exit_code == 2 and "8+ hex digits" in short.output

@@ -107,7 +107,7 @@ def test_the_daemon_diagnoses_for_an_engineer_rbac_allows_and_records_it_as_thei
         world: World, daemon: DaemonProcess) -> None:
     alice = world.person("alice", "sre")
     done = world.diagnose(daemon.url, "checkout", "--json", kubeconfig=alice)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr  # an incident
     doc = yaml.safe_load(done.stdout)
     assert [(p["probe"], p["ok"]) for p in doc["probes"]] == [("http-health", True)]
     down = [f for f in doc["findings"] if f["kind"] == "dependency_down"]
@@ -118,13 +118,13 @@ def test_the_daemon_diagnoses_for_an_engineer_rbac_allows_and_records_it_as_thei
                            capture_output=True, text=True, timeout=60)
     assert re.search(r"diagnosis_requested +alice", shown.stdout), shown.stdout + shown.stderr
     human = world.diagnose(daemon.url, "checkout", kubeconfig=alice)  # the same, for a person
-    assert human.returncode == 0 and "payments-api" in human.stdout
+    assert human.returncode == 3 and "payments-api" in human.stdout
 
 
 def test_no_ledger_asks_the_daemon_not_to_record(world: World, daemon: DaemonProcess) -> None:
     done = world.diagnose(daemon.url, "checkout", "--json", "--no-ledger",
                           kubeconfig=world.person("alice", "sre"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 3, done.stderr
     assert yaml.safe_load(done.stdout)["incident"] is None
     assert world.incidents() == []
 

@@ -95,7 +95,7 @@ def test_ack_resolve_and_assign_record_no_empty_status_changes(tmp_path: Path, l
     doc = yaml.safe_load(config.read_text())
     doc["targets"][0]["probes"] = ["app-metrics"]
     config.write_text(yaml.safe_dump(doc))
-    assert _run("--config", str(config), "--user", "sam", "diagnose", "checkout")[0] == 0
+    assert _run("--config", str(config), "--user", "sam", "diagnose", "checkout")[0] == 3
     [incident] = json.loads(_run("--config", str(config), "incidents", "--json")[1])
     for args in (["ack", incident["id"]], ["assign", incident["id"], "incident_commander", "lee"],
                  ["resolve", incident["id"]], ["resolve", incident["id"]]):

@@ -9,12 +9,14 @@ import pytest
 import structlog
 
 from agent.logs import configure
+from agent.model import quietlog
 
 
 @pytest.fixture(autouse=True)
 def _reset() -> Iterator[None]:
     yield
     structlog.reset_defaults()
+    quietlog.enable(False)  # configure() turned the ledger's and probes' lines on for this process
 
 
 def test_log_lines_are_json_with_dsn_passwords_and_tokens_masked(capsys: pytest.CaptureFixture[str]) -> None:

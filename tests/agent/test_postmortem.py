@@ -252,7 +252,7 @@ def test_cli_status_prints_the_current_update(config_path: Path) -> None:
     assert code == 0, out
     doc = json.loads(out)
     assert (doc["status"], doc["severity"], doc["next_update_at"]) == ("Resolved", "SEV-2", None)
-    assert doc["impact"] == "40% of checkout's requests failing (n=200 in 2s, baseline 1%)"
+    assert doc["impact"] == "40% of checkout's requests failing (n=200 in 2s, baseline 1% since the app started)"
     code, out = run(config_path, "status", INC)
     assert code == 0, out
     assert "Status: Resolved\n" in out and "Next update: none: resolved" in out

@@ -230,7 +230,16 @@ def _change_put_fault(ev: Evidence, causes: Sequence[Finding], exclude: Sequence
                         f"{_name(causes[0])} changed: a rollback would not fix it")
 
 
-REVERT = re.compile(r'^(Revert ".*"|Revert\b|revert\b)')
+REVERT = re.compile(r'^\s*revert\b\s*"?', re.IGNORECASE)
+
+
+def is_revert(subject: str) -> bool:
+    """A commit that undoes one: `Revert "X"` is; `Revert "Revert "X""` puts X back, so it is a
+    re-deploy of X, not a revert (odd nesting undoes, even nesting reinstates)."""
+    depth = 0
+    while (match := REVERT.match(subject)) is not None:
+        depth, subject = depth + 1, subject[match.end():]
+    return depth % 2 == 1
 CONFIG_ONLY = re.compile(r"(^|[/_.-])(configmaps?|cm|secrets?|sealed-?secrets?)([/_.-]|$)|\.env$",
                          re.IGNORECASE)
 
@@ -241,11 +250,11 @@ def _rollback_undoes(ev: Evidence, causes: Sequence[Finding], exclude: Sequence[
     out, and a ConfigMap/Secret-only change stays as it is (revert that change instead)."""
     for change in causes:
         subject = str(change.facts.get("subject") or "")
-        if REVERT.match(subject):
+        if is_revert(subject):
             return Check(False, f"{_name(change)} is itself a revert ({shorten(subject, 80)}): rolling it "
                                 "back would re-deploy the version it took out")
         undone = next((f for f in ev.findings if f.kind == "recent_deploy" and f is not change and subject
-                       and REVERT.match(str(f.facts.get("subject") or ""))
+                       and is_revert(str(f.facts.get("subject") or ""))
                        and subject in str(f.facts["subject"])), None)
         if undone is not None:
             return Check(False, f"{_name(change)} was already reverted by {_name(undone)}: rolling back "

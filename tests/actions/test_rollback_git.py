@@ -55,14 +55,14 @@ def test_a_revert_that_leaves_the_errors_is_not_verified(tmp_path: Path, loopbac
     result, _ = _execute(config)
     assert result["state"] == "failed"
     assert "is on main, but still:" in str(result["detail"]) and "requests failing" in str(result["detail"])
-    assert _log(tmp_path / "deploys").startswith("Revert deploy")  # it did push: the effect is what failed
+    assert _log(tmp_path / "deploys").startswith('Revert "')  # it did push: the effect is what failed
 
 
 def test_a_revert_waiting_for_review_is_not_verified(tmp_path: Path, loopback: LoopbackServer) -> None:
     config = _config(tmp_path, failing_metrics(loopback), "review")
     result, _ = _execute(config)
     assert result["state"] == "failed" and "waits for review on branch hemostat/revert-" in str(result["detail"])
-    assert not _log(tmp_path / "deploys").startswith("Revert deploy")  # main untouched
+    assert not _log(tmp_path / "deploys").startswith('Revert "')  # main untouched
     branches = subprocess.run(["git", "-C", str(tmp_path / "deploys"), "branch", "--list", "hemostat/*"],
                               capture_output=True, text=True, check=True).stdout
     assert "hemostat/revert-" in branches

@@ -69,7 +69,7 @@ def test_the_revert_is_in_the_repo_and_the_app_serves_it(demo: tuple[Path, subpr
     workdir, _ = demo
     log = subprocess.run(["git", "-C", str(workdir / "deploys"), "log", "-1", "--format=%an %s%n%b"],
                          capture_output=True, text=True, check=True).stdout
-    assert log.startswith("Hemostat Revert deploy") and "Hemostat-Revert-Of:" in log
+    assert log.startswith("Hemostat Revert \"checkout: v1.8.0") and "Hemostat-Revert-Of:" in log
     assert deployed_image(workdir / "deploys") == "shop/checkout:v1.7.1"
 
 

@@ -20,6 +20,7 @@ from actions.scale_up import ScaleUpAction
 from agent.execution.identity_kube import KubernetesIdentities, Permission
 from agent.model import DependencySpec, FallbackSpec, FlagSpec, TargetSpec
 from agent.model.context import ActionContext, ProbeContext
+from probes.k8s_cluster import K8sClusterProbe
 from probes.k8s_logs import K8sLogsProbe
 from probes.k8s_workload import K8sWorkloadProbe
 from tests.cluster import chart
@@ -118,7 +119,7 @@ def test_the_chart_service_account_can_do_exactly_what_hemostat_calls(
         # the RoleBinding reaches the authorizer's cache a moment after it is created
         eventually(lambda: _can_read(sa, ns), 30, "the chart's RoleBinding in effect")
         probe_ctx = ProbeContext(kube=lambda: sa)
-        for probe in (K8sWorkloadProbe(), K8sLogsProbe()):
+        for probe in (K8sWorkloadProbe(), K8sLogsProbe(), K8sClusterProbe()):
             run(probe.collect(spec, probe_ctx))
         fast = {"poll_interval_s": 0.25, "verify_timeout_s": 60}
         ctx = ActionContext(target=spec, kube=lambda: sa)

@@ -43,7 +43,7 @@ def run(obj: Ctx, listen: str | None, log_level: str, log_format: str | None,
 
     check_token(obj.config, obj.config_path)
     asyncio.run(validate_live(app, str(obj.config_path)))  # a bad query refuses to start
-    daemon = Daemon(app, obj.ledger())
+    daemon = Daemon(app, obj.ledger(), executor_interval_s=app.config.executor.pass_interval_s)
     try:
         asyncio.run(daemon.serve(host, int(port)))
     except OSError as e:  # the port is taken, or the address is not ours: one line, exit 2

@@ -124,6 +124,9 @@ class ExecutorConfig(_Strict):
         120, ge=0, description="after an action's effect is in place, how long its symptom may take "
         "to go before the mitigation is 'not verified' (an action's own `symptom_settle_s` wins)")
     symptom_poll_s: float = Field(10, gt=0, description="how often the symptom is measured again meanwhile")
+    pass_interval_s: float = Field(
+        2.0, gt=0, description="the leader's executor pass when nothing wakes it (an approval, through "
+        "the API, Slack or the auto policy, wakes it at once)")
 
 
 class Config(_Strict):

@@ -50,6 +50,7 @@ class Daemon(Protocol):
     app: App
     metrics: Metrics
     stopping: asyncio.Event
+    wake: asyncio.Event
     slack: SlackInteractions | None
     diagnoses: DiagnoseApi | None
     watchdog: LoopWatchdog
@@ -142,7 +143,10 @@ async def approval(daemon: Daemon, verb: str, headers: Mapping[str, str], body: 
         return 404, {"error": "the approval API is off (approval_api.enabled: false)"}
     if daemon.stopping.is_set():
         return 503, {"error": "not serving approvals (starting or shutting down)"}
-    return await daemon.approval_api().handle(verb, dict(headers), body)
+    answer = await daemon.approval_api().handle(verb, dict(headers), body)
+    if verb == "approve" and answer[0] == 200:
+        daemon.wake.set()  # the executor runs what is now approved at once, not at its next pass
+    return answer
 
 
 async def diagnose(daemon: Daemon, headers: Mapping[str, str], body: bytes) -> Answer:

@@ -136,6 +136,22 @@ def test_approvals_are_recorded_as_the_cluster_s_identity_and_one_person_counts_
     assert world.marker.read_text().split() == ["start", "done"]
 
 
+def test_an_approval_through_the_api_wakes_the_executor_at_once(world: World) -> None:
+    """Issue 22, 13: the executor's pass is a minute here; the approval itself must start the
+    execution, not the next pass."""
+    doc = yaml.safe_load(world.config.read_text())
+    world.config.write_text(yaml.safe_dump({**doc, "executor": {"pass_interval_s": 60}}))
+    process = start_daemon(world.config, world.env)
+    try:
+        world.propose()
+        for who in ("alice", "bob"):
+            done = world.hemostat("approve", PID, "--server", process.url, kubeconfig=world.person(who, "sre"))
+            assert done.returncode == 0, done.stderr
+        wait_until(lambda: world.ledger.proposal(PID).state == "succeeded", timeout_s=20)
+    finally:
+        process.stop(signal.SIGKILL)
+
+
 def test_a_user_without_the_rbac_permission_gets_403_naming_it(world: World, daemon: DaemonProcess) -> None:
     world.propose()
     mallory = world.person("mallory", "developers")

@@ -82,7 +82,8 @@ def routes(daemon: Daemon) -> list[Route]:
                            reads_body=True, budget="diagnose", max_body_bytes=DIAGNOSE_MAX_BODY))
         # reads (agent.server.read_api) and the web view (agent.server.web), as the caller's identity
         # (sync, in the reads budget's threads; each call deadlined by kubernetes.request_timeout_s)
-        reads = ReadApi(daemon.app, daemon.approval_api().ledger, daemon.approval_api().identities.identities)
+        api = daemon.approval_api()
+        reads = ReadApi(daemon.app, api.ledger, api.identities.identities)
         table += [Route("GET", path + under, reads.handle, authorize=check, prefix=bool(under),
                         budget="reads")
                   for path in READ_ROUTES for under in ("", "/")]

@@ -11,8 +11,10 @@ approval.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +22,11 @@ from typing import Any
 
 import yaml
 
+from agent.execution.approvals import EXECUTOR_ROLE
 from agent.ledger import IncidentRecord
 from agent.ledger.sqlite import SqliteLedger
 from agent.model import DecisionStep, Finding, Proposal, Severity, Verdict
+from tests.agent.daemon_harness import DaemonProcess, start_daemon
 from tests.kubeapi.grants import auth_delegator, grant_role
 from tests.kubeapi.server import FakeApiServer
 from tests.plugins.install import install_plugin
@@ -120,3 +124,26 @@ def _seed(ledger: SqliteLedger, marker: Path) -> tuple[IncidentRecord, IncidentR
     ledger.add_proposal(proposal, Verdict("needs_approval", "propose", ("needs 1 approval from sre",), 1),
                         now - timedelta(minutes=9), now + timedelta(hours=2))
     return ledger.incident(checkout.id), billing, proposal.id
+
+
+def serve_world(tmp: Path) -> Iterator[ReadWorld]:
+    """The world on a fresh fake apiserver, stopped afterwards (a fixture body: `yield from`)."""
+    fake = FakeApiServer()
+    fake.start()
+    try:
+        yield build(tmp, fake)
+    finally:
+        fake.stop()
+
+
+def follower_daemon(world: ReadWorld) -> Iterator[DaemonProcess]:
+    """A daemon that follows: the test holds the executor's lead and beats as a live leader of
+    another replica would, so an approved proposal stays approved and the ledger changes only
+    when a test changes it (a fixture body: `yield from`)."""
+    leader = world.ledger()
+    assert leader.try_lead("other-replica")
+    leader.beat(EXECUTOR_ROLE, "other-replica", datetime.now(UTC))
+    process = start_daemon(world.config, world.env)
+    yield process
+    process.stop(signal.SIGKILL)
+    leader.close()

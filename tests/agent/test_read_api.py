@@ -15,34 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from agent.execution.approvals import EXECUTOR_ROLE
 from agent.model.identity import Identity
-from tests.agent.daemon_harness import DaemonProcess, start_daemon
-from tests.agent.read_world import EVIL, HEMOSTAT, ReadWorld, build
-from tests.kubeapi.server import FakeApiServer
+from tests.agent.daemon_harness import DaemonProcess
+from tests.agent.read_world import EVIL, HEMOSTAT, ReadWorld, follower_daemon, serve_world
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ReadWorld]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield build(tmp_path, fake)
-    finally:
-        fake.stop()
+    yield from serve_world(tmp_path)
 
 
 @pytest.fixture
 def daemon(world: ReadWorld) -> Iterator[DaemonProcess]:
-    """A follower: the test holds the executor's lead as another replica would, so an approved
-    proposal stays approved and the ledger changes only when a test changes it."""
-    leader = world.ledger()
-    assert leader.try_lead("other-replica")
-    leader.beat(EXECUTOR_ROLE, "other-replica", datetime.now(UTC))  # a live leader beats
-    process = start_daemon(world.config, world.env)
-    yield process
-    process.stop(signal.SIGKILL)
-    leader.close()
+    yield from follower_daemon(world)
 
 
 def test_incidents_through_the_daemon_read_as_the_ledger_does_for_what_rbac_allows(

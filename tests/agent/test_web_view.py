@@ -10,44 +10,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.execution.approvals import EXECUTOR_ROLE
-from tests.agent.daemon_harness import DaemonProcess, start_daemon
-from tests.agent.read_world import EVIL, ReadWorld, build
-from tests.kubeapi.server import FakeApiServer
+from tests.agent.daemon_harness import DaemonProcess
+from tests.agent.read_world import EVIL, ReadWorld, follower_daemon, serve_world
 from tests.services.browser import chromium
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[ReadWorld]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield build(tmp_path, fake)
-    finally:
-        fake.stop()
+    yield from serve_world(tmp_path)
 
 
 @pytest.fixture
 def daemon(world: ReadWorld) -> Iterator[DaemonProcess]:
-    """A follower replica (the test holds the executor's lead), so an approved proposal stays
-    approved instead of being executed while the page is looked at."""
-    leader = world.ledger()
-    assert leader.try_lead("other-replica")
-    leader.beat(EXECUTOR_ROLE, "other-replica", datetime.now(UTC))  # a live leader beats
-    process = start_daemon(world.config, world.env)
-    yield process
-    process.stop(signal.SIGKILL)
-    leader.close()
+    yield from follower_daemon(world)
 
 
 @pytest.fixture
